@@ -1,0 +1,187 @@
+"""The job, its states, the worker's status report and the history record.
+
+Life cycle (DESIGN.md):
+
+    queued -> running -> complete | failed | skipped (stale)
+    running --lease expired--> queued (attempts + 1); attempts exhausted -> dead
+
+Every backend stores a job as a flat mapping of strings (a Redis hash, a SQLite
+row); `to_fields`/`from_fields` are the one place that converts.
+"""
+from __future__ import annotations
+
+import enum
+import json
+import time
+import uuid
+from dataclasses import asdict, dataclass, field, fields
+
+
+class JobState(str, enum.Enum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    COMPLETE = "complete"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+    DEAD = "dead"
+
+    @property
+    def finished(self) -> bool:
+        return self not in (JobState.QUEUED, JobState.RUNNING)
+
+
+def new_job_id() -> str:
+    return uuid.uuid4().hex
+
+
+@dataclass
+class Job:
+    id: str
+    repo_url: str
+    submitted_at: float
+    ttl: int
+    state: JobState = JobState.QUEUED
+    attempts: int = 0
+    stage: str = ""
+    progress: float = 0.0
+    worker_id: str = ""
+    lease_token: str = ""
+    lease_deadline: float = 0.0
+    started_at: float = 0.0
+    finished_at: float = 0.0
+    error: str = ""
+    reason: str = ""
+    files_processed: int = 0
+    embeddings_generated: int = 0
+
+    def age(self, now: float | None = None) -> float:
+        return (time.time() if now is None else now) - self.submitted_at
+
+    def is_stale(self, now: float | None = None) -> bool:
+        return self.age(now) > self.ttl
+
+    def to_fields(self) -> dict[str, str]:
+        out = {}
+        for key, value in asdict(self).items():
+            out[key] = value.value if isinstance(value, enum.Enum) else str(value)
+        return out
+
+    @classmethod
+    def from_fields(cls, raw: dict) -> "Job":
+        values = {}
+        for f in fields(cls):
+            if f.name not in raw or raw[f.name] is None:
+                continue
+            value = raw[f.name]
+            if isinstance(value, bytes):
+                value = value.decode()
+            if f.type == "int":
+                value = int(float(value))
+            elif f.type == "float":
+                value = float(value)
+            elif f.type == "JobState":
+                value = JobState(value)
+            values[f.name] = value
+        return cls(**values)
+
+    def public(self) -> dict:
+        """What the API shows: everything but the lease token (a capability)."""
+        data = asdict(self)
+        data.pop("lease_token")
+        data["state"] = self.state.value
+        data["job_id"] = data.pop("id")
+        return data
+
+
+@dataclass
+class JobResult:
+    """What a finished pipeline reports back."""
+
+    files_processed: int = 0
+    embeddings_generated: int = 0
+
+
+def history_record(job: Job, state: JobState, *, finished_at: float, error: str = "",
+                   reason: str = "") -> dict:
+    """Property 9: the record a finished job leaves in the capped history."""
+    started = job.started_at or finished_at
+    record = {
+        "job_id": job.id,
+        "repo_url": job.repo_url,
+        "status": state.value,
+        "duration_seconds": round(max(0.0, finished_at - started), 3),
+        "files_processed": job.files_processed,
+        "embeddings_generated": job.embeddings_generated,
+        "timestamp": finished_at,
+        "attempts": job.attempts,
+        "worker_id": job.worker_id,
+    }
+    if error:
+        record["error"] = error
+    if reason:
+        record["reason"] = reason
+    return record
+
+
+class WorkerState(str, enum.Enum):
+    IDLE = "idle"
+    RUNNING = "running"
+    ERROR = "error"
+    OFFLINE = "offline"
+
+
+@dataclass
+class WorkerStatus:
+    """What a worker reports about itself; the API returns it as reported (property 4),
+    except that a worker silent for longer than `offline_after` shows as Offline."""
+
+    worker_id: str
+    state: WorkerState = WorkerState.IDLE
+    repo_url: str = ""
+    error: str = ""
+    job_id: str = ""
+    stage: str = ""
+    progress: float = 0.0
+    device: str = "cpu"
+    heartbeat_at: float = 0.0
+    heartbeat_seconds: float = 5.0
+    started_at: float = field(default_factory=time.time)
+
+    @property
+    def status(self) -> str:
+        """The compatible status string of the original design (property 11)."""
+        if self.state is WorkerState.RUNNING:
+            return f"Training Graph on {self.repo_url}"
+        if self.state is WorkerState.ERROR:
+            return f"Error: {self.error}"
+        if self.state is WorkerState.OFFLINE:
+            return "Offline"
+        return "Idle"
+
+    @property
+    def offline_after(self) -> float:
+        """Silence longer than this means the worker is gone. Three missed beats, and
+        never less than 10 s, so a busy machine's late beat doesn't flap the page."""
+        return max(10.0, 3 * self.heartbeat_seconds)
+
+    def to_json(self) -> str:
+        data = asdict(self)
+        data["state"] = self.state.value
+        return json.dumps(data, separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, raw: str | bytes) -> "WorkerStatus":
+        data = json.loads(raw)
+        data["state"] = WorkerState(data["state"])
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+    def public(self, now: float) -> dict:
+        shown = self
+        if self.state is not WorkerState.OFFLINE and now - self.heartbeat_at > self.offline_after:
+            shown = WorkerStatus(**{**asdict(self), "state": WorkerState.OFFLINE})
+        data = asdict(shown)
+        data["state"] = shown.state.value
+        data["status"] = shown.status
+        data["seconds_since_heartbeat"] = round(max(0.0, now - self.heartbeat_at), 3)
+        return data

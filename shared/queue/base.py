@@ -1,0 +1,173 @@
+"""The queue contract every backend keeps (Redis, Upstash REST, SQLite).
+
+A job is taken under a *lease*: a token and a deadline. The worker extends the
+lease with each heartbeat; a lease that runs out puts the job back at the head
+of the queue with attempts + 1, or dead-letters it after `max_attempts`. Every
+mutating call is idempotent under a retry of the same call, so a client that
+resends a request whose answer was lost creates no duplicate.
+"""
+from __future__ import annotations
+
+import abc
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Callable
+
+from shared.jobs import Job, JobResult, JobState, WorkerStatus, history_record, new_job_id
+
+HISTORY_LIMIT = 100  # property 10
+DEAD_LIMIT = 100
+RECORD_RETENTION = 7 * 86_400  # finished jobs and silent workers are forgotten after this
+
+
+class QueueError(Exception):
+    """Base of the queue layer's errors."""
+
+
+class QueueFull(QueueError):
+    def __init__(self, size: int, cap: int):
+        super().__init__(f"queue is full: {size} pending jobs, the cap is {cap}")
+        self.size = size
+        self.cap = cap
+
+
+class QueueUnavailable(QueueError):
+    """The backend could not be reached; the message never carries a secret."""
+
+
+@dataclass(frozen=True)
+class Enqueued:
+    job: Job
+    position: int  # 1-based place in the queue; 0 once taken
+    queue_size: int
+    created: bool  # False: the repository was already pending, this is that job
+
+
+@dataclass(frozen=True)
+class Overview:
+    """Everything the status page shows, read in one backend call."""
+
+    pending: int
+    running: int
+    workers: list[WorkerStatus]
+    history: list[dict]
+    dead: list[Job]
+
+
+@dataclass(frozen=True)
+class Lease:
+    """The rules a worker takes jobs under."""
+
+    seconds: int = 60
+    max_attempts: int = 3
+
+
+class JobQueue(abc.ABC):
+    """One contract, three backends. `now` is injectable so tests can age jobs."""
+
+    backend = "abstract"
+
+    def __init__(self, *, max_queue_size: int = 10, task_ttl: int = 86_400,
+                 lease: Lease = Lease(), clock: Callable[[], float] = time.time):
+        self.max_queue_size = max_queue_size
+        self.task_ttl = task_ttl
+        self.lease = lease
+        self.clock = clock
+
+    # --- the producer side (control plane) -----------------------------------------
+    def enqueue(self, repo_url: str, job_id: str | None = None) -> Enqueued:
+        """Add a job unless the repository is already pending; QueueFull at the cap.
+        Cap check and insert are one atomic step."""
+        job = Job(id=job_id or new_job_id(), repo_url=repo_url,
+                  submitted_at=self.clock(), ttl=self.task_ttl)
+        return self._enqueue(job)
+
+    # --- the consumer side (worker) ------------------------------------------------
+    def claim(self, worker: WorkerStatus) -> Job | None:
+        """Record the worker's heartbeat, return expired leases to the queue, and
+        lease the oldest queued job to this worker (None when the queue is empty)."""
+        worker.heartbeat_at = self.clock()
+        return self._claim(worker, lease_token=uuid.uuid4().hex)
+
+    def heartbeat(self, worker: WorkerStatus, job: Job | None = None) -> bool:
+        """Report the worker's status and extend `job`'s lease; False when the
+        lease was lost (it expired and another worker may hold the job now)."""
+        worker.heartbeat_at = self.clock()
+        if job is not None:
+            job.lease_deadline = worker.heartbeat_at + self.lease.seconds
+        return self._heartbeat(worker, job)
+
+    def finish(self, job: Job, state: JobState, worker: WorkerStatus, *,
+               result: JobResult | None = None, error: str = "", reason: str = "") -> bool:
+        """End a leased job as complete, failed or skipped, append its history record
+        and store the worker's new status, in one step. False when the lease was lost."""
+        assert state in (JobState.COMPLETE, JobState.FAILED, JobState.SKIPPED)
+        now = self.clock()
+        if result is not None:
+            job.files_processed = result.files_processed
+            job.embeddings_generated = result.embeddings_generated
+        job.state, job.finished_at, job.error, job.reason = state, now, error, reason
+        worker.heartbeat_at = now
+        record = history_record(job, state, finished_at=now, error=error, reason=reason)
+        return self._finish(job, record, worker)
+
+    def release(self, job: Job, worker: WorkerStatus) -> bool:
+        """Give a leased job back to the head of the queue without counting the
+        attempt (graceful stop). False when the lease was already lost."""
+        worker.heartbeat_at = self.clock()
+        return self._release(job, worker)
+
+    #: True when `wait` wakes as soon as a job arrives; False when it only sleeps
+    #: (Upstash REST), so the worker polls at its slower idle interval.
+    blocking = True
+
+    @abc.abstractmethod
+    def wait(self, timeout: float, interrupt: threading.Event) -> None:
+        """Block until a job may be waiting, `timeout` seconds pass or `interrupt` is set."""
+
+    # --- reads (API) ---------------------------------------------------------------
+    @abc.abstractmethod
+    def get_job(self, job_id: str) -> Job | None: ...
+
+    @abc.abstractmethod
+    def overview(self, history_limit: int = 10, dead_limit: int = 10) -> Overview:
+        """Workers, queue size, recent history (newest first) and dead-lettered jobs."""
+
+    def history(self, limit: int = 10) -> list[dict]:
+        return self.overview(history_limit=limit, dead_limit=0).history
+
+    def workers(self) -> list[WorkerStatus]:
+        return self.overview(history_limit=0, dead_limit=0).workers
+
+    def pending_count(self) -> int:
+        return self.overview(history_limit=0, dead_limit=0).pending
+
+    @abc.abstractmethod
+    def ping(self) -> None:
+        """Raise QueueUnavailable unless the backend answers."""
+
+    def close(self) -> None:
+        pass
+
+    # --- what each backend implements atomically -------------------------------------
+    @abc.abstractmethod
+    def _enqueue(self, job: Job) -> Enqueued: ...
+
+    @abc.abstractmethod
+    def _claim(self, worker: WorkerStatus, lease_token: str) -> Job | None: ...
+
+    @abc.abstractmethod
+    def _heartbeat(self, worker: WorkerStatus, job: Job | None) -> bool: ...
+
+    @abc.abstractmethod
+    def _finish(self, job: Job, record: dict, worker: WorkerStatus) -> bool: ...
+
+    @abc.abstractmethod
+    def _release(self, job: Job, worker: WorkerStatus) -> bool: ...
+
+    def _record_expire(self) -> int:
+        """A queued or running job's record outlives its TTL long enough for the
+        worker to find it stale and record it as skipped."""
+        return self.task_ttl + RECORD_RETENTION

@@ -1,0 +1,59 @@
+"""Every Redis key the system uses, built in this one place."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Keys:
+    prefix: str = "na:"
+
+    @property
+    def queue(self) -> str:
+        """List of queued job ids, oldest at the head. Never expires."""
+        return self.prefix + "queue"
+
+    @property
+    def pending_repos(self) -> str:
+        """Hash repo_url -> id of its queued job, to answer a resubmission with it."""
+        return self.prefix + "pending_repos"
+
+    @property
+    def leases(self) -> str:
+        """Sorted set job id -> lease deadline (epoch seconds)."""
+        return self.prefix + "leases"
+
+    @property
+    def dead(self) -> str:
+        """List of dead-lettered job ids, newest first, capped."""
+        return self.prefix + "dead"
+
+    @property
+    def history(self) -> str:
+        """List of JSON history records, newest first, capped at 100."""
+        return self.prefix + "history"
+
+    @property
+    def workers(self) -> str:
+        """Sorted set worker id -> last heartbeat."""
+        return self.prefix + "workers"
+
+    @property
+    def job_prefix(self) -> str:
+        return self.prefix + "job:"
+
+    def job(self, job_id: str) -> str:
+        """Hash of one job's fields; expires after its TTL plus retention."""
+        return self.job_prefix + job_id
+
+    @property
+    def worker_prefix(self) -> str:
+        return self.prefix + "worker:"
+
+    def worker(self, worker_id: str) -> str:
+        """JSON status a worker last reported; expires when the worker goes silent."""
+        return self.worker_prefix + worker_id
+
+    @property
+    def claim_prefix(self) -> str:
+        return self.prefix + "claim:"

@@ -1,0 +1,293 @@
+"""The queue in one SQLite file: the embedded default, no server to install.
+
+Each transition is one `BEGIN IMMEDIATE` transaction, which takes the write
+lock up front, so the cap check and the insert (or a claim) cannot interleave
+with another thread's or process's.
+"""
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from contextlib import contextmanager
+from dataclasses import fields
+from pathlib import Path
+from typing import Iterator
+
+from shared.jobs import Job, JobState, WorkerStatus, history_record
+from shared.queue.base import (
+    DEAD_LIMIT,
+    HISTORY_LIMIT,
+    RECORD_RETENTION,
+    Enqueued,
+    JobQueue,
+    Overview,
+    QueueError,
+    QueueFull,
+    QueueUnavailable,
+)
+
+_POLL_SECONDS = 0.2
+_JOB_COLUMNS = [f.name for f in fields(Job)]
+
+_SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS jobs (
+    {", ".join(_JOB_COLUMNS)},
+    seq REAL,            -- place in the queue while queued, lowest first
+    expires_at REAL NOT NULL,
+    PRIMARY KEY (id)
+);
+CREATE INDEX IF NOT EXISTS jobs_by_state ON jobs (state, seq);
+CREATE INDEX IF NOT EXISTS jobs_by_repo ON jobs (repo_url, state);
+CREATE TABLE IF NOT EXISTS claims (token TEXT PRIMARY KEY, job_id TEXT, expires_at REAL);
+CREATE TABLE IF NOT EXISTS history (seq INTEGER PRIMARY KEY AUTOINCREMENT, record TEXT);
+CREATE TABLE IF NOT EXISTS dead (seq INTEGER PRIMARY KEY AUTOINCREMENT, job_id TEXT);
+CREATE TABLE IF NOT EXISTS workers (worker_id TEXT PRIMARY KEY, status TEXT, heartbeat_at REAL);
+"""
+
+
+class SqliteQueue(JobQueue):
+    backend = "sqlite"
+    blocking = True  # it polls the local file, which costs nothing
+
+    def __init__(self, path: Path | str, **options):
+        super().__init__(**options)
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._local = threading.local()
+        self._connections: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+        self._read(lambda db: db.executescript(_SCHEMA))
+
+    # --- connections -----------------------------------------------------------------
+    def _db(self) -> sqlite3.Connection:
+        db = getattr(self._local, "db", None)
+        if db is None:
+            db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+            db.row_factory = sqlite3.Row
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            self._local.db = db
+            with self._lock:
+                self._connections.append(db)
+        return db
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        try:
+            db = self._db()
+            db.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            raise QueueUnavailable(f"SQLite queue {self.path} is unavailable: {exc}") from exc
+        try:
+            yield db
+            db.execute("COMMIT")
+        except BaseException as exc:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            if isinstance(exc, sqlite3.Error):
+                raise QueueError(f"SQLite queue error: {exc}") from exc
+            raise
+
+    def close(self) -> None:
+        with self._lock:
+            for db in self._connections:
+                try:
+                    db.close()
+                except sqlite3.ProgrammingError:
+                    pass  # made in another thread that has ended
+            self._connections.clear()
+        self._local = threading.local()
+
+    # --- transitions ---------------------------------------------------------------------
+    def _enqueue(self, job: Job) -> Enqueued:
+        with self._transaction() as db:
+            size = _count_queued(db)
+            existing = _load(db, job.id) or _queued_for_repo(db, job.repo_url)
+            if existing is not None:
+                return Enqueued(existing, _position(db, existing.id), size, created=False)
+            if size >= self.max_queue_size:
+                raise QueueFull(size, self.max_queue_size)
+            seq = db.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM jobs").fetchone()[0]
+            _insert(db, job, seq=seq, expires_at=job.submitted_at + self._record_expire())
+            return Enqueued(job, size + 1, size + 1, created=True)
+
+    def _claim(self, worker: WorkerStatus, lease_token: str) -> Job | None:
+        now = worker.heartbeat_at
+        with self._transaction() as db:
+            _save_worker(db, worker)
+            db.execute("DELETE FROM workers WHERE heartbeat_at < ?", (now - RECORD_RETENTION,))
+            db.execute("DELETE FROM jobs WHERE expires_at < ?", (now,))
+            db.execute("DELETE FROM claims WHERE expires_at < ?", (now,))
+            prior = db.execute("SELECT job_id FROM claims WHERE token = ?", (lease_token,)).fetchone()
+            if prior is not None:
+                return _load(db, prior[0])
+            self._reap(db, now)
+            row = db.execute(
+                "SELECT id FROM jobs WHERE state = 'queued' ORDER BY seq LIMIT 1").fetchone()
+            if row is None:
+                return None
+            deadline = now + self.lease.seconds
+            db.execute(
+                "UPDATE jobs SET state = 'running', attempts = attempts + 1, seq = NULL,"
+                " worker_id = ?, lease_token = ?, lease_deadline = ?, started_at = ?,"
+                " stage = '', progress = 0, expires_at = ? WHERE id = ?",
+                (worker.worker_id, lease_token, deadline, now, now + self._record_expire(),
+                 row[0]))
+            db.execute("INSERT INTO claims VALUES (?, ?, ?)",
+                       (lease_token, row[0], now + self.lease.seconds))
+            return _load(db, row[0])
+
+    def _reap(self, db: sqlite3.Connection, now: float) -> None:
+        expired = db.execute(
+            "SELECT * FROM jobs WHERE state = 'running' AND lease_deadline <= ?", (now,)
+        ).fetchall()
+        for row in expired:
+            job = Job.from_fields(dict(row))
+            if job.attempts >= self.lease.max_attempts:
+                error = (f"lease expired on attempt {job.attempts} of {self.lease.max_attempts}"
+                         " (worker stopped answering); dead-lettered")
+                db.execute(
+                    "UPDATE jobs SET state = 'dead', finished_at = ?, error = ?, lease_token = '',"
+                    " lease_deadline = 0, expires_at = ? WHERE id = ?",
+                    (now, error, now + RECORD_RETENTION, job.id))
+                db.execute("INSERT INTO dead (job_id) VALUES (?)", (job.id,))
+                _trim(db, "dead", DEAD_LIMIT)
+                _append_history(db, history_record(job, JobState.DEAD, finished_at=now, error=error))
+            else:
+                _requeue_at_head(db, job.id)
+
+    def _heartbeat(self, worker: WorkerStatus, job: Job | None) -> bool:
+        with self._transaction() as db:
+            _save_worker(db, worker)
+            if job is None:
+                return True
+            updated = db.execute(
+                "UPDATE jobs SET lease_deadline = ?, stage = ?, progress = ?"
+                " WHERE id = ? AND lease_token = ? AND state = 'running'",
+                (job.lease_deadline, job.stage, job.progress, job.id, job.lease_token))
+            return updated.rowcount == 1
+
+    def _finish(self, job: Job, record: dict, worker: WorkerStatus) -> bool:
+        with self._transaction() as db:
+            stored = db.execute("SELECT state, lease_token FROM jobs WHERE id = ?",
+                                (job.id,)).fetchone()
+            if stored is None or stored["lease_token"] != job.lease_token:
+                return False
+            if stored["state"] == JobState.RUNNING.value:
+                db.execute(
+                    "UPDATE jobs SET state = ?, finished_at = ?, error = ?, reason = ?,"
+                    " files_processed = ?, embeddings_generated = ?, lease_deadline = 0,"
+                    " expires_at = ? WHERE id = ?",
+                    (job.state.value, job.finished_at, job.error, job.reason,
+                     job.files_processed, job.embeddings_generated,
+                     job.finished_at + RECORD_RETENTION, job.id))
+                _append_history(db, record)
+            _save_worker(db, worker)
+            return True
+
+    def _release(self, job: Job, worker: WorkerStatus) -> bool:
+        with self._transaction() as db:
+            _save_worker(db, worker)
+            owned = db.execute(
+                "UPDATE jobs SET attempts = attempts - 1 WHERE id = ? AND lease_token = ?"
+                " AND state = 'running'", (job.id, job.lease_token)).rowcount == 1
+            if owned:
+                _requeue_at_head(db, job.id)
+            return owned
+
+    # --- reads -------------------------------------------------------------------------
+    def wait(self, timeout: float, interrupt: threading.Event) -> None:
+        remaining = timeout
+        while remaining > 0 and not interrupt.is_set():
+            if self._read(lambda db: _count_queued(db)) > 0:
+                return
+            interrupt.wait(min(_POLL_SECONDS, remaining))
+            remaining -= _POLL_SECONDS
+
+    def get_job(self, job_id: str) -> Job | None:
+        return self._read(lambda db: _load(db, job_id))
+
+    def overview(self, history_limit: int = 10, dead_limit: int = 10) -> Overview:
+        history_limit = max(0, min(history_limit, HISTORY_LIMIT))
+        dead_limit = max(0, min(dead_limit, DEAD_LIMIT))
+
+        def read(db: sqlite3.Connection) -> Overview:
+            running = db.execute("SELECT COUNT(*) FROM jobs WHERE state = 'running'").fetchone()
+            workers = db.execute("SELECT status FROM workers ORDER BY worker_id").fetchall()
+            history = db.execute("SELECT record FROM history ORDER BY seq DESC LIMIT ?",
+                                 (history_limit,)).fetchall()
+            dead_ids = db.execute("SELECT job_id FROM dead ORDER BY seq DESC LIMIT ?",
+                                  (dead_limit,)).fetchall()
+            dead = [job for (job_id,) in dead_ids if (job := _load(db, job_id)) is not None]
+            return Overview(
+                pending=_count_queued(db),
+                running=running[0],
+                workers=[WorkerStatus.from_json(status) for (status,) in workers],
+                history=[json.loads(record) for (record,) in history],
+                dead=dead,
+            )
+
+        return self._read(read)
+
+    def ping(self) -> None:
+        self._read(lambda db: db.execute("SELECT 1").fetchone())
+
+    def _read(self, query):
+        try:
+            return query(self._db())
+        except sqlite3.Error as exc:
+            raise QueueUnavailable(f"SQLite queue {self.path} is unavailable: {exc}") from exc
+
+
+def _count_queued(db: sqlite3.Connection) -> int:
+    return db.execute("SELECT COUNT(*) FROM jobs WHERE state = 'queued'").fetchone()[0]
+
+
+def _load(db: sqlite3.Connection, job_id: str) -> Job | None:
+    row = db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
+    return Job.from_fields(dict(row)) if row is not None else None
+
+
+def _queued_for_repo(db: sqlite3.Connection, repo_url: str) -> Job | None:
+    row = db.execute("SELECT id FROM jobs WHERE repo_url = ? AND state = 'queued' LIMIT 1",
+                     (repo_url,)).fetchone()
+    return _load(db, row[0]) if row is not None else None
+
+
+def _position(db: sqlite3.Connection, job_id: str) -> int:
+    row = db.execute(
+        "SELECT COUNT(*) FROM jobs WHERE state = 'queued' AND seq <= "
+        "(SELECT seq FROM jobs WHERE id = ? AND state = 'queued')", (job_id,)).fetchone()
+    return row[0]
+
+
+def _insert(db: sqlite3.Connection, job: Job, *, seq: float, expires_at: float) -> None:
+    values = {name: getattr(job, name) for name in _JOB_COLUMNS}
+    values["state"] = job.state.value
+    columns = [*_JOB_COLUMNS, "seq", "expires_at"]
+    db.execute(
+        f"INSERT INTO jobs ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})",
+        [values[c] for c in _JOB_COLUMNS] + [seq, expires_at])
+
+
+def _requeue_at_head(db: sqlite3.Connection, job_id: str) -> None:
+    head = db.execute("SELECT COALESCE(MIN(seq), 1) - 1 FROM jobs").fetchone()[0]
+    db.execute(
+        "UPDATE jobs SET state = 'queued', seq = ?, worker_id = '', lease_token = '',"
+        " lease_deadline = 0, stage = '', progress = 0 WHERE id = ?", (head, job_id))
+
+
+def _save_worker(db: sqlite3.Connection, worker: WorkerStatus) -> None:
+    db.execute("INSERT OR REPLACE INTO workers VALUES (?, ?, ?)",
+               (worker.worker_id, worker.to_json(), worker.heartbeat_at))
+
+
+def _append_history(db: sqlite3.Connection, record: dict) -> None:
+    db.execute("INSERT INTO history (record) VALUES (?)", (json.dumps(record),))
+    _trim(db, "history", HISTORY_LIMIT)
+
+
+def _trim(db: sqlite3.Connection, table: str, keep: int) -> None:
+    db.execute(f"DELETE FROM {table} WHERE seq <= "
+               f"(SELECT seq FROM {table} ORDER BY seq DESC LIMIT 1 OFFSET ?)", (keep,))

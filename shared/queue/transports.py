@@ -1,0 +1,126 @@
+"""The two ways commands reach Redis: its own protocol, and Upstash's REST API.
+
+Every script the queue runs is idempotent under a retry of the same call, so
+both transports may resend a request whose answer was lost.
+"""
+from __future__ import annotations
+
+import threading
+from typing import Any, Sequence
+
+import httpx
+import redis
+import tenacity
+from redis.backoff import ExponentialBackoff
+from redis.retry import Retry
+from upstash_redis import Redis as UpstashClient
+from upstash_redis.errors import UpstashError
+
+from shared.queue.base import QueueError, QueueUnavailable
+
+# A blocking wait is cut into slices this long so a stopping worker is not held.
+_WAIT_SLICE = 1.0
+
+
+class RedisProtocol:
+    """redis-py over TCP (or TLS with rediss://)."""
+
+    name = "redis"
+    blocking = True
+
+    def __init__(self, url: str, *, timeout: float = 5.0):
+        common = dict(decode_responses=True, socket_connect_timeout=min(timeout, 2.0),
+                      health_check_interval=15)
+        # Two quick retries with short backoff: the API answers 503 within seconds
+        # rather than hanging on redis-py's default multi-second backoff.
+        retry = Retry(ExponentialBackoff(cap=0.5, base=0.05), 2)
+        self.client = redis.Redis.from_url(url, socket_timeout=timeout, retry=retry, **common)
+        # Blocking waits need a socket timeout longer than the wait itself.
+        self.waiter = redis.Redis.from_url(url, socket_timeout=timeout + _WAIT_SLICE,
+                                           retry=Retry(ExponentialBackoff(), 0), **common)
+
+    def command(self, *args: Any) -> Any:
+        with _redis_errors():
+            return self.client.execute_command(*args)
+
+    def script(self, source: str, sha: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
+        with _redis_errors():
+            try:
+                return self.client.evalsha(sha, len(keys), *keys, *args)
+            except redis.exceptions.NoScriptError:
+                return self.client.eval(source, len(keys), *keys, *args)
+
+    def wait_nonempty(self, key: str, timeout: float, interrupt: threading.Event) -> None:
+        """Block until `key` holds an item. BLMOVE from a list to its own head is a
+        no-op move that wakes the moment an item arrives, and takes nothing: the
+        atomic claim script still decides who gets the job."""
+        remaining = timeout
+        while remaining > 0 and not interrupt.is_set():
+            slice_ = min(_WAIT_SLICE, remaining)
+            with _redis_errors():
+                if self.waiter.blmove(key, key, slice_, "LEFT", "LEFT") is not None:
+                    return
+            remaining -= slice_
+
+    def close(self) -> None:
+        self.client.close()
+        self.waiter.close()
+
+
+class _redis_errors:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, exc, tb):
+        if exc is None:
+            return False
+        if isinstance(exc, (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)):
+            # redis-py's messages carry host and port, never the password
+            raise QueueUnavailable(f"Redis is unreachable: {exc}") from exc
+        if isinstance(exc, redis.exceptions.RedisError):
+            raise QueueError(f"Redis error: {exc}") from exc
+        return False
+
+
+class UpstashRest:
+    """upstash-redis over HTTPS. The client has no request timeout and resends a
+    failed request once on its own; we set a timeout and do the retrying here,
+    where every resent command is known to be idempotent."""
+
+    name = "upstash"
+    blocking = False  # REST has no blocking commands: the worker polls
+
+    def __init__(self, url: str, token: str, *, timeout: float = 5.0, attempts: int = 3):
+        self.client = UpstashClient(url=url, token=token, rest_retries=0, allow_telemetry=False)
+        # The client builds its httpx.Client with timeout=None; a hung call would
+        # hang the worker or an API request forever.
+        self.client._http._client.timeout = httpx.Timeout(timeout)
+        self._retrying = tenacity.Retrying(
+            stop=tenacity.stop_after_attempt(attempts),
+            wait=tenacity.wait_exponential(multiplier=0.2, max=2.0),
+            retry=tenacity.retry_if_exception_type((httpx.HTTPError, ValueError)),
+            reraise=True,
+        )
+
+    def command(self, *args: Any) -> Any:
+        try:
+            return self._retrying(self.client.execute, [str(a) for a in args])
+        except UpstashError as exc:
+            raise QueueUnavailable(f"Upstash refused the command: {exc}") from exc
+        except (httpx.HTTPError, ValueError) as exc:
+            # httpx messages name the URL, never the token (it travels in a header)
+            raise QueueUnavailable(f"Upstash is unreachable: {type(exc).__name__}: {exc}") from exc
+
+    def script(self, source: str, sha: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
+        try:
+            return self.command("EVALSHA", sha, len(keys), *keys, *args)
+        except QueueUnavailable as exc:
+            if "NOSCRIPT" not in str(exc):
+                raise
+        return self.command("EVAL", source, len(keys), *keys, *args)
+
+    def wait_nonempty(self, key: str, timeout: float, interrupt: threading.Event) -> None:
+        interrupt.wait(timeout)
+
+    def close(self) -> None:
+        self.client.close()

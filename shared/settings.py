@@ -1,0 +1,212 @@
+"""Settings: read once from the environment, validated, immutable.
+
+Every variable is listed in README.md with its default. A wrong value raises
+SettingsError naming the variable, so a service fails at start, not mid-job.
+"""
+from __future__ import annotations
+
+import enum
+import ipaddress
+import os
+import secrets
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Mapping
+from urllib.parse import parse_qs, urlsplit
+
+
+class SettingsError(ValueError):
+    """A configuration variable is missing or wrong; the message names it."""
+
+
+class Mode(str, enum.Enum):
+    CLOUD = "CLOUD"  # control plane only (free-tier host)
+    EDGE = "EDGE"  # worker only (GPU laptop)
+    ALL = "ALL"  # both on one machine, embedded defaults
+
+
+@dataclass(frozen=True)
+class Settings:
+    mode: Mode = Mode.ALL
+    admin_token: str = ""
+    admin_token_generated: bool = False
+    upstash_url: str = ""
+    upstash_token: str = field(default="", repr=False)
+    redis_url: str = field(default="", repr=False)  # may embed a password
+    database_url: str = field(default="", repr=False)
+    qdrant_url: str = ""
+    qdrant_api_key: str = field(default="", repr=False)
+    data_dir: Path = Path("data")
+    max_queue_size: int = 10
+    task_ttl: int = 86_400
+    allow_local_repos: bool = False
+    max_attempts: int = 3
+    lease_seconds: int = 60
+    heartbeat_seconds: float = 5.0
+    idle_poll_seconds: float = 60.0
+    worker_id: str = ""
+    host: str = "127.0.0.1"
+    port: int = 8000
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
+        env = os.environ if env is None else env
+        reader = _Reader(env)
+        mode = reader.choice("MODE", Mode, Mode.ALL)
+        settings = cls(
+            mode=mode,
+            admin_token=reader.text("PHAROS_ADMIN_TOKEN"),
+            upstash_url=reader.text("UPSTASH_REDIS_REST_URL").rstrip("/"),
+            upstash_token=reader.text("UPSTASH_REDIS_REST_TOKEN"),
+            redis_url=reader.text("REDIS_URL"),
+            database_url=reader.text("DATABASE_URL"),
+            qdrant_url=reader.text("QDRANT_URL"),
+            qdrant_api_key=reader.text("QDRANT_API_KEY"),
+            data_dir=Path(reader.text("DATA_DIR") or "data"),
+            max_queue_size=reader.integer("MAX_QUEUE_SIZE", 10, minimum=1),
+            task_ttl=reader.integer("TASK_TTL", 86_400, minimum=1),
+            allow_local_repos=reader.boolean("ALLOW_LOCAL_REPOS", False),
+            max_attempts=reader.integer("MAX_ATTEMPTS", 3, minimum=1),
+            lease_seconds=reader.integer("LEASE_SECONDS", 60, minimum=2),
+            heartbeat_seconds=reader.number("HEARTBEAT_SECONDS", 5.0, minimum=0.1),
+            idle_poll_seconds=reader.number("IDLE_POLL_SECONDS", 60.0, minimum=0.1),
+            worker_id=reader.text("WORKER_ID"),
+            host=reader.text("HOST") or "127.0.0.1",
+            port=reader.integer("PORT", 8000, minimum=1),
+        )
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        if bool(self.upstash_url) != bool(self.upstash_token):
+            raise SettingsError(
+                "UPSTASH_REDIS_REST_URL and UPSTASH_REDIS_REST_TOKEN must be set together"
+            )
+        if self.upstash_url and self.redis_url:
+            raise SettingsError("set either UPSTASH_REDIS_REST_URL or REDIS_URL, not both")
+        if self.upstash_url:
+            _require_tls("UPSTASH_REDIS_REST_URL", self.upstash_url, {"https"}, {"http"})
+        if self.redis_url:
+            _require_tls("REDIS_URL", self.redis_url, {"rediss"}, {"redis", "unix"})
+        if self.database_url:
+            _require_postgres_tls(self.database_url)
+        if self.qdrant_url:
+            _require_tls("QDRANT_URL", self.qdrant_url, {"https"}, {"http"})
+        if self.lease_seconds <= self.heartbeat_seconds * 2:
+            raise SettingsError(
+                "LEASE_SECONDS must be more than twice HEARTBEAT_SECONDS, "
+                "or a slow heartbeat would let a live job's lease expire"
+            )
+        if self.mode is Mode.CLOUD and not self.admin_token:
+            raise SettingsError(
+                "PHAROS_ADMIN_TOKEN is not set: MODE=CLOUD refuses to start without it "
+                "(generate one with: python -c 'import secrets; print(secrets.token_urlsafe(32))')"
+            )
+
+    def with_generated_token(self) -> "Settings":
+        """The embedded run makes up a token when none is set (and prints it)."""
+        if self.admin_token:
+            return self
+        return replace(self, admin_token=secrets.token_urlsafe(32), admin_token_generated=True)
+
+    @property
+    def queue_backend(self) -> str:
+        if self.upstash_url:
+            return "upstash"
+        if self.redis_url:
+            return "redis"
+        return "sqlite"
+
+
+class _Reader:
+    """Typed access to the environment; errors name the variable."""
+
+    def __init__(self, env: Mapping[str, str]):
+        self.env = env
+
+    def text(self, name: str) -> str:
+        return self.env.get(name, "").strip()
+
+    def integer(self, name: str, default: int, *, minimum: int) -> int:
+        raw = self.text(name)
+        if not raw:
+            return default
+        try:
+            value = int(raw)
+        except ValueError:
+            raise SettingsError(f"{name} must be an integer, got {raw!r}") from None
+        if value < minimum:
+            raise SettingsError(f"{name} must be at least {minimum}, got {value}")
+        return value
+
+    def number(self, name: str, default: float, *, minimum: float) -> float:
+        raw = self.text(name)
+        if not raw:
+            return default
+        try:
+            value = float(raw)
+        except ValueError:
+            raise SettingsError(f"{name} must be a number, got {raw!r}") from None
+        if not value >= minimum:
+            raise SettingsError(f"{name} must be at least {minimum}, got {raw}")
+        return value
+
+    def boolean(self, name: str, default: bool) -> bool:
+        raw = self.text(name).lower()
+        if not raw:
+            return default
+        if raw in {"1", "true", "yes", "on"}:
+            return True
+        if raw in {"0", "false", "no", "off"}:
+            return False
+        raise SettingsError(f"{name} must be true or false, got {raw!r}")
+
+    def choice(self, name: str, enum_type: type[Mode], default: Mode) -> Mode:
+        raw = self.text(name).upper()
+        if not raw:
+            return default
+        try:
+            return enum_type(raw)
+        except ValueError:
+            allowed = " | ".join(m.value for m in enum_type)
+            raise SettingsError(f"{name} must be one of {allowed}, got {raw!r}") from None
+
+
+def is_loopback_host(host: str | None) -> bool:
+    if not host:
+        return False
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _require_tls(name: str, url: str, secure: set[str], plain: set[str]) -> None:
+    """Property 12: a service off this machine is reached over TLS only."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    if scheme in secure:
+        return
+    if scheme not in plain:
+        allowed = ", ".join(sorted(secure | plain))
+        raise SettingsError(f"{name} must be a URL with scheme {allowed}")
+    if scheme != "unix" and not is_loopback_host(parts.hostname):
+        raise SettingsError(
+            f"{name} points at {parts.hostname} without TLS; use {sorted(secure)[0]}:// "
+            "for any host that is not this machine"
+        )
+
+
+def _require_postgres_tls(url: str) -> None:
+    parts = urlsplit(url)
+    if parts.scheme not in {"postgres", "postgresql"}:
+        raise SettingsError("DATABASE_URL must be a postgresql:// URL")
+    if is_loopback_host(parts.hostname) or not parts.hostname:
+        return
+    sslmode = parse_qs(parts.query).get("sslmode", [""])[0]
+    if sslmode not in {"require", "verify-ca", "verify-full"}:
+        raise SettingsError(
+            f"DATABASE_URL points at {parts.hostname} without TLS; add ?sslmode=require"
+        )
