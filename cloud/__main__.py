@@ -1,0 +1,41 @@
+"""`python -m cloud`: serve the control plane with uvicorn on HOST:PORT."""
+from __future__ import annotations
+
+import logging
+import sys
+
+import uvicorn
+
+from cloud.auth import redact_path
+from shared.settings import Settings, SettingsError
+
+
+class _RedactAccessLog(logging.Filter):
+    """uvicorn's access log prints request paths, and a submitted repository URL
+    may carry credentials."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple) and len(record.args) >= 3:
+            args = list(record.args)
+            args[2] = redact_path(str(args[2]))
+            record.args = tuple(args)
+        return True
+
+
+def main() -> int:
+    try:
+        settings = Settings.from_env()
+    except SettingsError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("uvicorn.access").addFilter(_RedactAccessLog())
+    # drain in-flight requests for up to 30 s on SIGTERM
+    uvicorn.run("cloud.app:app", host=settings.host, port=settings.port,
+                timeout_graceful_shutdown=30, log_config=None)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,56 @@
+"""Bearer-token guard for every /api/ route (status and history name private repos)."""
+from __future__ import annotations
+
+import hmac
+import logging
+import re
+
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from cloud.errors import error_response
+
+log = logging.getLogger("cloud.auth")
+
+_USERINFO = re.compile(r"//[^/@]*@")
+
+
+def redact_path(path: str) -> str:
+    """A submitted URL may carry credentials (it is rejected, but only later)."""
+    return _USERINFO.sub("//***@", path)[:200]
+
+
+class BearerAuth:
+    """Pure ASGI middleware: a request under /api/ without the admin token gets 401."""
+
+    def __init__(self, app: ASGIApp):
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not scope["path"].startswith("/api/"):
+            await self.app(scope, receive, send)
+            return
+        # read per request: the app's settings (and a generated token) arrive at startup
+        token = scope["app"].state.settings.admin_token.encode()
+        problem = _problem(dict(scope["headers"]).get(b"authorization", b""), token)
+        if problem is None:
+            await self.app(scope, receive, send)
+            return
+        client = scope.get("client") or ("?", 0)
+        # never the presented token: it may be a real secret typed into the wrong place
+        log.warning("401 %s %s from %s: %s", scope["method"], redact_path(scope["path"]),
+                    client[0], problem)
+        response = error_response(401, "unauthorized", problem,
+                                  {"WWW-Authenticate": 'Bearer realm="neo-alexandria"'})
+        await response(scope, receive, send)
+
+
+
+def _problem(header: bytes, token: bytes) -> str | None:
+    scheme, _, presented = header.partition(b" ")
+    if not header:
+        return "missing Authorization header; send 'Authorization: Bearer <token>'"
+    if scheme.lower() != b"bearer" or not presented.strip():
+        return "Authorization header must be 'Bearer <token>'"
+    if not token or not hmac.compare_digest(presented.strip(), token):
+        return "invalid token"
+    return None

@@ -1,0 +1,163 @@
+"""Endpoints of the control plane. The queue calls block, so the handlers are
+plain functions that Starlette runs on its thread pool."""
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse
+from starlette.routing import Route
+
+from cloud.errors import ApiError
+from cloud.openapi import openapi_spec
+from shared.jobs import WorkerState
+from shared.queue import JobQueue, Overview, QueueError
+from shared.queue.base import DEAD_LIMIT, HISTORY_LIMIT
+from shared.repo_url import normalize_repo_url
+from shared.settings import Settings
+
+PREFIX = "/api/v1/ingestion"
+STATIC = Path(__file__).parent / "static"
+
+
+class OverviewCache:
+    """Open status pages share one backend read a second: on Upstash each is billed."""
+
+    def __init__(self, ttl: float = 1.0):
+        self.ttl = ttl
+        self._lock = threading.Lock()
+        self._view: Overview | None = None
+        self._read_at = float("-inf")
+
+    def get(self, queue: JobQueue) -> Overview:
+        with self._lock:
+            if time.monotonic() - self._read_at >= self.ttl:
+                self._view = queue.overview(history_limit=10, dead_limit=10)
+                self._read_at = time.monotonic()
+            return self._view
+
+
+def _queue(request: Request) -> JobQueue:
+    return request.app.state.queue
+
+
+def _settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+def _limit(request: Request, default: int, maximum: int) -> int:
+    raw = request.query_params.get("limit", str(default))
+    try:
+        limit = int(raw)
+    except ValueError:
+        raise ApiError(400, "bad_request", f"limit must be an integer, got {raw[:20]!r}") from None
+    if not 1 <= limit <= maximum:
+        raise ApiError(400, "bad_request", f"limit must be between 1 and {maximum}")
+    return limit
+
+
+def ingest(request: Request) -> JSONResponse:
+    raw = request.path_params["repo_url"]
+    if request.url.query:  # a query string is part of what was submitted
+        raw = f"{raw}?{request.url.query}"
+    target = normalize_repo_url(raw, allow_local=_settings(request).allow_local_repos)
+    queue = _queue(request)
+    enqueued = queue.enqueue(target)
+    return JSONResponse({
+        "status": "dispatched",
+        "job_id": enqueued.job.id,
+        "duplicate": not enqueued.created,
+        "queue_position": enqueued.position,
+        "queue_size": enqueued.queue_size,
+        "max_queue_size": queue.max_queue_size,
+        "target": target,
+    })
+
+
+def worker_status(request: Request) -> JSONResponse:
+    now = time.time()
+    workers = [w.public(now) for w in _queue(request).workers()]
+    return JSONResponse({"status": overall_status(workers), "workers": workers})
+
+
+def overall_status(workers: list[dict]) -> str:
+    """One string for clients of the original single-worker API: a busy worker
+    first, then a failing one, then an idle one; Offline when none is alive."""
+    for state in (WorkerState.RUNNING, WorkerState.ERROR, WorkerState.IDLE):
+        for worker in workers:
+            if worker["state"] == state.value:
+                return worker["status"]
+    return "Offline"
+
+
+def history(request: Request) -> JSONResponse:
+    limit = _limit(request, 10, HISTORY_LIMIT)
+    return JSONResponse({"jobs": _queue(request).history(limit)})
+
+
+def dead_jobs(request: Request) -> JSONResponse:
+    limit = _limit(request, 10, DEAD_LIMIT)
+    dead = _queue(request).overview(history_limit=0, dead_limit=limit).dead
+    return JSONResponse({"jobs": [job.public() for job in dead]})
+
+
+def job_detail(request: Request) -> JSONResponse:
+    job_id = request.path_params["job_id"]
+    job = _queue(request).get_job(job_id) if job_id.isalnum() and len(job_id) <= 64 else None
+    if job is None:
+        raise ApiError(404, "not_found", f"no job with id {job_id[:64]!r}")
+    return JSONResponse(job.public())
+
+
+def overview(request: Request) -> JSONResponse:
+    """Everything the status page shows, in one backend call (Upstash bills each)."""
+    queue = _queue(request)
+    now = time.time()
+    view = request.app.state.overview_cache.get(queue)
+    workers = [w.public(now) for w in view.workers]
+    return JSONResponse({
+        "status": overall_status(workers),
+        "workers": workers,
+        "queue": {"size": view.pending, "running": view.running, "max": queue.max_queue_size,
+                  "backend": queue.backend},
+        "jobs": view.history,
+        "dead": [job.public() for job in view.dead],
+        "time": now,
+    })
+
+
+def health(request: Request) -> JSONResponse:
+    """Liveness (always 200 while the process serves) plus each backend's reachability."""
+    queue = _queue(request)
+    started = time.perf_counter()
+    try:
+        queue.ping()
+        backend = {"ok": True, "backend": queue.backend}
+    except QueueError as exc:
+        backend = {"ok": False, "backend": queue.backend, "detail": str(exc)[:200]}
+    backend["latency_ms"] = round(1000 * (time.perf_counter() - started), 2)
+    return JSONResponse({"status": "ok" if backend["ok"] else "degraded",
+                         "backends": {"queue": backend}})
+
+
+def openapi(request: Request) -> JSONResponse:
+    return JSONResponse(openapi_spec())
+
+
+def index(request: Request) -> FileResponse:
+    return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
+
+
+ROUTES = [
+    Route("/", index, methods=["GET"]),
+    Route("/health", health, methods=["GET"]),
+    Route("/openapi.json", openapi, methods=["GET"]),
+    Route(f"{PREFIX}/ingest/{{repo_url:path}}", ingest, methods=["POST"]),
+    Route(f"{PREFIX}/worker/status", worker_status, methods=["GET"]),
+    Route(f"{PREFIX}/overview", overview, methods=["GET"]),
+    Route(f"{PREFIX}/jobs/history", history, methods=["GET"]),
+    Route(f"{PREFIX}/jobs/dead", dead_jobs, methods=["GET"]),
+    Route(f"{PREFIX}/jobs/{{job_id}}", job_detail, methods=["GET"]),
+]

@@ -1,0 +1,207 @@
+"""The worker loop: take a job under a lease, run the pipeline, report, repeat.
+
+The pipeline runs on its own thread while this loop heartbeats for it, so a
+pipeline stuck in a long call still holds its lease, and a stop request can
+give the job back after a grace period whatever the pipeline is doing.
+"""
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from dataclasses import replace
+from typing import Callable, Protocol
+
+from shared.jobs import Job, JobResult, JobState, WorkerState, WorkerStatus
+from shared.queue import JobQueue, QueueError
+
+log = logging.getLogger("edge.worker")
+
+MAX_BACKOFF_SECONDS = 30.0
+
+
+class Cancelled(Exception):
+    """Raised inside the pipeline at its next progress report once the job must stop."""
+
+
+class Report(Protocol):
+    def __call__(self, stage: str, progress: float) -> None: ...
+
+
+Pipeline = Callable[[Job, Report], JobResult]
+
+
+class _Run:
+    """One job on its pipeline thread: progress in, result or error out."""
+
+    def __init__(self, job: Job, pipeline: Pipeline):
+        self.job = job
+        self.result: JobResult | None = None
+        self.error: BaseException | None = None
+        self.cancelled = threading.Event()
+        self._thread = threading.Thread(target=self._main, args=(pipeline,),
+                                        name=f"job-{job.id[:8]}", daemon=True)
+
+    def _main(self, pipeline: Pipeline) -> None:
+        try:
+            self.result = pipeline(self.job, self.report)
+        except BaseException as exc:  # a bad job never stops the worker
+            self.error = exc
+
+    def report(self, stage: str, progress: float) -> None:
+        if self.cancelled.is_set():
+            raise Cancelled(self.job.id)
+        self.job.stage = stage
+        self.job.progress = round(min(100.0, max(0.0, float(progress))), 1)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def join(self, timeout: float) -> bool:
+        """True once the pipeline has returned."""
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+
+class Worker:
+    def __init__(self, queue: JobQueue, pipeline: Pipeline, *, worker_id: str,
+                 device: str = "cpu", heartbeat_seconds: float = 5.0,
+                 idle_poll_seconds: float = 60.0, stop_grace_seconds: float = 60.0):
+        self.queue = queue
+        self.pipeline = pipeline
+        self.heartbeat_seconds = heartbeat_seconds
+        # A queue that can block wakes us when a job arrives; one that cannot (Upstash
+        # REST) is polled at the slower idle interval to stay inside its free quota.
+        self.poll_seconds = heartbeat_seconds if queue.blocking else idle_poll_seconds
+        self.stop_grace_seconds = stop_grace_seconds
+        self.status = WorkerStatus(worker_id=worker_id, device=device,
+                                   heartbeat_seconds=self.poll_seconds)
+        self._stop = threading.Event()
+        self._stop_deadline = float("inf")
+
+    # --- control -----------------------------------------------------------------------
+    def stop(self) -> None:
+        """Ask the loop to end: a running job gets `stop_grace_seconds` to finish,
+        then goes back to the queue."""
+        if not self._stop.is_set():
+            self._stop_deadline = time.monotonic() + self.stop_grace_seconds
+            self._stop.set()
+
+    def run(self) -> None:
+        log.info("worker %s started on %s (queue: %s)", self.status.worker_id,
+                 self.status.device, self.queue.backend)
+        failures = 0
+        while not self._stop.is_set():
+            try:
+                if not self.run_once():
+                    self.queue.wait(self.poll_seconds, self._stop)
+                failures = 0
+            except QueueError as exc:
+                failures += 1
+                delay = min(MAX_BACKOFF_SECONDS, 2 ** (failures - 1)) * random.uniform(0.8, 1.2)
+                log.warning("queue unreachable (%s); retrying in %.1f s", exc, delay)
+                self._stop.wait(delay)
+        self._report_offline()
+
+    def run_once(self) -> bool:
+        """Claim one job and see it through; False when the queue was empty."""
+        job = self.queue.claim(self._idle_status())
+        if job is None:
+            return False
+        if job.is_stale(self.queue.clock()):
+            self._skip_stale(job)
+        else:
+            self._process(job)
+        return True
+
+    # --- one job -----------------------------------------------------------------------
+    def _process(self, job: Job) -> None:
+        log.info("job %s: %s (attempt %d)", job.id, job.repo_url, job.attempts)
+        self.status = replace(self.status, state=WorkerState.RUNNING, repo_url=job.repo_url,
+                              error="", job_id=job.id, stage="", progress=0.0,
+                              heartbeat_seconds=self.heartbeat_seconds)
+        run = _Run(job, self.pipeline)
+        run.start()
+        while not run.join(self.heartbeat_seconds):
+            if self._stop.is_set() and time.monotonic() > self._stop_deadline:
+                run.cancelled.set()
+                self._give_back(job)
+                return
+            if not self._beat(job):
+                run.cancelled.set()
+                log.warning("job %s: lease lost; another worker may run it", job.id)
+                self.status = self._idle_status()
+                return
+        if run.error is None:
+            self._finish(job, JobState.COMPLETE, result=run.result or JobResult())
+        else:
+            message = _one_line(run.error)
+            log.error("job %s failed: %s", job.id, message, exc_info=run.error)
+            self._finish(job, JobState.FAILED, error=message)
+
+    def _beat(self, job: Job) -> bool:
+        self.status.stage, self.status.progress = job.stage, job.progress
+        try:
+            return self.queue.heartbeat(self.status, job)
+        except QueueError as exc:
+            # keep working: the lease outlasts a few missed beats
+            log.warning("heartbeat failed (%s)", exc)
+            return True
+
+    def _finish(self, job: Job, state: JobState, *, result: JobResult | None = None,
+                error: str = "", reason: str = "") -> None:
+        if state is JobState.FAILED:
+            after = replace(self.status, state=WorkerState.ERROR, error=error, job_id="",
+                            stage="", progress=0.0)
+        else:
+            after = self._idle_status()
+        self._until_stored(lambda: self.queue.finish(job, state, after, result=result,
+                                                     error=error, reason=reason))
+        self.status = after
+        log.info("job %s: %s", job.id, state.value)
+
+    def _skip_stale(self, job: Job) -> None:
+        age = job.age(self.queue.clock())
+        reason = f"stale: waited {age:.0f} s, longer than its TTL of {job.ttl} s"
+        log.info("job %s skipped (%s)", job.id, reason)
+        self._finish(job, JobState.SKIPPED, reason=reason)
+
+    def _give_back(self, job: Job) -> None:
+        log.info("job %s: stopping; back to the queue", job.id)
+        self.status = replace(self._idle_status(), state=WorkerState.OFFLINE)
+        self._until_stored(lambda: self.queue.release(job, self.status), attempts=3)
+
+    def _until_stored(self, write: Callable[[], bool], attempts: int = 8) -> None:
+        """A finished job's outcome must reach the queue; the write is idempotent,
+        so retry it through a short outage. If it never lands, the lease expires
+        and the job runs again: at-least-once, never lost."""
+        for attempt in range(attempts):
+            try:
+                if not write():
+                    log.warning("lease was lost before the outcome was stored")
+                return
+            except QueueError as exc:
+                delay = min(MAX_BACKOFF_SECONDS, 2 ** attempt)
+                log.warning("storing the outcome failed (%s); retrying in %d s", exc, delay)
+                time.sleep(delay)
+
+    # --- status ------------------------------------------------------------------------
+    def _idle_status(self) -> WorkerStatus:
+        keep_error = self.status.state is WorkerState.ERROR
+        return replace(self.status, state=WorkerState.ERROR if keep_error else WorkerState.IDLE,
+                       repo_url="", job_id="", stage="", progress=0.0,
+                       heartbeat_seconds=self.poll_seconds)
+
+    def _report_offline(self) -> None:
+        self.status = replace(self._idle_status(), state=WorkerState.OFFLINE)
+        try:
+            self.queue.heartbeat(self.status)
+        except QueueError as exc:
+            log.warning("could not report Offline (%s)", exc)
+        log.info("worker %s stopped", self.status.worker_id)
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text[:500]
