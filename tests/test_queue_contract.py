@@ -1,0 +1,240 @@
+"""The queue contract, run against every backend: SQLite, Redis, Upstash REST."""
+from __future__ import annotations
+
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from shared.jobs import JobResult, JobState, WorkerState, WorkerStatus
+from shared.queue import Lease, QueueFull
+from shared.queue.base import HISTORY_LIMIT
+from tests.queues import Clock
+
+REPO = "https://github.com/psf/requests"
+
+
+def repo(i: int) -> str:
+    return f"https://github.com/owner/repo-{i}"
+
+
+def worker(name: str = "w1") -> WorkerStatus:
+    return WorkerStatus(worker_id=name)
+
+
+def test_enqueue_gives_unique_ids_and_positions(new_queue):
+    queue = new_queue()
+    first, second = queue.enqueue(repo(1)), queue.enqueue(repo(2))
+    assert first.created and second.created
+    assert first.job.id != second.job.id and len(first.job.id) == 32
+    assert (first.position, second.position) == (1, 2)
+    assert second.queue_size == 2 == queue.pending_count()
+    stored = queue.get_job(first.job.id)
+    assert stored.state is JobState.QUEUED and stored.repo_url == repo(1)
+    assert queue.get_job("0" * 32) is None
+
+
+def test_a_pending_repository_is_not_queued_twice(new_queue):
+    queue = new_queue()
+    first = queue.enqueue(REPO)
+    again = queue.enqueue(REPO)
+    assert not again.created and again.job.id == first.job.id and again.position == 1
+    assert queue.pending_count() == 1
+    queue.claim(worker())  # once it runs, a new submission is a new job
+    later = queue.enqueue(REPO)
+    assert later.created and later.job.id != first.job.id
+
+
+def test_a_resent_enqueue_creates_no_duplicate(new_queue):
+    """A client that lost the answer resends the same job id."""
+    queue = new_queue()
+    first = queue.enqueue(REPO, job_id="a" * 32)
+    resent = queue.enqueue(REPO, job_id="a" * 32)
+    assert resent.job.id == first.job.id and not resent.created
+    assert queue.pending_count() == 1
+
+
+def test_cap_is_enforced(new_queue):
+    queue = new_queue(max_queue_size=3)
+    for i in range(3):
+        queue.enqueue(repo(i))
+    with pytest.raises(QueueFull) as full:
+        queue.enqueue(repo(99))
+    assert full.value.size == 3 and full.value.cap == 3
+    queue.claim(worker())  # a running job no longer counts against the cap
+    assert queue.enqueue(repo(99)).created
+
+
+def test_concurrent_submissions_accept_exactly_the_cap(new_queue):
+    queue = new_queue(max_queue_size=10)
+
+    def submit(i: int) -> bool:
+        try:
+            queue.enqueue(repo(i))
+            return True
+        except QueueFull:
+            return False
+
+    with ThreadPoolExecutor(max_workers=25) as pool:
+        accepted = sum(pool.map(submit, range(100)))
+    assert accepted == 10
+    assert queue.pending_count() == 10
+
+
+def test_claim_is_fifo_and_leases_the_job(new_queue):
+    clock = Clock()
+    queue = new_queue(clock=clock, lease=Lease(seconds=30))
+    ids = [queue.enqueue(repo(i)).job.id for i in range(3)]
+    me = worker()
+    claimed = [queue.claim(me) for _ in range(3)]
+    assert [job.id for job in claimed] == ids
+    job = claimed[0]
+    assert job.state is JobState.RUNNING and job.attempts == 1 and job.worker_id == "w1"
+    assert job.lease_token and job.lease_deadline == clock.now + 30
+    assert queue.claim(me) is None
+    assert queue.overview().running == 3
+
+
+def test_claim_records_the_worker_heartbeat(new_queue):
+    queue = new_queue()
+    me = WorkerStatus(worker_id="laptop", device="cuda:0 (RTX)")
+    queue.claim(me)
+    [seen] = queue.workers()
+    assert seen.worker_id == "laptop" and seen.device == "cuda:0 (RTX)"
+    assert seen.heartbeat_at == me.heartbeat_at
+
+
+def test_heartbeat_extends_the_lease_and_carries_progress(new_queue):
+    clock = Clock()
+    queue = new_queue(clock=clock, lease=Lease(seconds=10))
+    queue.enqueue(REPO)
+    me = worker()
+    job = queue.claim(me)
+    clock.advance(8)
+    job.stage, job.progress = "parse", 40.0
+    assert queue.heartbeat(me, job)
+    clock.advance(8)  # past the first deadline, inside the extended one
+    assert queue.claim(worker("w2")) is None
+    stored = queue.get_job(job.id)
+    assert (stored.state, stored.stage, stored.progress) == (JobState.RUNNING, "parse", 40.0)
+
+
+def test_expired_lease_requeues_at_the_head_then_dead_letters(new_queue):
+    clock = Clock()
+    queue = new_queue(clock=clock, lease=Lease(seconds=10, max_attempts=3))
+    job_id = queue.enqueue(REPO).job.id
+    queue.enqueue(repo(2))
+    for attempt in (1, 2, 3):
+        job = queue.claim(worker(f"w{attempt}"))
+        assert job.id == job_id and job.attempts == attempt
+        clock.advance(11)  # the worker died: no heartbeat, no finish
+    assert queue.claim(worker("w4")).repo_url == repo(2)
+    dead = queue.get_job(job_id)
+    assert dead.state is JobState.DEAD and "lease expired" in dead.error
+    view = queue.overview()
+    assert [job.id for job in view.dead] == [job_id]
+    assert view.history[0]["status"] == "dead" and view.history[0]["job_id"] == job_id
+    # a requeued job is findable by its repository again until it is dead
+    assert queue.enqueue(REPO).created
+
+
+def test_a_stale_worker_cannot_finish_a_job_another_worker_took(new_queue):
+    clock = Clock()
+    queue = new_queue(clock=clock, lease=Lease(seconds=10))
+    queue.enqueue(REPO)
+    slow = queue.claim(worker("slow"))
+    clock.advance(11)
+    fast = queue.claim(worker("fast"))
+    assert fast.id == slow.id and fast.attempts == 2
+    assert not queue.heartbeat(worker("slow"), slow)
+    assert not queue.finish(slow, JobState.COMPLETE, worker("slow"))
+    assert queue.finish(fast, JobState.COMPLETE, worker("fast"))
+    assert queue.get_job(fast.id).worker_id == "fast"
+
+
+def test_finish_records_history_and_is_idempotent(new_queue):
+    clock = Clock()
+    queue = new_queue(clock=clock)
+    queue.enqueue(REPO)
+    me = worker()
+    job = queue.claim(me)
+    clock.advance(42.5)
+    me.state = WorkerState.IDLE
+    assert queue.finish(job, JobState.COMPLETE, me, result=JobResult(36, 72))
+    assert queue.finish(job, JobState.COMPLETE, me)  # a resent finish: done, not lost
+    [record] = queue.history(10)
+    assert record == {  # property 9
+        "job_id": job.id, "repo_url": REPO, "status": "complete", "duration_seconds": 42.5,
+        "files_processed": 36, "embeddings_generated": 72, "timestamp": clock.now,
+        "attempts": 1, "worker_id": "w1",
+    }
+    stored = queue.get_job(job.id)
+    assert stored.state is JobState.COMPLETE and stored.finished_at == clock.now
+    assert queue.overview().running == 0
+
+
+def test_failed_and_skipped_jobs_carry_their_error_and_reason(new_queue):
+    queue = new_queue()
+    queue.enqueue(repo(1))
+    queue.enqueue(repo(2))
+    me = worker()
+    queue.finish(queue.claim(me), JobState.FAILED, me, error="clone failed: not found")
+    queue.finish(queue.claim(me), JobState.SKIPPED, me, reason="stale: waited 90000 s")
+    skipped, failed = queue.history(10)
+    assert failed["status"] == "failed" and failed["error"] == "clone failed: not found"
+    assert skipped["status"] == "skipped" and skipped["reason"] == "stale: waited 90000 s"
+
+
+def test_release_puts_the_job_back_first_without_counting_the_attempt(new_queue):
+    queue = new_queue()
+    first = queue.enqueue(repo(1)).job.id
+    queue.enqueue(repo(2))
+    me = worker()
+    job = queue.claim(me)
+    assert queue.release(job, me)
+    assert not queue.release(job, me)  # the lease is gone with the release
+    again = queue.claim(me)
+    assert again.id == first and again.attempts == 1
+
+
+@pytest.mark.parametrize("extra", [1, 23])
+def test_history_keeps_exactly_the_newest_100(new_queue, extra):
+    """Property 10 on every backend (test_properties.py runs it over many counts)."""
+    queue = new_queue(max_queue_size=1000)
+    me = worker()
+    total = HISTORY_LIMIT + extra
+    for i in range(total):
+        queue.enqueue(repo(i))
+        queue.finish(queue.claim(me), JobState.COMPLETE, me)
+    history = queue.history(100)
+    assert len(history) == HISTORY_LIMIT
+    assert [r["repo_url"] for r in history] == [repo(i) for i in reversed(range(extra, total))]
+
+
+def test_overview_reads_everything_the_page_shows(new_queue):
+    queue = new_queue()
+    queue.enqueue(repo(1))
+    queue.enqueue(repo(2))
+    me = WorkerStatus(worker_id="b")
+    queue.claim(me)
+    queue.claim(WorkerStatus(worker_id="a"))
+    queue.enqueue(repo(3))
+    view = queue.overview(history_limit=5, dead_limit=5)
+    assert (view.pending, view.running) == (1, 2)
+    assert [w.worker_id for w in view.workers] == ["a", "b"]
+    assert view.history == [] and view.dead == []
+    assert queue.overview(history_limit=0, dead_limit=0).history == []
+
+
+def test_wait_returns_when_a_job_arrives(new_queue, backend):
+    queue = new_queue()
+    stop = threading.Event()
+    if not queue.blocking:  # Upstash REST: wait is the poll interval, cut short by stop
+        threading.Timer(0.2, stop.set).start()
+        queue.wait(30, stop)
+        return
+    threading.Timer(0.3, queue.enqueue, args=(REPO,)).start()
+    started = time.monotonic()
+    queue.wait(10, stop)
+    assert time.monotonic() - started < 2.0
+    assert queue.pending_count() == 1
