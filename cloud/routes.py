@@ -6,6 +6,7 @@ import threading
 import time
 from pathlib import Path
 
+from starlette.convertors import PathConvertor, register_url_convertor
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse
 from starlette.routing import Route
@@ -19,6 +20,16 @@ from shared.repo_url import normalize_repo_url
 from shared.settings import Settings
 
 PREFIX = "/api/v1/ingestion"
+
+
+class AnyTextConvertor(PathConvertor):
+    """Like `path`, but also matches a decoded newline or other control character,
+    so a malformed URL reaches the validator and gets a 400 that says why."""
+
+    regex = r"[\s\S]*"
+
+
+register_url_convertor("anytext", AnyTextConvertor())
 STATIC = Path(__file__).parent / "static"
 
 
@@ -154,7 +165,7 @@ ROUTES = [
     Route("/", index, methods=["GET"]),
     Route("/health", health, methods=["GET"]),
     Route("/openapi.json", openapi, methods=["GET"]),
-    Route(f"{PREFIX}/ingest/{{repo_url:path}}", ingest, methods=["POST"]),
+    Route(f"{PREFIX}/ingest/{{repo_url:anytext}}", ingest, methods=["POST"]),
     Route(f"{PREFIX}/worker/status", worker_status, methods=["GET"]),
     Route(f"{PREFIX}/overview", overview, methods=["GET"]),
     Route(f"{PREFIX}/jobs/history", history, methods=["GET"]),

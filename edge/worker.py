@@ -121,6 +121,7 @@ class Worker:
         self.status = replace(self.status, state=WorkerState.RUNNING, repo_url=job.repo_url,
                               error="", job_id=job.id, stage="", progress=0.0,
                               heartbeat_seconds=self.heartbeat_seconds)
+        self._beat(job)  # the page shows the job as running from its first second
         run = _Run(job, self.pipeline)
         run.start()
         while not run.join(self.heartbeat_seconds):
