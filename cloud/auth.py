@@ -4,6 +4,7 @@ from __future__ import annotations
 import hmac
 import logging
 import re
+from urllib.parse import unquote
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -15,8 +16,9 @@ _USERINFO = re.compile(r"//[^/@]*@")
 
 
 def redact_path(path: str) -> str:
-    """A submitted URL may carry credentials (it is rejected, but only later)."""
-    return _USERINFO.sub("//***@", path)[:200]
+    """A submitted URL may carry credentials (it is rejected, but only later), and a
+    client may have percent-encoded them, so decode before redacting."""
+    return _USERINFO.sub("//***@", unquote(path))[:200]
 
 
 class BearerAuth:

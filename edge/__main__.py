@@ -9,9 +9,33 @@ import sys
 
 from edge.device import describe_device
 from edge.pipeline import run_pipeline
-from edge.worker import Worker
+from edge.worker import Pipeline, Worker
 from shared.queue import open_queue
 from shared.settings import Settings, SettingsError
+
+
+def build_worker(settings: Settings, pipeline: Pipeline = run_pipeline,
+                 stop_grace_seconds: float = 60.0) -> Worker:
+    return Worker(
+        open_queue(settings),
+        pipeline,
+        worker_id=settings.worker_id or socket.gethostname(),
+        device=describe_device(),
+        heartbeat_seconds=settings.heartbeat_seconds,
+        idle_poll_seconds=settings.idle_poll_seconds,
+        stop_grace_seconds=stop_grace_seconds,
+    )
+
+
+def serve(worker: Worker) -> None:
+    """Run until a stop signal; the job in hand finishes or goes back to the queue."""
+    for name in ("SIGINT", "SIGTERM", "SIGBREAK"):  # SIGBREAK: Ctrl+Break on Windows
+        if hasattr(signal, name):
+            signal.signal(getattr(signal, name), lambda *_: worker.stop())
+    try:
+        worker.run()
+    finally:
+        worker.queue.close()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -27,19 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2
-    worker = Worker(
-        open_queue(settings),
-        run_pipeline,
-        worker_id=settings.worker_id or socket.gethostname(),
-        device=describe_device(),
-        heartbeat_seconds=settings.heartbeat_seconds,
-        idle_poll_seconds=settings.idle_poll_seconds,
-    )
-    for name in ("SIGINT", "SIGTERM", "SIGBREAK"):  # SIGBREAK: Ctrl+Break on Windows
-        if hasattr(signal, name):
-            signal.signal(getattr(signal, name), lambda *_: worker.stop())
-    worker.run()
-    worker.queue.close()
+    serve(build_worker(settings))
     return 0
 
 

@@ -1,0 +1,195 @@
+"""The worker against real failures: kill -9 mid-job, SIGTERM, Redis going away,
+and Upstash's metered REST API (idle cost, hung calls, failed requests)."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from starlette.testclient import TestClient
+
+from cloud.app import create_app
+from edge.worker import Worker
+from shared.jobs import JobResult, JobState, WorkerState
+from shared.queue import QueueUnavailable
+from shared.queue.keys import Keys
+from shared.queue.redis import RedisQueue
+from shared.queue.transports import RedisProtocol, UpstashRest
+from shared.settings import Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+TOKEN = "worker-test-token"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+def wait_for(condition, timeout: float, what: str, interval: float = 0.05):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def start_worker(redis_url: str, worker_id: str, marker_dir: Path, **env) -> subprocess.Popen:
+    environment = {
+        **os.environ, "MODE": "EDGE", "REDIS_URL": redis_url, "WORKER_ID": worker_id,
+        "LEASE_SECONDS": "3", "HEARTBEAT_SECONDS": "0.5", "MARKER_DIR": str(marker_dir),
+        "PYTHONPATH": str(ROOT), **{k: str(v) for k, v in env.items()},
+    }
+    return subprocess.Popen([sys.executable, "-m", "tests.worker_process"], cwd=ROOT,
+                            env=environment, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+
+
+@pytest.fixture
+def redis_queue(redis_url):
+    queue = RedisQueue(RedisProtocol(redis_url), max_queue_size=50)  # the product's keys
+    yield queue
+    queue.close()
+
+
+@pytest.fixture
+def processes():
+    started: list[subprocess.Popen] = []
+    yield started
+    for proc in started:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(10)
+
+
+def test_kill_9_mid_job_loses_nothing(redis_url, redis_queue, tmp_path, processes):
+    first = start_worker(redis_url, "doomed", tmp_path, JOB_SECONDS=30)
+    processes.append(first)
+    jobs = [redis_queue.enqueue(f"https://github.com/o/r{i}").job.id for i in range(3)]
+    wait_for(lambda: list(tmp_path.glob(f"{jobs[0]}.doomed.started")), 20, "job to start")
+    first.send_signal(signal.SIGKILL)
+    first.wait(10)
+
+    processes.append(start_worker(redis_url, "heir", tmp_path, JOB_SECONDS=0.5))
+    done = lambda: all(redis_queue.get_job(j).state is JobState.COMPLETE for j in jobs)  # noqa: E731
+    wait_for(done, 30, "all jobs to complete on the second worker")
+    crashed = redis_queue.get_job(jobs[0])
+    assert crashed.attempts == 2 and crashed.worker_id == "heir"
+    assert sorted(r["job_id"] for r in redis_queue.history(10)) == sorted(jobs)
+    assert all(r["status"] == "complete" for r in redis_queue.history(10))
+    assert redis_queue.pending_count() == 0 and redis_queue.overview().running == 0
+
+
+def test_sigterm_lets_the_job_finish_then_reports_offline(redis_url, redis_queue, tmp_path,
+                                                          processes):
+    worker = start_worker(redis_url, "polite", tmp_path, JOB_SECONDS=2)
+    processes.append(worker)
+    job_id = redis_queue.enqueue("https://github.com/o/r").job.id
+    wait_for(lambda: list(tmp_path.glob(f"{job_id}.polite.started")), 20, "job to start")
+    worker.send_signal(signal.SIGTERM)
+    assert worker.wait(30) == 0
+    assert redis_queue.get_job(job_id).state is JobState.COMPLETE
+    [status] = redis_queue.workers()
+    assert status.state is WorkerState.OFFLINE and status.status == "Offline"
+
+
+def test_sigterm_past_the_grace_period_requeues_the_job(redis_url, redis_queue, tmp_path,
+                                                        processes):
+    worker = start_worker(redis_url, "hasty", tmp_path, JOB_SECONDS=60, STOP_GRACE=1)
+    processes.append(worker)
+    job_id = redis_queue.enqueue("https://github.com/o/r").job.id
+    wait_for(lambda: list(tmp_path.glob(f"{job_id}.hasty.started")), 20, "job to start")
+    worker.send_signal(signal.SIGTERM)
+    assert worker.wait(20) == 0
+    job = redis_queue.get_job(job_id)
+    assert job.state is JobState.QUEUED and job.attempts == 0
+    assert redis_queue.pending_count() == 1
+    assert redis_queue.workers()[0].status == "Offline"
+
+
+def test_redis_outage_gives_503_and_both_sides_recover(redis_server, redis_url, tmp_path):
+    queue = RedisQueue(RedisProtocol(redis_url, timeout=1.0))
+    ran = []
+    worker = Worker(queue, lambda job, report: ran.append(job.repo_url) or JobResult(),
+                    worker_id="survivor", heartbeat_seconds=0.2)
+    thread = threading.Thread(target=worker.run, daemon=True)
+    thread.start()
+    settings = Settings(admin_token=TOKEN, redis_url=redis_url)
+    try:
+        with TestClient(create_app(settings, queue=queue)) as client:
+            url = "/api/v1/ingestion/ingest/github.com/o/before"
+            assert client.post(url, headers=AUTH).status_code == 200
+            wait_for(lambda: ran == ["https://github.com/o/before"], 10, "first job")
+
+            redis_server.stop()
+            down = client.post("/api/v1/ingestion/ingest/github.com/o/during", headers=AUTH)
+            assert down.status_code == 503 and down.json()["error"] == "queue_unavailable"
+            assert client.get("/api/v1/ingestion/jobs/history", headers=AUTH).status_code == 503
+            health = client.get("/health").json()
+            assert health["status"] == "degraded" and not health["backends"]["queue"]["ok"]
+            time.sleep(1.0)  # the worker meets the outage and backs off
+            assert thread.is_alive()
+
+            redis_server.start()
+            answer = wait_for(lambda: client.post("/api/v1/ingestion/ingest/github.com/o/after",
+                                                  headers=AUTH), 10, "API to recover")
+            assert answer.status_code == 200
+            wait_for(lambda: "https://github.com/o/after" in ran, 30, "worker to recover")
+            assert client.get("/health").json()["status"] == "ok"
+    finally:
+        worker.stop()
+        thread.join(10)
+        queue.close()
+
+
+# --- Upstash REST ----------------------------------------------------------------------
+def test_idle_worker_on_upstash_stays_within_a_tenth_of_the_free_quota(upstash_server):
+    """500K commands a month; an idle worker may spend 10%: about 1,650 a day."""
+    defaults = Settings()
+    queue = RedisQueue(UpstashRest(upstash_server.url, upstash_server.token))
+    assert not queue.blocking
+    worker = Worker(queue, lambda job, report: JobResult(), worker_id="idle",
+                    heartbeat_seconds=defaults.heartbeat_seconds,
+                    idle_poll_seconds=defaults.idle_poll_seconds)
+    assert worker.poll_seconds == defaults.idle_poll_seconds == 60
+
+    # Same loop, a shorter interval, so the test sees many idle polls in seconds.
+    worker.poll_seconds = 0.05
+    thread = threading.Thread(target=worker.run, daemon=True)
+    thread.start()
+    time.sleep(2.0)
+    worker.stop()
+    thread.join(10)
+    polls = upstash_server.requests - 2  # the first script load (NOSCRIPT, EVAL); the Offline report
+    assert polls > 10
+    per_poll = (upstash_server.commands - 2) / polls
+    assert per_poll == 1.0  # claim, heartbeat and lease reaping ride in one EVALSHA
+    per_day = 86_400 / defaults.idle_poll_seconds * per_poll
+    assert per_day <= 1_650, per_day
+    print(f"idle worker on Upstash: {per_poll:.0f} command per poll, {per_day:.0f} a day")
+
+
+def test_hung_upstash_call_times_out(upstash_server):
+    queue = RedisQueue(UpstashRest(upstash_server.url, upstash_server.token, timeout=0.3,
+                                   attempts=2))
+    upstash_server.delay_seconds = 5
+    started = time.monotonic()
+    with pytest.raises(QueueUnavailable) as unavailable:
+        queue.enqueue("https://github.com/o/r")
+    assert time.monotonic() - started < 3
+    assert upstash_server.token not in str(unavailable.value)
+
+
+def test_failed_upstash_request_is_retried_without_a_duplicate(upstash_server):
+    queue = RedisQueue(UpstashRest(upstash_server.url, upstash_server.token),
+                       keys=Keys(prefix="retry:"))
+    queue.ping()
+    upstash_server.fail_next = 1
+    with pytest.raises(QueueUnavailable):  # a 500 answer is the server's word: no resend
+        queue.enqueue("https://github.com/o/r", job_id="b" * 32)
+    again = queue.enqueue("https://github.com/o/r", job_id="b" * 32)  # the caller retries
+    assert again.created and queue.pending_count() == 1
+    resent = queue.enqueue("https://github.com/o/r", job_id="b" * 32)  # answer lost, resent
+    assert not resent.created and queue.pending_count() == 1
