@@ -7,12 +7,15 @@ with the edge-pipeline issue and replace `run_pipeline`'s body.
 """
 from __future__ import annotations
 
+from edge.fetch import check_clone_target
 from shared.jobs import Job, JobResult
 
 STAGES = ("fetch", "parse", "resolve", "graph", "store")
 
 
 def run_pipeline(job: Job, report) -> JobResult:
+    report("fetch", 0.0)
+    check_clone_target(job.repo_url)
     for index, stage in enumerate(STAGES):
         report(stage, 100.0 * index / len(STAGES))
     report("done", 100.0)
