@@ -238,3 +238,30 @@ def test_wait_returns_when_a_job_arrives(new_queue, backend):
     queue.wait(10, stop)
     assert time.monotonic() - started < 2.0
     assert queue.pending_count() == 1
+
+
+def test_records_expire_but_the_queue_key_never_does(redis_url):
+    """Redis only: job records and worker status carry a TTL; the queue list has none."""
+    import redis as redis_py
+
+    from shared.queue.base import RECORD_RETENTION
+    from shared.queue.keys import Keys
+    from shared.queue.redis import RedisQueue
+    from shared.queue.transports import RedisProtocol
+
+    keys = Keys(prefix="expiry:")
+    queue = RedisQueue(RedisProtocol(redis_url), keys=keys, task_ttl=3600)
+    raw = redis_py.Redis.from_url(redis_url)
+    try:
+        first = queue.enqueue(repo(1)).job
+        queue.enqueue(repo(2))
+        assert raw.ttl(keys.queue) == -1  # live jobs inside: must not expire
+        assert 3600 < raw.ttl(keys.job(first.id)) <= 3600 + RECORD_RETENTION
+        me = worker()
+        queue.finish(queue.claim(me), JobState.COMPLETE, me)
+        assert 0 < raw.ttl(keys.job(first.id)) <= RECORD_RETENTION
+        assert 0 < raw.ttl(keys.worker("w1")) <= RECORD_RETENTION
+        assert raw.ttl(keys.history) == -1 and raw.llen(keys.history) == 1
+    finally:
+        raw.close()
+        queue.close()
