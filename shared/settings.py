@@ -128,26 +128,20 @@ class _Reader:
         return self.env.get(name, "").strip()
 
     def integer(self, name: str, default: int, *, minimum: int) -> int:
-        raw = self.text(name)
-        if not raw:
-            return default
-        try:
-            value = int(raw)
-        except ValueError:
-            raise SettingsError(f"{name} must be an integer, got {raw!r}") from None
-        if value < minimum:
-            raise SettingsError(f"{name} must be at least {minimum}, got {value}")
-        return value
+        return self._number(name, default, int, "an integer", minimum)
 
     def number(self, name: str, default: float, *, minimum: float) -> float:
+        return self._number(name, default, float, "a number", minimum)
+
+    def _number(self, name, default, convert, kind: str, minimum):
         raw = self.text(name)
         if not raw:
             return default
         try:
-            value = float(raw)
+            value = convert(raw)
         except ValueError:
-            raise SettingsError(f"{name} must be a number, got {raw!r}") from None
-        if not value >= minimum:
+            raise SettingsError(f"{name} must be {kind}, got {raw!r}") from None
+        if not value >= minimum:  # also refuses NaN
             raise SettingsError(f"{name} must be at least {minimum}, got {raw}")
         return value
 
