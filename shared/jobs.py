@@ -25,10 +25,6 @@ class JobState(str, enum.Enum):
     SKIPPED = "skipped"
     DEAD = "dead"
 
-    @property
-    def finished(self) -> bool:
-        return self not in (JobState.QUEUED, JobState.RUNNING)
-
 
 def new_job_id() -> str:
     return uuid.uuid4().hex

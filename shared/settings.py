@@ -29,7 +29,6 @@ class Mode(str, enum.Enum):
 class Settings:
     mode: Mode = Mode.ALL
     admin_token: str = ""
-    admin_token_generated: bool = False
     upstash_url: str = ""
     upstash_token: str = field(default="", repr=False)
     redis_url: str = field(default="", repr=False)  # may embed a password
@@ -107,7 +106,7 @@ class Settings:
         """The embedded run makes up a token when none is set (and prints it)."""
         if self.admin_token:
             return self
-        return replace(self, admin_token=secrets.token_urlsafe(32), admin_token_generated=True)
+        return replace(self, admin_token=secrets.token_urlsafe(32))
 
     @property
     def queue_backend(self) -> str:
