@@ -57,9 +57,9 @@ class Job:
         return self.age(now) > self.ttl
 
     def to_fields(self) -> dict[str, str]:
-        out = {}
-        for key, value in asdict(self).items():
-            out[key] = value.value if isinstance(value, enum.Enum) else str(value)
+        # getattr, not asdict: asdict deep-copies, and this runs on every enqueue
+        out = {f.name: str(getattr(self, f.name)) for f in fields(self)}
+        out["state"] = self.state.value
         return out
 
     @classmethod

@@ -17,7 +17,7 @@ from starlette.testclient import TestClient
 
 from cloud.app import create_app
 from cloud.routes import ROUTES
-from shared.jobs import JobState, WorkerStatus
+from shared.jobs import WorkerStatus
 from shared.queue import Lease
 from shared.settings import Settings, SettingsError
 from tests.queues import Clock

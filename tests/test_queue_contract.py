@@ -231,7 +231,9 @@ def test_wait_returns_when_a_job_arrives(new_queue, backend):
     stop = threading.Event()
     if not queue.blocking:  # Upstash REST: wait is the poll interval, cut short by stop
         threading.Timer(0.2, stop.set).start()
+        started = time.monotonic()
         queue.wait(30, stop)
+        assert time.monotonic() - started < 2.0
         return
     threading.Timer(0.3, queue.enqueue, args=(REPO,)).start()
     started = time.monotonic()

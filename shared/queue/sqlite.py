@@ -2,7 +2,9 @@
 
 Each transition is one `BEGIN IMMEDIATE` transaction, which takes the write
 lock up front, so the cap check and the insert (or a claim) cannot interleave
-with another thread's or process's.
+with another thread's or process's. A call here is never resent after a lost
+answer (there is no wire), so unlike the Redis scripts no claim is remembered
+by its token.
 """
 from __future__ import annotations
 
@@ -39,7 +41,6 @@ CREATE TABLE IF NOT EXISTS jobs (
 );
 CREATE INDEX IF NOT EXISTS jobs_by_state ON jobs (state, seq);
 CREATE INDEX IF NOT EXISTS jobs_by_repo ON jobs (repo_url, state);
-CREATE TABLE IF NOT EXISTS claims (token TEXT PRIMARY KEY, job_id TEXT, expires_at REAL);
 CREATE TABLE IF NOT EXISTS history (seq INTEGER PRIMARY KEY AUTOINCREMENT, record TEXT);
 CREATE TABLE IF NOT EXISTS dead (seq INTEGER PRIMARY KEY AUTOINCREMENT, job_id TEXT);
 CREATE TABLE IF NOT EXISTS workers (worker_id TEXT PRIMARY KEY, status TEXT, heartbeat_at REAL);
@@ -118,10 +119,6 @@ class SqliteQueue(JobQueue):
             _save_worker(db, worker)
             db.execute("DELETE FROM workers WHERE heartbeat_at < ?", (now - RECORD_RETENTION,))
             db.execute("DELETE FROM jobs WHERE expires_at < ?", (now,))
-            db.execute("DELETE FROM claims WHERE expires_at < ?", (now,))
-            prior = db.execute("SELECT job_id FROM claims WHERE token = ?", (lease_token,)).fetchone()
-            if prior is not None:
-                return _load(db, prior[0])
             self._reap(db, now)
             row = db.execute(
                 "SELECT id FROM jobs WHERE state = 'queued' ORDER BY seq LIMIT 1").fetchone()
@@ -134,8 +131,6 @@ class SqliteQueue(JobQueue):
                 " stage = '', progress = 0, expires_at = ? WHERE id = ?",
                 (worker.worker_id, lease_token, deadline, now, now + self._record_expire(),
                  row[0]))
-            db.execute("INSERT INTO claims VALUES (?, ?, ?)",
-                       (lease_token, row[0], now + self.lease.seconds))
             return _load(db, row[0])
 
     def _reap(self, db: sqlite3.Connection, now: float) -> None:
