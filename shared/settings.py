@@ -15,6 +15,13 @@ from typing import Mapping
 from urllib.parse import parse_qs, urlsplit
 
 
+# Directories a repository walk never enters (SKIP_DIRS replaces the list).
+DEFAULT_SKIP_DIRS = (
+    ".git", "node_modules", "venv", ".venv", "dist", "build", "__pycache__", ".tox",
+    "site-packages",
+)
+
+
 class SettingsError(ValueError):
     """A configuration variable is missing or wrong; the message names it."""
 
@@ -46,6 +53,12 @@ class Settings:
     worker_id: str = ""
     host: str = "127.0.0.1"
     port: int = 8000
+    # The edge pipeline: clone bounds, private-repo token, what a walk skips.
+    clone_timeout: int = 300
+    max_repo_mb: int = 1024
+    git_token: str = field(default="", repr=False)
+    skip_dirs: tuple[str, ...] = DEFAULT_SKIP_DIRS
+    max_file_bytes: int = 2_000_000
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
@@ -72,6 +85,11 @@ class Settings:
             worker_id=reader.text("WORKER_ID"),
             host=reader.text("HOST") or "127.0.0.1",
             port=reader.integer("PORT", 8000, minimum=1),
+            clone_timeout=reader.integer("CLONE_TIMEOUT", 300, minimum=1),
+            max_repo_mb=reader.integer("MAX_REPO_MB", 1024, minimum=1),
+            git_token=reader.text("GIT_TOKEN"),
+            skip_dirs=reader.names("SKIP_DIRS", DEFAULT_SKIP_DIRS),
+            max_file_bytes=reader.integer("MAX_FILE_BYTES", 2_000_000, minimum=1),
         )
         settings.validate()
         return settings
@@ -143,6 +161,12 @@ class _Reader:
         if not value >= minimum:  # also refuses NaN
             raise SettingsError(f"{name} must be at least {minimum}, got {raw}")
         return value
+
+    def names(self, name: str, default: tuple[str, ...]) -> tuple[str, ...]:
+        raw = self.text(name)
+        if not raw:
+            return default
+        return tuple(part.strip() for part in raw.split(",") if part.strip())
 
     def boolean(self, name: str, default: bool) -> bool:
         raw = self.text(name).lower()
