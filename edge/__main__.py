@@ -1,21 +1,35 @@
-"""`python -m edge worker`: run the edge worker until SIGINT or SIGTERM."""
+"""The edge command line.
+
+    python -m edge worker               take jobs from the queue until SIGINT/SIGTERM
+    python -m edge analyze PATH         graph a local directory: --stats (JSON) or --edges (TSV)
+    python -m edge ingest PATH_OR_URL   the whole pipeline in-process, into the configured stores
+"""
 from __future__ import annotations
 
 import argparse
+import json
 import logging
+import time
+from pathlib import Path
 import signal
 import socket
 import sys
 
 from edge.device import describe_device
-from edge.pipeline import run_pipeline
 from edge.worker import Pipeline, Worker
+from shared.jobs import Job, new_job_id
 from shared.queue import open_queue
+from shared.repo_url import InvalidRepoUrl, normalize_repo_url
 from shared.settings import Settings, SettingsError
 
+log = logging.getLogger("edge")
 
-def build_worker(settings: Settings, pipeline: Pipeline = run_pipeline,
+
+def build_worker(settings: Settings, pipeline: Pipeline | None = None,
                  stop_grace_seconds: float = 60.0) -> Worker:
+    if pipeline is None:
+        from edge.pipeline import IngestPipeline
+        pipeline = IngestPipeline(settings)
     return Worker(
         open_queue(settings),
         pipeline,
@@ -38,11 +52,62 @@ def serve(worker: Worker) -> None:
         worker.queue.close()
 
 
+def analyze_command(args, settings: Settings) -> int:
+    from edge.analyze import analyze, file_edges
+    from edge.graph import stats
+
+    root = Path(args.path)
+    if not root.is_dir():
+        print(f"not a directory: {root}", file=sys.stderr)
+        return 2
+    analysis = analyze(root, skip_dirs=settings.skip_dirs,
+                       max_file_bytes=settings.max_file_bytes, workers=args.workers)
+    if args.edges:
+        sys.stdout.writelines(f"{src}\t{dst}\n" for src, dst in file_edges(analysis))
+        return 0
+    report = stats(analysis.graph)
+    report["seconds"] = analysis.seconds
+    json.dump(report, sys.stdout, indent=2)
+    print()
+    return 0
+
+
+def ingest_command(args, settings: Settings) -> int:
+    from edge.pipeline import IngestPipeline
+
+    try:  # the owner runs this by hand: local paths are always allowed
+        repo_url = normalize_repo_url(args.target, allow_local=True)
+    except InvalidRepoUrl as exc:
+        print(f"invalid repository: {exc}", file=sys.stderr)
+        return 2
+    job = Job(id=new_job_id(), repo_url=repo_url, submitted_at=time.time(),
+              ttl=settings.task_ttl, started_at=time.time())
+    pipeline = IngestPipeline(settings)
+    try:
+        result = pipeline(job, lambda stage, progress: log.info("%s %.0f%%", stage, progress))
+    finally:
+        pipeline.close()
+    summary = {"repo_url": repo_url, "files_processed": result.files_processed, **result.summary}
+    json.dump(summary, sys.stdout, indent=2)
+    print()
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m edge")
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("worker", help="take jobs from the queue and run them")
-    parser.parse_args(argv)
+    analyze = commands.add_parser("analyze", help="graph a local directory (no queue, no store)")
+    analyze.add_argument("path")
+    output = analyze.add_mutually_exclusive_group()
+    output.add_argument("--edges", action="store_true",
+                        help="print internal file->file import edges as src<TAB>dst")
+    output.add_argument("--stats", action="store_true", help="print JSON statistics (default)")
+    analyze.add_argument("--workers", type=int, default=None,
+                         help="parser processes (default: one per core)")
+    ingest = commands.add_parser("ingest", help="run the whole pipeline on a path or URL")
+    ingest.add_argument("target")
+    args = parser.parse_args(argv)
 
     logging.basicConfig(level=logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -51,6 +116,10 @@ def main(argv: list[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2
+    if args.command == "analyze":
+        return analyze_command(args, settings)
+    if args.command == "ingest":
+        return ingest_command(args, settings)
     serve(build_worker(settings))
     return 0
 

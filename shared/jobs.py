@@ -49,6 +49,8 @@ class Job:
     reason: str = ""
     files_processed: int = 0
     embeddings_generated: int = 0
+    # What the pipeline found: commit, node and edge counts, skipped files with reasons.
+    summary: dict = field(default_factory=dict)
 
     def age(self, now: float | None = None) -> float:
         return (time.time() if now is None else now) - self.submitted_at
@@ -60,6 +62,7 @@ class Job:
         # getattr, not asdict: asdict deep-copies, and this runs on every enqueue
         out = {f.name: str(getattr(self, f.name)) for f in fields(self)}
         out["state"] = self.state.value
+        out["summary"] = json.dumps(self.summary)
         return out
 
     @classmethod
@@ -77,6 +80,8 @@ class Job:
                 value = float(value)
             elif f.type == "JobState":
                 value = JobState(value)
+            elif f.type == "dict":
+                value = json.loads(value) if value else {}
             values[f.name] = value
         return cls(**values)
 
@@ -95,6 +100,11 @@ class JobResult:
 
     files_processed: int = 0
     embeddings_generated: int = 0
+    summary: dict = field(default_factory=dict)
+
+
+# Summary entries small enough for every history record (the skipped list is not).
+HISTORY_SUMMARY = ("commit", "nodes", "edges", "files_skipped")
 
 
 def history_record(job: Job, state: JobState, *, finished_at: float, error: str = "",
@@ -112,6 +122,7 @@ def history_record(job: Job, state: JobState, *, finished_at: float, error: str 
         "attempts": job.attempts,
         "worker_id": job.worker_id,
     }
+    record.update((key, job.summary[key]) for key in HISTORY_SUMMARY if key in job.summary)
     if error:
         record["error"] = error
     if reason:

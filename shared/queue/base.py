@@ -108,6 +108,7 @@ class JobQueue(abc.ABC):
         if result is not None:
             job.files_processed = result.files_processed
             job.embeddings_generated = result.embeddings_generated
+            job.summary = result.summary
         job.state, job.finished_at, job.error, job.reason = state, now, error, reason
         worker.heartbeat_at = now
         record = history_record(job, state, finished_at=now, error=error, reason=reason)

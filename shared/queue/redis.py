@@ -111,6 +111,7 @@ class RedisQueue(JobQueue):
             "state": job.state.value, "finished_at": job.finished_at, "error": job.error,
             "reason": job.reason, "files_processed": job.files_processed,
             "embeddings_generated": job.embeddings_generated,
+            "summary": json.dumps(job.summary),
         }
         reply = self._run(
             _FINISH,

@@ -59,6 +59,7 @@ class SqliteQueue(JobQueue):
         self._connections: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
         self._read(lambda db: db.executescript(_SCHEMA))
+        self._read(_add_missing_columns)
 
     # --- connections -----------------------------------------------------------------
     def _db(self) -> sqlite3.Connection:
@@ -172,10 +173,10 @@ class SqliteQueue(JobQueue):
             if stored["state"] == JobState.RUNNING.value:
                 db.execute(
                     "UPDATE jobs SET state = ?, finished_at = ?, error = ?, reason = ?,"
-                    " files_processed = ?, embeddings_generated = ?, lease_deadline = 0,"
-                    " expires_at = ? WHERE id = ?",
+                    " files_processed = ?, embeddings_generated = ?, summary = ?,"
+                    " lease_deadline = 0, expires_at = ? WHERE id = ?",
                     (job.state.value, job.finished_at, job.error, job.reason,
-                     job.files_processed, job.embeddings_generated,
+                     job.files_processed, job.embeddings_generated, json.dumps(job.summary),
                      job.finished_at + RECORD_RETENTION, job.id))
                 _append_history(db, record)
             _save_worker(db, worker)
@@ -257,9 +258,18 @@ def _position(db: sqlite3.Connection, job_id: str) -> int:
     return row[0]
 
 
+def _add_missing_columns(db: sqlite3.Connection) -> None:
+    """A queue file from an older release gains the job fields added since."""
+    present = {row[1] for row in db.execute("PRAGMA table_info(jobs)")}
+    for name in _JOB_COLUMNS:
+        if name not in present:
+            db.execute(f"ALTER TABLE jobs ADD COLUMN {name}")
+
+
 def _insert(db: sqlite3.Connection, job: Job, *, seq: float, expires_at: float) -> None:
     values = {name: getattr(job, name) for name in _JOB_COLUMNS}
     values["state"] = job.state.value
+    values["summary"] = json.dumps(job.summary)
     columns = [*_JOB_COLUMNS, "seq", "expires_at"]
     db.execute(
         f"INSERT INTO jobs ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})",
