@@ -1,0 +1,549 @@
+"""JavaScript / TypeScript / TSX files -> ParsedFile (symbols, imports, calls).
+
+One tree-sitter query per grammar, compiled once per process, finds every node
+of interest in a single pass in C; Python then touches only the captured
+nodes. Two sorted sweeps over the captures give qualified names (definitions
+nest by byte range) and the enclosing function of each call, so no Python code
+walks the whole tree.
+
+What is recorded:
+- symbols: class declarations and named/assigned/default-exported class
+  expressions, abstract classes, interfaces and enums (kind "class"); function
+  declarations, functions and arrows assigned to a variable, to `exports.x` /
+  `module.exports.x`, or default-exported (kind "function"); class methods and
+  arrow-valued class fields (kind "method"). Anonymous defaults are named
+  "default". The docstring is the JSDoc block right above the declaration.
+- imports, one Import per statement or call: `import` (incl. side-effect,
+  `import type`, TS `import x = require()`: kind "require"), `export … from`
+  (kind "export"), `require('m')` and `import('m')` with a literal specifier
+  (kinds "require", "dynamic"). For kind "export" the bindings name what the
+  module re-exports (exported name -> source member, "*" for `export *`), not
+  local names.
+- calls whose callee is a plain identifier or a dotted member chain
+  (`f`, `a.b.c`, `this.m`, `new X`); computed or call-result callees are left out.
+"""
+from __future__ import annotations
+
+import re
+import threading
+from functools import cache
+
+import tree_sitter_javascript
+import tree_sitter_typescript
+from tree_sitter import Language, Node, Parser, Query, QueryCursor
+
+from edge.parse.model import Binding, Call, Import, ParsedFile, Symbol
+
+_GRAMMARS = {
+    "javascript": tree_sitter_javascript.language,
+    "typescript": tree_sitter_typescript.language_typescript,
+    "tsx": tree_sitter_typescript.language_tsx,
+}
+
+_FUNCTION_VALUE = "[(arrow_function) (function_expression) (generator_function)]"
+
+_COMMON_PATTERNS = f"""
+(class_declaration) @class
+(class) @class
+(function_declaration) @function
+(generator_function_declaration) @function
+(variable_declarator name: (identifier) value: {_FUNCTION_VALUE} @function)
+(export_statement value: {_FUNCTION_VALUE} @function)
+(assignment_expression left: (member_expression) right: {_FUNCTION_VALUE} @function)
+(class_body (method_definition) @method)
+(import_statement) @import
+(export_statement source: (_)) @export
+(call_expression function: (import) arguments: (arguments . [(string) (template_string)] @dynamic))
+(call_expression function: [(identifier) (member_expression)] @callee)
+(new_expression constructor: [(identifier) (member_expression)] @callee)
+"""
+
+_EXTRA_PATTERNS = {
+    "javascript": f"(class_body (field_definition value: {_FUNCTION_VALUE}) @method)",
+    "typescript": f"""
+(class_body (public_field_definition value: {_FUNCTION_VALUE}) @method)
+(abstract_class_declaration) @class
+(interface_declaration) @class
+(enum_declaration) @class
+""",
+}
+_EXTRA_PATTERNS["tsx"] = _EXTRA_PATTERNS["typescript"]
+
+# A callee (or base class) worth recording: identifiers joined by dots.
+_DOTTED = re.compile(rb"[A-Za-z_$#][\w$]*(?:\.[A-Za-z_$#][\w$]*)*")
+_SPACE = re.compile(rb"\s+")
+
+# Ancestors that make an import deferred (in_function) or typing-only.
+_FUNCTION_NODES = frozenset({
+    "function_declaration", "generator_function_declaration", "function_expression",
+    "generator_function", "arrow_function", "method_definition",
+})
+_TYPE_NODES = frozenset({
+    "type_annotation", "type_alias_declaration", "interface_declaration",
+    "type_arguments", "type_query", "generic_type", "lookup_type", "extends_type_clause",
+})
+
+_DOC_LIMIT = 400
+
+
+@cache
+def _language(language: str) -> Language:
+    return Language(_GRAMMARS[language]())
+
+
+@cache
+def _query(language: str) -> Query:
+    return Query(_language(language), _COMMON_PATTERNS + _EXTRA_PATTERNS.get(language, ""))
+
+
+_parsers = threading.local()  # a Parser is not safe to share between threads
+
+
+def _parser(language: str) -> Parser:
+    cached = getattr(_parsers, language, None)
+    if cached is None:
+        cached = Parser(_language(language))
+        setattr(_parsers, language, cached)
+    return cached
+
+
+def parse_javascript(path: str, source: bytes, language: str) -> ParsedFile:
+    """Parse one JS/TS/TSX file; a tree with syntax errors keeps what parsed."""
+    tree = _parser(language).parse(source)
+    root = tree.root_node
+    captures = QueryCursor(_query(language)).captures(root)
+    loc = source.count(b"\n") + (1 if source and not source.endswith(b"\n") else 0)
+    parsed = ParsedFile(path=path, language=language, loc=loc)
+    definitions = _definitions(captures)
+    parsed.symbols = _symbols(definitions)
+    parsed.calls, requires = _calls(captures.get("callee", ()), definitions)
+    parsed.imports = _imports(captures, requires)
+    if root.has_error:
+        parsed.error = f"syntax error near line {_first_error_line(root)}"
+    return parsed
+
+
+# ---------------------------------------------------------------------------
+# Symbols
+# ---------------------------------------------------------------------------
+
+class _Definition:
+    """A symbol's node and what the sweep learns about it."""
+    __slots__ = ("node", "kind", "name", "start", "end", "qualname", "parent")
+
+    def __init__(self, node: Node, kind: str, name: str) -> None:
+        self.node = node
+        self.kind = kind
+        self.name = name
+        self.start = node.start_byte
+        self.end = node.end_byte
+        self.qualname = name
+        self.parent: str | None = None
+
+
+def _definitions(captures: dict[str, list[Node]]) -> list[_Definition]:
+    found = []
+    for kind in ("class", "function", "method"):
+        for node in captures.get(kind, ()):
+            name = _symbol_name(node, kind)
+            if name is not None:
+                found.append(_Definition(node, kind, name))
+    found.sort(key=lambda d: (d.start, -d.end))
+    # Nesting by byte range gives each definition its parent's qualname.
+    stack: list[_Definition] = []
+    for definition in found:
+        while stack and stack[-1].end <= definition.start:
+            stack.pop()
+        if stack:
+            definition.parent = stack[-1].qualname
+            definition.qualname = f"{definition.parent}.{definition.name}"
+        stack.append(definition)
+    return found
+
+
+def _symbol_name(node: Node, kind: str) -> str | None:
+    """The name code uses for the definition; None for anonymous ones we skip."""
+    if kind == "method":
+        name = node.child_by_field_name("name") or node.child_by_field_name("property")
+        return _text(name) if name is not None else None
+    parent = node.parent
+    parent_type = parent.type if parent is not None else ""
+    if parent_type == "variable_declarator":
+        # `const A = class B {}`: callers write A.
+        name = parent.child_by_field_name("name")
+        if name is not None and name.type == "identifier":
+            return _text(name)
+    own = node.child_by_field_name("name")
+    if own is not None:
+        return _text(own)
+    if parent_type == "export_statement":
+        return "default"
+    if parent_type == "assignment_expression":
+        return _exported_name(parent.child_by_field_name("left"))
+    return None
+
+
+def _exported_name(left: Node | None) -> str | None:
+    """`exports.f = …` / `module.exports.f = …` define f; other targets are left out."""
+    if left is None or left.type != "member_expression":
+        return None
+    target = left.child_by_field_name("object")
+    prop = left.child_by_field_name("property")
+    if target is None or prop is None or target.text not in (b"exports", b"module.exports"):
+        return None
+    return _text(prop)
+
+
+def _symbols(definitions: list[_Definition]) -> list[Symbol]:
+    symbols = []
+    for d in definitions:
+        node = d.node
+        symbols.append(Symbol(
+            kind=d.kind,
+            name=d.name,
+            qualname=d.qualname,
+            start_line=node.start_point.row + 1,
+            end_line=node.end_point.row + 1,
+            docstring=_docstring(node),
+            bases=_bases(node) if d.kind == "class" else (),
+            parent=d.parent,
+        ))
+    return symbols
+
+
+def _bases(node: Node) -> tuple[str, ...]:
+    bases: list[str] = []
+    for child in node.named_children:
+        if child.type == "class_heritage":
+            for part in child.named_children:
+                if part.type == "extends_clause":  # TypeScript
+                    bases.extend(_dotted_types(part.children_by_field_name("value")))
+                elif part.type == "implements_clause":
+                    bases.extend(_dotted_types(part.named_children))
+                else:  # JavaScript: the expression itself
+                    bases.extend(_dotted_types([part]))
+        elif child.type == "extends_type_clause":  # interface I extends J, K
+            bases.extend(_dotted_types(child.children_by_field_name("type")))
+    return tuple(bases)
+
+
+def _dotted_types(nodes: list[Node]) -> list[str]:
+    names = []
+    for node in nodes:
+        if node.type == "generic_type":  # Base<T>: the base is Base
+            node = node.child_by_field_name("name") or node
+        text = node.text
+        if _DOTTED.fullmatch(text):
+            names.append(text.decode("utf-8", "replace"))
+    return names
+
+
+def _docstring(node: Node) -> str | None:
+    comment = _leading_comment(_statement_of(node))
+    if comment is None:
+        return None
+    text = comment.text
+    if not text.startswith(b"/**") or text == b"/**/":
+        return None
+    return _clean_jsdoc(text[3:-2].decode("utf-8", "replace"))
+
+
+def _statement_of(node: Node) -> Node:
+    """The outermost node the JSDoc comment sits above (export, const, …)."""
+    parent = node.parent
+    if parent is not None and parent.type == "variable_declarator":
+        node = parent.parent or node
+    elif parent is not None and parent.type == "assignment_expression":
+        node = parent.parent or node
+    parent = node.parent
+    while parent is not None and parent.type in ("export_statement", "ambient_declaration"):
+        node, parent = parent, parent.parent
+    return node
+
+
+def _leading_comment(node: Node) -> Node | None:
+    top = node.start_point.row
+    previous = node.prev_sibling
+    while previous is not None and previous.type == "decorator":  # TS member decorators
+        top = previous.start_point.row
+        previous = previous.prev_sibling
+    if previous is None or previous.type != "comment":
+        return None
+    # A blank line between them means the comment is about something else (a file header).
+    if previous.end_point.row + 1 < top:
+        return None
+    return previous
+
+
+def _clean_jsdoc(body: str) -> str | None:
+    """The description part of a JSDoc block: no stars, no @tags, short."""
+    lines = []
+    for raw in body.splitlines():
+        line = raw.strip().lstrip("*").strip()
+        if line.startswith("@"):
+            break
+        lines.append(line)
+    text = "\n".join(lines).strip()
+    if not text:
+        return None
+    return text if len(text) <= _DOC_LIMIT else text[: _DOC_LIMIT - 1].rstrip() + "…"
+
+
+# ---------------------------------------------------------------------------
+# Calls
+# ---------------------------------------------------------------------------
+
+def _calls(callees: list[Node], definitions: list[_Definition]) -> tuple[list[Call], list[Node]]:
+    """Calls with their enclosing definition, and the `require` callees set aside."""
+    calls = []
+    requires = []
+    # Captures of one name are not always in document order (pending matches
+    # of other patterns hold some back); the sweep needs them sorted.
+    callees = sorted(callees, key=_start_byte)
+    stack: list[_Definition] = []
+    upcoming = iter(definitions)
+    pending = next(upcoming, None)
+    dotted = _DOTTED.fullmatch
+    for callee in callees:
+        text = callee.text
+        if text == b"require":
+            requires.append(callee)
+            continue
+        if not dotted(text):
+            text = _SPACE.sub(b"", text)  # `a\n  .b()` is still a dotted chain
+            if not dotted(text):
+                continue
+        position = callee.start_byte
+        # Callees come in document order: open every definition that starts
+        # before this call, close those that ended, the innermost left encloses it.
+        while pending is not None and pending.start <= position:
+            while stack and stack[-1].end <= pending.start:
+                stack.pop()
+            stack.append(pending)
+            pending = next(upcoming, None)
+        while stack and stack[-1].end <= position:
+            stack.pop()
+        caller = stack[-1].qualname if stack else None
+        calls.append(Call(caller, text.decode("utf-8", "replace"), callee.start_point.row + 1))
+    return calls, requires
+
+
+# ---------------------------------------------------------------------------
+# Imports
+# ---------------------------------------------------------------------------
+
+def _imports(captures: dict[str, list[Node]], requires: list[Node]) -> list[Import]:
+    found: list[Import] = []
+    for node in captures.get("import", ()):
+        found.extend(_import_statement(node))
+    for node in captures.get("export", ()):
+        found.extend(_export_statement(node))
+    for callee in requires:
+        found.extend(_require_call(callee.parent))
+    for argument in captures.get("dynamic", ()):
+        found.extend(_dynamic_import(argument))
+    found.sort(key=lambda imp: imp.line)
+    return found
+
+
+def _import_statement(node: Node) -> list[Import]:
+    line = node.start_point.row + 1
+    type_only = _has_token(node, "type")
+    bindings: list[Binding] = []
+    source = node.child_by_field_name("source")
+    kind = "import"
+    for child in node.named_children:
+        if child.type == "import_clause":
+            bindings, all_types = _import_clause(child)
+            type_only = type_only or all_types
+        elif child.type == "import_require_clause":  # TS: import x = require('m')
+            kind = "require"
+            source = child.child_by_field_name("source")
+            bindings = [Binding(_text(n), None) for n in child.named_children if n.type == "identifier"]
+    module = _literal(source)
+    if module is None:
+        return []
+    names = tuple(b.name for b in bindings if b.name is not None)
+    return [Import(module, line, kind, names=names, bindings=tuple(bindings), type_only=type_only)]
+
+
+def _import_clause(clause: Node) -> tuple[list[Binding], bool]:
+    """Bindings of `d, {a as b, type T}, * as ns`; True when every one is `type`."""
+    bindings = []
+    type_flags = []
+    for child in clause.named_children:
+        if child.type == "identifier":
+            bindings.append(Binding(_text(child), "default"))
+            type_flags.append(False)
+        elif child.type == "namespace_import":
+            for name in child.named_children:
+                bindings.append(Binding(_text(name), None))
+                type_flags.append(False)
+        elif child.type == "named_imports":
+            for spec in child.named_children:
+                if spec.type != "import_specifier":
+                    continue
+                name = spec.child_by_field_name("name")
+                alias = spec.child_by_field_name("alias") or name
+                if name is None:
+                    continue
+                bindings.append(Binding(_text(alias), _text(name)))
+                type_flags.append(_has_token(spec, "type"))
+    return bindings, bool(type_flags) and all(type_flags)
+
+
+def _export_statement(node: Node) -> list[Import]:
+    module = _literal(node.child_by_field_name("source"))
+    if module is None:
+        return []
+    type_only = _has_token(node, "type")
+    bindings = []
+    type_flags = []
+    for child in node.named_children:
+        if child.type == "namespace_export":  # export * as ns from 'm'
+            bindings.extend(Binding(_text(n), None) for n in child.named_children)
+        elif child.type == "export_clause":
+            for spec in child.named_children:
+                if spec.type != "export_specifier":
+                    continue
+                name = spec.child_by_field_name("name")
+                alias = spec.child_by_field_name("alias") or name
+                if name is not None:
+                    bindings.append(Binding(_text(alias), _text(name)))
+                    type_flags.append(_has_token(spec, "type"))
+    if not bindings and _has_token(node, "*"):
+        bindings.append(Binding("*", "*"))
+    type_only = type_only or (bool(type_flags) and all(type_flags))
+    names = tuple(b.name for b in bindings if b.name is not None)
+    return [Import(module, node.start_point.row + 1, "export", names=names,
+                   bindings=tuple(bindings), type_only=type_only)]
+
+
+def _require_call(call: Node | None) -> list[Import]:
+    if call is None or call.type != "call_expression":
+        return []
+    module = _single_literal_argument(call)
+    if module is None:
+        return []
+    in_function, type_only = _context(call)
+    bindings = _assigned_bindings(call)
+    names = tuple(b.name for b in bindings if b.name is not None)
+    return [Import(module, call.start_point.row + 1, "require", names=names,
+                   bindings=bindings, type_only=type_only, in_function=in_function)]
+
+
+def _dynamic_import(argument: Node) -> list[Import]:
+    arguments = argument.parent
+    call = arguments.parent if arguments is not None else None
+    if call is None or arguments.named_child_count != 1:
+        return []
+    module = _literal(argument)
+    if module is None:
+        return []
+    in_function, type_only = _context(call)
+    bindings = _assigned_bindings(call)
+    return [Import(module, call.start_point.row + 1, "dynamic", bindings=bindings,
+                   names=tuple(b.name for b in bindings if b.name is not None),
+                   type_only=type_only, in_function=in_function)]
+
+
+def _single_literal_argument(call: Node) -> str | None:
+    arguments = call.child_by_field_name("arguments")
+    if arguments is None or arguments.named_child_count != 1:
+        return None
+    return _literal(arguments.named_children[0])
+
+
+def _assigned_bindings(call: Node) -> tuple[Binding, ...]:
+    """Names a require()/import() result is bound to: `m = …`, `{a, b: c} = …`, `x = require().y`."""
+    node = call
+    member = None
+    parent = node.parent
+    if parent is not None and parent.type == "await_expression":
+        node, parent = parent, parent.parent
+    if parent is not None and parent.type == "member_expression" and call.type == "call_expression":
+        prop = parent.child_by_field_name("property")
+        member = _text(prop) if prop is not None else None
+        node, parent = parent, parent.parent
+    if parent is None or parent.type != "variable_declarator":
+        return ()
+    target = parent.child_by_field_name("name")
+    if target is None or parent.child_by_field_name("value") != node:
+        return ()
+    if target.type == "identifier":
+        return (Binding(_text(target), member),)
+    if target.type == "object_pattern" and member is None:
+        return tuple(_destructured(target))
+    return ()
+
+
+def _destructured(pattern: Node) -> list[Binding]:
+    bindings = []
+    for child in pattern.named_children:
+        if child.type == "shorthand_property_identifier_pattern":
+            bindings.append(Binding(_text(child), _text(child)))
+        elif child.type == "pair_pattern":
+            key = child.child_by_field_name("key")
+            value = child.child_by_field_name("value")
+            if value is not None and value.type == "assignment_pattern":
+                value = value.child_by_field_name("left")
+            if key is not None and value is not None and value.type == "identifier":
+                bindings.append(Binding(_text(value), _text(key)))
+        elif child.type == "object_assignment_pattern":  # {a = 1}
+            left = child.child_by_field_name("left")
+            if left is not None:
+                bindings.append(Binding(_text(left), _text(left)))
+    return bindings
+
+
+def _context(node: Node) -> tuple[bool, bool]:
+    """(inside a function body, inside a type) for a require()/import() call."""
+    in_function = type_only = False
+    parent = node.parent
+    while parent is not None:
+        kind = parent.type
+        if kind in _FUNCTION_NODES:
+            in_function = True
+        elif kind in _TYPE_NODES:
+            type_only = True
+        parent = parent.parent
+    return in_function, type_only
+
+
+def _literal(node: Node | None) -> str | None:
+    """A string literal's value; template literals only without substitutions."""
+    if node is None:
+        return None
+    if node.type == "template_string":
+        if any(child.type == "template_substitution" for child in node.named_children):
+            return None
+    elif node.type != "string":
+        return None
+    return node.text[1:-1].decode("utf-8", "replace")
+
+
+def _has_token(node: Node, token: str) -> bool:
+    """Whether an anonymous keyword (`type`, `*`) is a direct child of node."""
+    return any(not child.is_named and child.type == token for child in node.children)
+
+
+def _start_byte(node: Node) -> int:
+    return node.start_byte
+
+
+def _text(node: Node) -> str:
+    return node.text.decode("utf-8", "replace")
+
+
+def _first_error_line(root: Node) -> int:
+    """Line of the first ERROR or MISSING node, following only subtrees that hold one."""
+    node = root
+    while True:
+        for child in node.children:
+            if child.is_error or child.is_missing:
+                return child.start_point.row + 1
+            if child.has_error:
+                node = child
+                break
+        else:
+            return node.start_point.row + 1

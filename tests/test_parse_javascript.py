@@ -1,0 +1,284 @@
+"""parse_javascript on real source text: every import form, symbols, calls, errors."""
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+
+from edge.parse.javascript import parse_javascript
+from edge.parse.model import Binding
+
+
+def parse(source: str, language: str = "typescript", path: str = "src/a.ts"):
+    return parse_javascript(path, textwrap.dedent(source).encode(), language)
+
+
+def only_import(source: str, language: str = "typescript"):
+    imports = parse(source, language).imports
+    assert len(imports) == 1, imports
+    return imports[0]
+
+
+def symbols_by_qualname(parsed):
+    return {s.qualname: s for s in parsed.symbols}
+
+
+# ---------------------------------------------------------------------------
+# Imports
+# ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("language", ["javascript", "typescript", "tsx"])
+def test_default_named_and_namespace_bindings(language):
+    imp = only_import("import React, { useState as useS, useEffect } from 'react';\n", language)
+    assert (imp.module, imp.kind, imp.line, imp.type_only) == ("react", "import", 1, False)
+    assert imp.bindings == (Binding("React", "default"), Binding("useS", "useState"),
+                            Binding("useEffect", "useEffect"))
+    ns = only_import("import * as path from 'node:path'", language)
+    assert ns.bindings == (Binding("path", None),)
+
+
+def test_side_effect_import_has_no_bindings():
+    imp = only_import("import './polyfills';")
+    assert (imp.module, imp.kind, imp.bindings, imp.names) == ("./polyfills", "import", (), ())
+
+
+def test_type_only_is_set_only_when_the_whole_statement_is_types():
+    whole = only_import("import type { A, B } from './types';")
+    inline_all = only_import("import { type A, type B } from './types';")
+    mixed = only_import("import { type A, b } from './types';")
+    assert whole.type_only and inline_all.type_only
+    assert not mixed.type_only
+    assert mixed.bindings == (Binding("A", "A"), Binding("b", "b"))
+
+
+def test_re_exports_record_what_they_export():
+    parsed = parse("""\
+        export { a, b as c, default as D } from './x';
+        export * from './star';
+        export * as ns from './ns';
+        export type { T } from './t';
+        export const local = 1;
+        export { local as other };
+        """)
+    by_module = {imp.module: imp for imp in parsed.imports}
+    assert set(by_module) == {"./x", "./star", "./ns", "./t"}  # local exports are no imports
+    assert all(imp.kind == "export" for imp in parsed.imports)
+    assert by_module["./x"].bindings == (Binding("a", "a"), Binding("c", "b"), Binding("D", "default"))
+    assert by_module["./star"].bindings == (Binding("*", "*"),)
+    assert by_module["./ns"].bindings == (Binding("ns", None),)
+    assert by_module["./t"].type_only and not by_module["./x"].type_only
+
+
+@pytest.mark.parametrize("language", ["javascript", "typescript"])
+def test_require_forms(language):
+    parsed = parse("""\
+        const fs = require('fs');
+        const { join, resolve: res, sep = '/' } = require("path");
+        const helper = require('./helper').helper;
+        require('./side-effect');
+        let dynamicName = require(name);
+        const tpl = require(`./tpl`);
+        const sub = require(`./x/${name}`);
+        """, language)
+    by_module = {imp.module: imp for imp in parsed.imports}
+    assert set(by_module) == {"fs", "path", "./helper", "./side-effect", "./tpl"}
+    assert all(imp.kind == "require" for imp in parsed.imports)
+    assert by_module["fs"].bindings == (Binding("fs", None),)
+    assert by_module["path"].bindings == (Binding("join", "join"), Binding("res", "resolve"),
+                                          Binding("sep", "sep"))
+    assert by_module["./helper"].bindings == (Binding("helper", "helper"),)
+    assert by_module["./side-effect"].bindings == ()
+    assert not any(call.callee == "require" for call in parsed.calls)
+
+
+def test_typescript_import_equals_require():
+    imp = only_import("import fs = require('fs');")
+    assert (imp.module, imp.kind, imp.bindings) == ("fs", "require", (Binding("fs", None),))
+
+
+def test_dynamic_import_with_literal_only_and_marks_deferred():
+    parsed = parse("""\
+        const eager = import('./eager');
+        async function load(name) {
+          const mod = await import(`./lazy`);
+          await import('./pages/' + name);
+          return require('./inner');
+        }
+        """)
+    by_module = {imp.module: imp for imp in parsed.imports}
+    assert set(by_module) == {"./eager", "./lazy", "./inner"}
+    assert by_module["./eager"].kind == "dynamic" and not by_module["./eager"].in_function
+    assert by_module["./lazy"].in_function and by_module["./lazy"].bindings == (Binding("mod", None),)
+    assert by_module["./inner"].kind == "require" and by_module["./inner"].in_function
+
+
+def test_import_types_in_type_positions_are_type_only():
+    parsed = parse("""\
+        type Q = import('./types').Q;
+        let v: typeof import('./values');
+        const real = import('./real');
+        """)
+    flags = {imp.module: imp.type_only for imp in parsed.imports}
+    assert flags == {"./types": True, "./values": True, "./real": False}
+
+
+def test_imports_come_in_line_order_with_lines():
+    parsed = parse("import a from 'a'\n\nconst b = require('b')\nexport * from 'c'\n")
+    assert [(imp.module, imp.line) for imp in parsed.imports] == [("a", 1), ("b", 3), ("c", 4)]
+
+
+# ---------------------------------------------------------------------------
+# Symbols
+# ---------------------------------------------------------------------------
+
+def test_classes_methods_and_bases():
+    parsed = parse("""\
+        /**
+         * A widget.
+         *
+         * More words.
+         * @deprecated use Other
+         */
+        export default abstract class Widget extends base.Component<Props> implements Sized, ns.Named {
+          /** Draw it. */
+          @memo()
+          static get size() { return 1; }
+          private async render(): Promise<void> { this.size; }
+          onClick = () => { this.render(); };
+          abstract kind(): string;
+        }
+        interface Sized extends Base, other.Thing<T> { size: number }
+        enum Color { Red }
+        """)
+    symbols = symbols_by_qualname(parsed)
+    assert set(symbols) == {"Widget", "Widget.size", "Widget.render", "Widget.onClick", "Sized", "Color"}
+    widget = symbols["Widget"]
+    assert (widget.kind, widget.start_line, widget.end_line) == ("class", 7, 14)
+    assert widget.bases == ("base.Component", "Sized", "ns.Named")
+    assert widget.docstring == "A widget.\n\nMore words."
+    assert symbols["Widget.size"].docstring == "Draw it."
+    assert all(symbols[q].kind == "method" and symbols[q].parent == "Widget"
+               for q in ("Widget.size", "Widget.render", "Widget.onClick"))
+    assert symbols["Sized"].bases == ("Base", "other.Thing")
+    assert symbols["Color"].kind == "class"
+
+
+def test_javascript_class_expressions_and_extends():
+    parsed = parse("""\
+        const Named = class Inner extends Base { m() {} };
+        export default class extends mixin(A, B) { n() {} }
+        make(class { hidden() {} });
+        """, "javascript", "a.js")
+    symbols = symbols_by_qualname(parsed)
+    assert set(symbols) == {"Named", "Named.m", "default", "default.n", "hidden"}
+    assert symbols["Named"].bases == ("Base",)
+    assert symbols["default"].bases == ()  # a call is not a dotted name
+
+
+def test_function_forms_and_nesting():
+    parsed = parse("""\
+        export function top(a) { function inner() {} const arrow = () => 1; }
+        export const handler = async (event) => event;
+        const expr = function named() {};
+        export default function () {}
+        function* gen() {}
+        exports.fromExports = function () {};
+        module.exports.viaModule = () => {};
+        obj.notASymbol = function () {};
+        callback(function passedAlong() {});
+        """, "javascript", "a.js")
+    symbols = symbols_by_qualname(parsed)
+    # Function expressions passed as values are not declarations: no symbol.
+    assert set(symbols) == {"top", "top.inner", "top.arrow", "handler", "expr", "default", "gen",
+                            "fromExports", "viaModule"}
+    assert symbols["top.inner"].parent == "top" and symbols["top.inner"].kind == "function"
+    assert symbols["handler"].parent is None
+
+
+def test_jsdoc_must_touch_the_declaration():
+    parsed = parse("""\
+        /** File header. */
+
+        function far() {}
+        // a line comment
+        function lineCommented() {}
+        /** Close. */
+        export const close = () => 1;
+        """)
+    docs = {s.name: s.docstring for s in parsed.symbols}
+    assert docs == {"far": None, "lineCommented": None, "close": "Close."}
+
+
+def test_long_docstrings_are_cut():
+    parsed = parse("/** " + "word " * 200 + "*/\nfunction f() {}\n")
+    assert len(parsed.symbols[0].docstring) <= 400
+
+
+# ---------------------------------------------------------------------------
+# Calls
+# ---------------------------------------------------------------------------
+
+def test_calls_have_their_enclosing_function():
+    parsed = parse("""\
+        setup();
+        class A {
+          @decorate() m() { this.helper(); a.b.c(); items.map(x => transform(x)); }
+          field = compute();
+        }
+        function outer() {
+          function inner() { deep(); }
+          new Thing.Maker();
+          chain()
+            .then(done);
+          obj[key]();
+          promise
+            .finally();
+        }
+        """)
+    calls = {(c.caller, c.callee) for c in parsed.calls}
+    assert calls == {
+        (None, "setup"), ("A", "decorate"), ("A.m", "this.helper"), ("A.m", "a.b.c"),
+        ("A.m", "items.map"), ("A.m", "transform"), ("A", "compute"), ("outer.inner", "deep"),
+        ("outer", "Thing.Maker"), ("outer", "chain"), ("outer", "promise.finally"),
+    }
+    lines = {c.callee: c.line for c in parsed.calls}
+    assert lines["deep"] == 7 and lines["promise.finally"] == 12
+
+
+def test_jsx_and_tsx_parse_cleanly():
+    jsx = parse("""\
+        import Button from './Button';
+        export const App = () => <div onClick={() => track('x')}><Button label="a" /></div>;
+        """, "javascript", "App.jsx")
+    tsx = parse("""\
+        import type { Props } from './types';
+        export function View({ id }: Props): JSX.Element { return <span>{format(id)}</span>; }
+        const cast = <T,>(x: T) => x;
+        """, "tsx", "View.tsx")
+    assert jsx.error is None and tsx.error is None
+    assert [s.name for s in jsx.symbols] == ["App"]
+    assert ("App", "track") in {(c.caller, c.callee) for c in jsx.calls}
+    assert {s.name for s in tsx.symbols} == {"View", "cast"}
+    assert ("View", "format") in {(c.caller, c.callee) for c in tsx.calls}
+
+
+def test_syntax_error_keeps_what_parsed():
+    parsed = parse("""\
+        import { a } from './a';
+        export function good() { return a(); }
+        function broken( {
+        export class After { m() {} }
+        const tail = require('./tail');
+        """, "javascript", "a.js")
+    assert parsed.error is not None and parsed.error.startswith("syntax error near line ")
+    assert int(parsed.error.rsplit(" ", 1)[1]) >= 3
+    assert {imp.module for imp in parsed.imports} == {"./a", "./tail"}
+    assert "good" in {s.name for s in parsed.symbols}
+
+
+def test_empty_and_garbage_input():
+    empty = parse_javascript("e.js", b"", "javascript")
+    assert (empty.loc, empty.symbols, empty.imports, empty.error) == (0, [], [], None)
+    garbage = parse_javascript("g.ts", bytes(range(256)) * 4, "typescript")
+    assert garbage.error is not None
+    assert parse_javascript("x.js", b"a\nb\nc", "javascript").loc == 3
