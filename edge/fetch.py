@@ -1,15 +1,36 @@
-"""Fetching a repository: for now the guard that runs right before any clone.
+"""Fetching a repository: the DNS guard, the job's workspace and the clone.
 
 The API validated the URL without DNS. A public-looking name can still resolve
 to a private address (or be re-pointed there after validation: DNS rebinding),
 so the worker resolves the host itself and refuses unless every address is public.
+The pipeline calls check_clone_target first, then clones into a job_workspace.
 """
 from __future__ import annotations
 
+import base64
+import contextlib
+import logging
+import os
+import re
+import shutil
+import signal
 import socket
+import stat
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
 from urllib.parse import urlsplit
 
+import git
+
 from shared.repo_url import is_public_address
+from shared.settings import Settings
+
+_log = logging.getLogger(__name__)
 
 
 class UnsafeTarget(Exception):
@@ -32,3 +53,304 @@ def check_clone_target(repo_url: str) -> list[str]:
         raise UnsafeTarget(f"{host} resolves to a non-public address ({', '.join(private)}); "
                            "refusing to clone")
     return addresses
+
+
+# ---------------------------------------------------------------------------
+# The clone itself: shallow, bounded in time and size, inert (no hooks,
+# filters, submodules, prompts), the token out of argv and out of messages.
+# ---------------------------------------------------------------------------
+
+class FetchError(Exception):
+    """A clone failed; the message is safe to show (no credentials) and says why."""
+
+
+@dataclass(frozen=True)
+class Checkout:
+    path: Path
+    commit: str  # sha of the commit the working tree holds
+    branch: str | None  # None when the remote's HEAD is detached
+
+
+# The watcher's pace: often enough that a fast download overshoots the cap by
+# little, and never more than about a third of a core spent walking the tree.
+_POLL_SECONDS = 0.1
+_TOKEN_USER = "x-access-token"  # GitHub's name for it; GitLab and Gitea take any user
+# Inherited GIT_* variables are dropped: GIT_INDEX_FILE or GIT_WORK_TREE from a
+# calling hook would make the clone write into the caller's repository, and
+# GIT_TRACE_CURL would print the auth header. These few only choose files or CAs.
+_INHERITED_GIT_VARIABLES = frozenset({
+    "GIT_EXEC_PATH", "GIT_SSL_CAINFO", "GIT_SSL_CAPATH",
+    "GIT_CONFIG_GLOBAL", "GIT_CONFIG_SYSTEM", "GIT_CONFIG_NOSYSTEM",
+})
+_USERINFO = re.compile(r"(?<=://)[^/@\s]+@")
+
+
+def fetch(repo_url: str, dest: Path | str, settings: Settings) -> Checkout:
+    """Clone a job's repository under the configured bounds."""
+    if _is_local(repo_url) and not settings.allow_local_repos:
+        raise FetchError("local repositories are disabled; set ALLOW_LOCAL_REPOS to allow them")
+    # Plain http would carry the token in clear text to whoever is on the path.
+    token = settings.git_token if urlsplit(repo_url).scheme == "https" else ""
+    return clone(repo_url, dest, timeout_seconds=settings.clone_timeout,
+                 max_bytes=settings.max_repo_mb * 1024 * 1024, token=token)
+
+
+def clone(repo_url: str, dest: Path | str, *, timeout_seconds: float, max_bytes: int,
+          token: str = "") -> Checkout:
+    """Shallow-clone the default branch of repo_url into dest (absent or empty).
+
+    Kills git and raises FetchError when it runs past timeout_seconds or dest
+    grows past max_bytes; what it left in dest is the caller's to remove.
+    """
+    dest = Path(dest)
+    url = _git_url(repo_url)
+    scrub = _Scrubber(token)
+    shown = scrub(url)
+    if "@" in urlsplit(url).netloc:  # git would show them to every user, in its argv
+        raise FetchError(f"{shown}: credentials in the URL are not allowed; set GIT_TOKEN instead")
+    _check_token(token)
+    _log.info("cloning %s", shown)
+    with tempfile.TemporaryDirectory(prefix="na-git-empty-") as empty:
+        argv = ["git", "clone", "--quiet", "--depth", "1", "--single-branch", "--no-tags",
+                "--no-recurse-submodules", f"--template={empty}", "--", url, str(dest)]
+        env = _git_environment(_inert_config(empty) + _auth_config(url, token))
+        problem = _run_bounded(argv, env, dest, timeout_seconds, max_bytes)
+    if problem:
+        raise FetchError(f"clone of {shown} {scrub(_explain(problem, bool(token)))}")
+    checkout = _checkout_of(dest, shown)
+    _log.info("cloned %s at %s", shown, checkout.commit)
+    return checkout
+
+
+def _is_local(repo_url: str) -> bool:
+    return urlsplit(repo_url).scheme == "file" or _is_path(repo_url)
+
+
+def _is_path(repo_url: str) -> bool:
+    return len(urlsplit(repo_url).scheme) <= 1  # none, or a Windows drive letter
+
+
+def _git_url(repo_url: str) -> str:
+    # git ignores --depth for a plain path (it copies the object store); a
+    # file:// URL goes through the transport and honours it.
+    return Path(repo_url).resolve().as_uri() if _is_path(repo_url) else repo_url
+
+
+def _check_token(token: str) -> None:
+    if token and not all(c.isprintable() and not c.isspace() for c in token):
+        # A newline would let the token inject HTTP headers; never echo it.
+        raise FetchError("GIT_TOKEN contains whitespace or control characters")
+
+
+def _inert_config(empty_dir: str) -> list[tuple[str, str]]:
+    """Command-scope config that wins over the user's and system's files."""
+    return [
+        ("core.hooksPath", empty_dir),
+        ("core.fsmonitor", "false"),
+        ("credential.helper", ""),  # empty resets any helper (and its GUI prompt)
+        ("filter.lfs.smudge", ""),  # an empty driver is no driver
+        ("filter.lfs.process", ""),
+        ("filter.lfs.clean", ""),
+        ("filter.lfs.required", "false"),
+        ("submodule.recurse", "false"),
+        ("protocol.allow", "never"),
+        ("protocol.https.allow", "always"),
+        ("protocol.http.allow", "always"),
+        ("protocol.file.allow", "always"),  # local URLs reach here only if the API allowed them
+        ("protocol.ext.allow", "never"),
+        ("transfer.bundleURI", "false"),  # a server could point the client at any URL
+        ("advice.detachedHead", "false"),
+    ]
+
+
+def _auth_config(url: str, token: str) -> list[tuple[str, str]]:
+    """The token as a header git sends only to this URL's scheme, host and port."""
+    if not token:
+        return []
+    parts = urlsplit(url)
+    credentials = base64.b64encode(f"{_TOKEN_USER}:{token}".encode()).decode()
+    host = parts.netloc.rpartition("@")[2]
+    return [(f"http.{parts.scheme}://{host}/.extraHeader", f"Authorization: Basic {credentials}")]
+
+
+def _git_environment(config: list[tuple[str, str]]) -> dict[str, str]:
+    # Config travels in GIT_CONFIG_KEY_n/VALUE_n: unlike -c, it is not in argv,
+    # which every user of the machine can read.
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("GIT_") or k in _INHERITED_GIT_VARIABLES}
+    env.pop("SSH_ASKPASS", None)
+    env.update(GIT_TERMINAL_PROMPT="0", GIT_ASKPASS="", GIT_LFS_SKIP_SMUDGE="1",
+               LC_ALL="C", LANGUAGE="C", GIT_CONFIG_COUNT=str(len(config)))
+    for index, (key, value) in enumerate(config):
+        env[f"GIT_CONFIG_KEY_{index}"] = key
+        env[f"GIT_CONFIG_VALUE_{index}"] = value
+    return env
+
+
+def _run_bounded(argv: list[str], env: dict[str, str], dest: Path, timeout_seconds: float,
+                 max_bytes: int) -> str:
+    """Run git, watching the clock and dest's size; return what went wrong, or "".
+
+    Not gitpython's runner: it always starts from os.environ, so an inherited
+    GIT_INDEX_FILE would survive, and it cannot stop on size.
+    """
+    try:
+        process = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL,
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                   **_own_process_group())
+    except OSError as exc:
+        raise FetchError(f"cannot run git ({exc.strerror}); is git installed?") from None
+    deadline = time.monotonic() + timeout_seconds
+    too_big = f"grew past the size cap of {max_bytes / 2**20:g} MB"
+    pause = _POLL_SECONDS
+    while True:
+        try:
+            _, stderr = process.communicate(timeout=pause)
+            break
+        except subprocess.TimeoutExpired:
+            pass
+        if time.monotonic() >= deadline:
+            return _stop(process, f"timed out after {timeout_seconds:g} s")
+        started = time.monotonic()
+        if _tree_bytes(dest) > max_bytes:
+            return _stop(process, too_big)
+        pause = max(_POLL_SECONDS, 2 * (time.monotonic() - started))
+    if process.returncode != 0:
+        return f"failed: {_gist(stderr)}"
+    return too_big if _tree_bytes(dest) > max_bytes else ""  # it may finish between polls
+
+
+def _own_process_group() -> dict:
+    # git's helpers (remote-https, index-pack) must die with it.
+    if os.name == "nt":
+        return {"creationflags": subprocess.CREATE_NEW_PROCESS_GROUP}
+    return {"start_new_session": True}
+
+
+def _stop(process: subprocess.Popen, why: str) -> str:
+    if os.name == "nt":
+        subprocess.run(["taskkill", "/F", "/T", "/PID", str(process.pid)], capture_output=True)
+    else:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+    process.communicate()
+    return why
+
+
+def _tree_bytes(root: Path) -> int:
+    """Bytes under root, symlinks not followed; entries git renames mid-walk are skipped."""
+    total, pending = 0, [root]
+    while pending:
+        try:
+            entries = list(os.scandir(pending.pop()))
+        except OSError:
+            continue
+        for entry in entries:
+            with contextlib.suppress(OSError):
+                if entry.is_dir(follow_symlinks=False):
+                    pending.append(entry.path)
+                else:
+                    total += entry.stat(follow_symlinks=False).st_size
+    return total
+
+
+def _gist(stderr: bytes, limit: int = 400) -> str:
+    """git's own words for the failure: its fatal/error lines, else its last lines."""
+    lines = [line.strip() for line in stderr.decode("utf-8", "replace").splitlines() if line.strip()]
+    key = [line for line in lines if line.startswith(("fatal:", "error:", "remote:"))]
+    text = "; ".join(key or lines[-3:]) or "git gave no reason"
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _explain(problem: str, with_token: bool) -> str:
+    # With prompts off, git reports a 401 as a username it could not read.
+    if not any(sign in problem for sign in ("terminal prompts disabled", "Authentication failed")):
+        return problem
+    if with_token:
+        return "failed: the server refused GIT_TOKEN (authentication failed)"
+    return ("failed: the server asks for credentials: the repository is private or does "
+            "not exist (set GIT_TOKEN for private repositories)")
+
+
+class _Scrubber:
+    """Removes the token (raw and as its header) and any URL credentials from text."""
+
+    def __init__(self, token: str):
+        header = base64.b64encode(f"{_TOKEN_USER}:{token}".encode()).decode()
+        self.secrets = [token, header] if token else []
+
+    def __call__(self, text: str) -> str:
+        for secret in self.secrets:
+            text = text.replace(secret, "***")
+        return _USERINFO.sub("***@", text)
+
+
+def _checkout_of(dest: Path, shown: str) -> Checkout:
+    repo = git.Repo(dest)
+    try:
+        head = repo.head
+        if not head.is_valid():
+            raise FetchError(f"{shown} is an empty repository (no commits)")
+        branch = None if head.is_detached else head.reference.name
+        return Checkout(path=dest, commit=head.commit.hexsha, branch=branch)
+    finally:
+        repo.close()
+
+
+# ---------------------------------------------------------------------------
+# The job's workspace: one fresh directory per job, always removed.
+# ---------------------------------------------------------------------------
+
+@contextlib.contextmanager
+def job_workspace(prefix: str = "na-job-") -> Iterator[Path]:
+    """A new temporary directory for one job, removed however the job ends.
+
+    mkdtemp creates it atomically with a random name, so concurrent jobs never
+    share one (property 13); the finally removes it on success, error and
+    interrupt alike (property 14).
+    """
+    path = Path(tempfile.mkdtemp(prefix=prefix))
+    try:
+        yield path
+    finally:
+        remove_tree(path)
+
+
+def remove_tree(path: Path | str) -> None:
+    """rmtree that also removes read-only entries (git's packs are 0444) and
+    unreadable directories, by making them and their parent the owner's to change."""
+    root = os.path.abspath(path)
+    retried: set[str] = set()
+
+    def make_writable_and_retry(func, failed: str, _error) -> None:
+        if failed != root:  # root's parent is the system's temp dir, not ours to change
+            _allow_owner(os.path.dirname(failed))
+        try:
+            _allow_owner(failed)  # only now can a closed parent show whether it exists
+        except FileNotFoundError:
+            return  # an earlier retry already removed it with its directory
+        if failed in retried:
+            raise PermissionError(f"cannot remove {failed}")
+        retried.add(failed)
+        if func in (os.unlink, os.remove, os.rmdir):
+            func(failed)
+        elif os.path.isdir(failed) and not os.path.islink(failed):
+            # It could not be opened or listed: start over on it, now readable.
+            shutil.rmtree(failed, **{_RMTREE_HOOK: make_writable_and_retry})
+        else:
+            os.unlink(failed)
+
+    if os.path.lexists(root):
+        shutil.rmtree(root, **{_RMTREE_HOOK: make_writable_and_retry})
+
+
+def _allow_owner(path: str) -> None:
+    if os.path.islink(path):
+        return  # chmod would change the link's target, maybe outside the tree
+    mode = os.lstat(path).st_mode
+    wanted = stat.S_IRWXU if stat.S_ISDIR(mode) else stat.S_IRUSR | stat.S_IWUSR
+    os.chmod(path, stat.S_IMODE(mode) | wanted)
+
+
+# Python 3.12 renamed rmtree's error hook (and passes the exception, not exc_info).
+_RMTREE_HOOK = "onexc" if sys.version_info >= (3, 12) else "onerror"
