@@ -89,10 +89,18 @@ def fetch(repo_url: str, dest: Path | str, settings: Settings) -> Checkout:
     """Clone a job's repository under the configured bounds."""
     if _is_local(repo_url) and not settings.allow_local_repos:
         raise FetchError("local repositories are disabled; set ALLOW_LOCAL_REPOS to allow them")
-    # Plain http would carry the token in clear text to whoever is on the path.
-    token = settings.git_token if urlsplit(repo_url).scheme == "https" else ""
     return clone(repo_url, dest, timeout_seconds=settings.clone_timeout,
-                 max_bytes=settings.max_repo_mb * 1024 * 1024, token=token)
+                 max_bytes=settings.max_repo_mb * 1024 * 1024,
+                 token=token_for(repo_url, settings))
+
+
+def token_for(repo_url: str, settings: Settings) -> str:
+    """GIT_TOKEN, for https URLs on GIT_TOKEN_HOSTS only: plain http would show it to
+    whoever is on the path, and any submitter could name their own host to collect it."""
+    parts = urlsplit(repo_url)
+    if parts.scheme == "https" and (parts.hostname or "") in settings.git_token_hosts:
+        return settings.git_token
+    return ""
 
 
 def clone(repo_url: str, dest: Path | str, *, timeout_seconds: float, max_bytes: int,

@@ -57,6 +57,7 @@ class Settings:
     clone_timeout: int = 300
     max_repo_mb: int = 1024
     git_token: str = field(default="", repr=False)
+    git_token_hosts: tuple[str, ...] = ("github.com",)
     skip_dirs: tuple[str, ...] = DEFAULT_SKIP_DIRS
     max_file_bytes: int = 2_000_000
 
@@ -88,6 +89,8 @@ class Settings:
             clone_timeout=reader.integer("CLONE_TIMEOUT", 300, minimum=1),
             max_repo_mb=reader.integer("MAX_REPO_MB", 1024, minimum=1),
             git_token=reader.text("GIT_TOKEN"),
+            git_token_hosts=tuple(h.lower() for h in reader.names("GIT_TOKEN_HOSTS",
+                                                                  ("github.com",))),
             skip_dirs=reader.names("SKIP_DIRS", DEFAULT_SKIP_DIRS),
             max_file_bytes=reader.integer("MAX_FILE_BYTES", 2_000_000, minimum=1),
         )

@@ -21,7 +21,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from edge.fetch import (Checkout, FetchError, UnsafeTarget, check_clone_target, clone, fetch,
-                        job_workspace, remove_tree)
+                        job_workspace, remove_tree, token_for)
 from edge.pipeline import IngestPipeline
 from shared.jobs import Job
 from shared.settings import Settings
@@ -433,6 +433,17 @@ def test_fetch_keeps_the_token_off_plain_http(private_server, tmp_path):
     with pytest.raises(FetchError):
         fetch(private_server.url("source"), tmp_path / "out", Settings(git_token=TOKEN))
     assert set(private_server.authorizations) == {None}
+
+
+def test_the_token_goes_only_to_https_hosts_it_is_meant_for():
+    settings = Settings(git_token=TOKEN, git_token_hosts=("github.com", "git.example.org"))
+    assert token_for("https://github.com/o/r", settings) == TOKEN
+    assert token_for("https://git.example.org/o/r", settings) == TOKEN
+    assert token_for("https://evil.example.com/o/r", settings) == ""
+    assert token_for("https://github.com.evil.example/o/r", settings) == ""
+    assert token_for("http://github.com/o/r", settings) == ""
+    assert Settings.from_env({"GIT_TOKEN_HOSTS": "GitLab.com, github.com"}).git_token_hosts == (
+        "gitlab.com", "github.com")
 
 
 def test_a_token_that_could_inject_headers_is_refused_unechoed(tmp_path):
