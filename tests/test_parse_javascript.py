@@ -282,3 +282,14 @@ def test_empty_and_garbage_input():
     garbage = parse_javascript("g.ts", bytes(range(256)) * 4, "typescript")
     assert garbage.error is not None
     assert parse_javascript("x.js", b"a\nb\nc", "javascript").loc == 3
+
+
+def test_triple_slash_references_and_import_options():
+    parsed = parse("""\
+        /// <reference path="globals.d.ts" />
+        /// <reference types="node" />
+        // <reference path="not-a-directive.ts" />
+        const data = await import('./data.json', { with: { type: 'json' } });
+        """)
+    assert [(i.module, i.kind, i.type_only) for i in parsed.imports] == [
+        ("./globals.d.ts", "import", True), ("./data.json", "dynamic", False)]

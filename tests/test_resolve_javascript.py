@@ -415,3 +415,37 @@ def _property_repo(tmp_path_factory) -> Repo:
     if "repo" not in _REPOS:
         _REPOS["repo"] = Repo(tmp_path_factory.mktemp("prop"), PROPERTY_FILES)
     return _REPOS["repo"]
+
+
+def test_pnpm_workspace_globs_pick_the_package_of_a_duplicated_name(repo):
+    r = repo({
+        "pnpm-workspace.yaml": "packages:\n  - 'libs/*'\n\nonlyBuiltDependencies:\n  - esbuild\n",
+        "libs/dup/package.json": '{"name": "dup"}', "libs/dup/index.ts": "",
+        "a/dup/package.json": '{"name": "dup"}', "a/dup/index.ts": "",
+        "main.ts": "",
+    })
+    assert r.one("main.ts", "dup") == ("libs/dup/index.ts", None, False)
+
+
+def test_triple_slash_reference_resolves_to_the_file(repo):
+    r = repo({"src/a.ts": '/// <reference path="../types/env.d.ts" />\n', "types/env.d.ts": ""})
+    assert [(i.target, i.type_only) for i in r.resolve("src/a.ts").imports] == [("types/env.d.ts", True)]
+
+
+def test_committed_entry_beats_a_guess_behind_missing_build_output(repo):
+    r = repo({
+        "pkg/package.json": '{"name": "pkg", "module": "dist/esm/index.js", "main": "lib/index.js"}',
+        "pkg/lib/index.js": "", "pkg/src/index.ts": "",
+        "other/package.json": '{"name": "other", "module": "dist/esm/index.js"}',
+        "other/src/index.ts": "",
+        "main.ts": "",
+    })
+    assert r.one("main.ts", "pkg") == ("pkg/lib/index.js", None, False)
+    assert r.one("main.ts", "other") == ("other/src/index.ts", None, False)
+
+
+def test_base_url_assets_are_neither_edges_nor_packages(repo):
+    r = repo({"jsconfig.json": '{"compilerOptions": {"baseUrl": "src"}}',
+              "src/styles/main.css": "", "src/app.js": ""})
+    assert r.one("src/app.js", "styles/main.css") == (None, None, False)
+    assert r.resolve("src/app.js").unresolved == []

@@ -14,7 +14,8 @@ What is recorded:
   arrow-valued class fields (kind "method"). Anonymous defaults are named
   "default". The docstring is the JSDoc block right above the declaration.
 - imports, one Import per statement or call: `import` (incl. side-effect,
-  `import type`, TS `import x = require()`: kind "require"), `export … from`
+  `import type`, `/// <reference path>`; TS `import x = require()` has kind
+  "require"), `export … from`
   (kind "export"), `require('m')` and `import('m')` with a literal specifier
   (kinds "require", "dynamic"). For kind "export" the bindings name what the
   module re-exports (exported name -> source member, "*" for `export *`), not
@@ -24,6 +25,7 @@ What is recorded:
 """
 from __future__ import annotations
 
+import bisect
 import re
 import threading
 from functools import cache
@@ -42,20 +44,26 @@ _GRAMMARS = {
 
 _FUNCTION_VALUE = "[(arrow_function) (function_expression) (generator_function)]"
 
+# Each definition is captured together with its context (the declarator, the
+# export, the assignment) because asking a node for its parent or sibling makes
+# tree-sitter rescan from the root: slow in files with thousands of statements.
 _COMMON_PATTERNS = f"""
 (class_declaration) @class
-(class) @class
+(variable_declarator name: (identifier) value: (class)) @class.declarator
+(export_statement value: (class) @class.default)
 (function_declaration) @function
 (generator_function_declaration) @function
-(variable_declarator name: (identifier) value: {_FUNCTION_VALUE} @function)
-(export_statement value: {_FUNCTION_VALUE} @function)
-(assignment_expression left: (member_expression) right: {_FUNCTION_VALUE} @function)
+(variable_declarator name: (identifier) value: {_FUNCTION_VALUE}) @function.declarator
+(export_statement value: {_FUNCTION_VALUE} @function.default)
+(assignment_expression left: (member_expression) right: {_FUNCTION_VALUE}) @function.assigned
 (class_body (method_definition) @method)
 (import_statement) @import
 (export_statement source: (_)) @export
-(call_expression function: (import) arguments: (arguments . [(string) (template_string)] @dynamic))
+(call_expression function: (import) arguments: (arguments . [(string) (template_string)])) @dynamic
 (call_expression function: [(identifier) (member_expression)] @callee)
 (new_expression constructor: [(identifier) (member_expression)] @callee)
+((comment) @jsdoc (#match? @jsdoc "^/[*][*]"))
+((comment) @reference (#match? @reference "^///[ \\t]*<reference[ \\t]"))
 """
 
 _EXTRA_PATTERNS = {
@@ -69,6 +77,7 @@ _EXTRA_PATTERNS = {
 }
 _EXTRA_PATTERNS["tsx"] = _EXTRA_PATTERNS["typescript"]
 
+_REFERENCE_PATH = re.compile(rb"""\spath\s*=\s*["']([^"']+)["']""")
 # A callee (or base class) worth recording: identifiers joined by dots.
 _DOTTED = re.compile(rb"[A-Za-z_$#][\w$]*(?:\.[A-Za-z_$#][\w$]*)*")
 _SPACE = re.compile(rb"\s+")
@@ -84,6 +93,11 @@ _TYPE_NODES = frozenset({
 })
 
 _DOC_LIMIT = 400
+# What may stand between a JSDoc block and the definition it documents:
+# keywords of the statement and decorators, no blank line.
+_DOC_GAP = re.compile(rb"(?:\s|@[\w$.]+(?:\([^;]*?\))?|export\b|default\b|declare\b|const\b|let\b|var\b)*")
+_BLANK_LINE = re.compile(rb"\n[ \t\r]*\n")
+_DOC_GAP_LIMIT = 2000
 
 
 @cache
@@ -115,7 +129,7 @@ def parse_javascript(path: str, source: bytes, language: str) -> ParsedFile:
     loc = source.count(b"\n") + (1 if source and not source.endswith(b"\n") else 0)
     parsed = ParsedFile(path=path, language=language, loc=loc)
     definitions = _definitions(captures)
-    parsed.symbols = _symbols(definitions)
+    parsed.symbols = _symbols(definitions, captures.get("jsdoc", ()), source)
     parsed.calls, requires = _calls(captures.get("callee", ()), definitions)
     parsed.imports = _imports(captures, requires)
     if root.has_error:
@@ -128,26 +142,40 @@ def parse_javascript(path: str, source: bytes, language: str) -> ParsedFile:
 # ---------------------------------------------------------------------------
 
 class _Definition:
-    """A symbol's node and what the sweep learns about it."""
-    __slots__ = ("node", "kind", "name", "start", "end", "qualname", "parent")
+    """A symbol's node (its whole extent) and what the sweep learns about it."""
+    __slots__ = ("node", "kind", "name", "start", "end", "qualname", "parent", "declared")
 
-    def __init__(self, node: Node, kind: str, name: str) -> None:
+    def __init__(self, node: Node, kind: str, name: str, declared: Node) -> None:
         self.node = node
         self.kind = kind
         self.name = name
+        self.declared = declared  # the class or function node itself
         self.start = node.start_byte
         self.end = node.end_byte
         self.qualname = name
         self.parent: str | None = None
 
 
+# capture name -> (symbol kind, how the capture gives the name and the declared node)
+_DEFINITION_CAPTURES = (
+    ("class", "class", "own"),
+    ("class.declarator", "class", "declarator"),
+    ("class.default", "class", "default"),
+    ("function", "function", "own"),
+    ("function.declarator", "function", "declarator"),
+    ("function.default", "function", "default"),
+    ("function.assigned", "function", "assigned"),
+    ("method", "method", "member"),
+)
+
+
 def _definitions(captures: dict[str, list[Node]]) -> list[_Definition]:
     found = []
-    for kind in ("class", "function", "method"):
-        for node in captures.get(kind, ()):
-            name = _symbol_name(node, kind)
-            if name is not None:
-                found.append(_Definition(node, kind, name))
+    for capture, kind, form in _DEFINITION_CAPTURES:
+        for node in captures.get(capture, ()):
+            named = _name_and_declared(node, form)
+            if named is not None:
+                found.append(_Definition(node, kind, named[0], named[1]))
     found.sort(key=lambda d: (d.start, -d.end))
     # Nesting by byte range gives each definition its parent's qualname.
     stack: list[_Definition] = []
@@ -161,26 +189,22 @@ def _definitions(captures: dict[str, list[Node]]) -> list[_Definition]:
     return found
 
 
-def _symbol_name(node: Node, kind: str) -> str | None:
-    """The name code uses for the definition; None for anonymous ones we skip."""
-    if kind == "method":
+def _name_and_declared(node: Node, form: str) -> tuple[str, Node] | None:
+    """The name code uses for a captured definition, and its class/function node."""
+    if form == "declarator":  # `const A = class B {}`: callers write A
+        name, value = node.child_by_field_name("name"), node.child_by_field_name("value")
+        return (_text(name), value) if name is not None and value is not None else None
+    if form == "assigned":
+        name = _exported_name(node.child_by_field_name("left"))
+        value = node.child_by_field_name("right")
+        return (name, value) if name is not None and value is not None else None
+    if form == "member":  # methods: "name"; JS class fields: "property"
         name = node.child_by_field_name("name") or node.child_by_field_name("property")
-        return _text(name) if name is not None else None
-    parent = node.parent
-    parent_type = parent.type if parent is not None else ""
-    if parent_type == "variable_declarator":
-        # `const A = class B {}`: callers write A.
-        name = parent.child_by_field_name("name")
-        if name is not None and name.type == "identifier":
-            return _text(name)
-    own = node.child_by_field_name("name")
-    if own is not None:
-        return _text(own)
-    if parent_type == "export_statement":
-        return "default"
-    if parent_type == "assignment_expression":
-        return _exported_name(parent.child_by_field_name("left"))
-    return None
+        return (_text(name), node) if name is not None else None
+    name = node.child_by_field_name("name")
+    if name is not None:
+        return _text(name), node
+    return ("default", node) if form == "default" else None
 
 
 def _exported_name(left: Node | None) -> str | None:
@@ -194,7 +218,9 @@ def _exported_name(left: Node | None) -> str | None:
     return _text(prop)
 
 
-def _symbols(definitions: list[_Definition]) -> list[Symbol]:
+def _symbols(definitions: list[_Definition], jsdocs: list[Node], source: bytes) -> list[Symbol]:
+    jsdocs = sorted(jsdocs, key=_start_byte)
+    doc_ends = [doc.end_byte for doc in jsdocs]
     symbols = []
     for d in definitions:
         node = d.node
@@ -204,8 +230,8 @@ def _symbols(definitions: list[_Definition]) -> list[Symbol]:
             qualname=d.qualname,
             start_line=node.start_point.row + 1,
             end_line=node.end_point.row + 1,
-            docstring=_docstring(node),
-            bases=_bases(node) if d.kind == "class" else (),
+            docstring=_docstring(d.start, jsdocs, doc_ends, source),
+            bases=_bases(d.declared) if d.kind == "class" else (),
             parent=d.parent,
         ))
     return symbols
@@ -238,41 +264,17 @@ def _dotted_types(nodes: list[Node]) -> list[str]:
     return names
 
 
-def _docstring(node: Node) -> str | None:
-    comment = _leading_comment(_statement_of(node))
-    if comment is None:
+def _docstring(start: int, jsdocs: list[Node], doc_ends: list[int], source: bytes) -> str | None:
+    """The JSDoc block right above a definition: only statement keywords and
+    decorators between them, no blank line (a file header is not a docstring)."""
+    index = bisect.bisect_right(doc_ends, start) - 1
+    if index < 0 or start - doc_ends[index] > _DOC_GAP_LIMIT:
         return None
-    text = comment.text
-    if not text.startswith(b"/**") or text == b"/**/":
+    gap = source[doc_ends[index]:start]
+    if not _DOC_GAP.fullmatch(gap) or _BLANK_LINE.search(gap):
         return None
-    return _clean_jsdoc(text[3:-2].decode("utf-8", "replace"))
-
-
-def _statement_of(node: Node) -> Node:
-    """The outermost node the JSDoc comment sits above (export, const, …)."""
-    parent = node.parent
-    if parent is not None and parent.type == "variable_declarator":
-        node = parent.parent or node
-    elif parent is not None and parent.type == "assignment_expression":
-        node = parent.parent or node
-    parent = node.parent
-    while parent is not None and parent.type in ("export_statement", "ambient_declaration"):
-        node, parent = parent, parent.parent
-    return node
-
-
-def _leading_comment(node: Node) -> Node | None:
-    top = node.start_point.row
-    previous = node.prev_sibling
-    while previous is not None and previous.type == "decorator":  # TS member decorators
-        top = previous.start_point.row
-        previous = previous.prev_sibling
-    if previous is None or previous.type != "comment":
-        return None
-    # A blank line between them means the comment is about something else (a file header).
-    if previous.end_point.row + 1 < top:
-        return None
-    return previous
+    text = jsdocs[index].text
+    return _clean_jsdoc(text[3:-2].decode("utf-8", "replace")) if len(text) > 4 else None
 
 
 def _clean_jsdoc(body: str) -> str | None:
@@ -340,8 +342,10 @@ def _imports(captures: dict[str, list[Node]], requires: list[Node]) -> list[Impo
         found.extend(_export_statement(node))
     for callee in requires:
         found.extend(_require_call(callee.parent))
-    for argument in captures.get("dynamic", ()):
-        found.extend(_dynamic_import(argument))
+    for call in captures.get("dynamic", ()):
+        found.extend(_dynamic_import(call))
+    for comment in captures.get("reference", ()):
+        found.extend(_reference_directive(comment))
     found.sort(key=lambda imp: imp.line)
     return found
 
@@ -432,12 +436,10 @@ def _require_call(call: Node | None) -> list[Import]:
                    bindings=bindings, type_only=type_only, in_function=in_function)]
 
 
-def _dynamic_import(argument: Node) -> list[Import]:
-    arguments = argument.parent
-    call = arguments.parent if arguments is not None else None
-    if call is None or arguments.named_child_count != 1:
-        return []
-    module = _literal(argument)
+def _dynamic_import(call: Node) -> list[Import]:
+    arguments = call.child_by_field_name("arguments")
+    # import('m', { with: … }): the options argument does not matter here.
+    module = _literal(arguments.named_children[0]) if arguments is not None else None
     if module is None:
         return []
     in_function, type_only = _context(call)
@@ -445,6 +447,17 @@ def _dynamic_import(argument: Node) -> list[Import]:
     return [Import(module, call.start_point.row + 1, "dynamic", bindings=bindings,
                    names=tuple(b.name for b in bindings if b.name is not None),
                    type_only=type_only, in_function=in_function)]
+
+
+def _reference_directive(comment: Node) -> list[Import]:
+    """`/// <reference path="x.d.ts" />`: a typing-only import of a file (relative
+    even without "./"); `types=` and `lib=` references name no repository file."""
+    match = _REFERENCE_PATH.search(comment.text)
+    if match is None:
+        return []
+    path = match[1].decode("utf-8", "replace")
+    module = path if path.startswith((".", "/")) else "./" + path
+    return [Import(module, comment.start_point.row + 1, "import", type_only=True)]
 
 
 def _single_literal_argument(call: Node) -> str | None:

@@ -87,6 +87,7 @@ worker_threads zlib test
 """.split())
 _PNPM_ITEM = re.compile(r"""^\s*-\s*["']?([^"'#\n]+?)["']?\s*(?:#.*)?$""", re.M)
 _MAX_ALIAS_DEPTH = 8  # `imports` targets may name other specifiers; bound the chain
+_MAX_CONDITION_DEPTH = 16  # nested condition objects in a manifest
 
 
 class _Outcome(NamedTuple):
@@ -112,7 +113,7 @@ def _load_jsonc(text: str) -> Any:
     text = _STRING_OR_TRAILING_COMMA.sub(lambda m: m[1] if m[1] is not None else m[0], text)
     try:
         return json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: absurdly deep nesting
         return None
 
 
@@ -230,15 +231,21 @@ def _best_pattern(keys: Iterable[str], subject: str) -> tuple[str, str] | None:
     return best
 
 
-def _condition_targets(value: Any, star: str | None) -> list[str]:
-    """Targets of an exports/imports value in order: strings, arrays, nested conditions."""
+def _condition_targets(value: Any, star: str | None, depth: int = 0) -> list[str]:
+    """Targets of an exports/imports value in order: strings, arrays, nested conditions.
+
+    Every matching condition is kept, in the manifest's order, so that when the
+    first one names missing build output a later one can still name a source.
+    """
     if isinstance(value, str):
         return [value.replace("*", star) if star is not None else value]
+    if depth > _MAX_CONDITION_DEPTH:
+        return []
     if isinstance(value, list):
-        return [t for item in value for t in _condition_targets(item, star)]
+        return [t for item in value for t in _condition_targets(item, star, depth + 1)]
     if isinstance(value, dict):
         return [t for key, item in value.items() if key in _CONDITIONS
-                for t in _condition_targets(item, star)]
+                for t in _condition_targets(item, star, depth + 1)]
     return []  # null: the subpath is blocked
 
 
@@ -346,9 +353,10 @@ class JavaScriptResolver:
 
     # -- probing -----------------------------------------------------------
 
-    def _probe(self, candidate: str) -> str | None:
+    def _probe(self, candidate: str, use_manifest: bool = True) -> str | None:
         """A file for the candidate path: exact, with an extension, or as a directory."""
-        found = self._probe_file(candidate, self._extensions) or self._probe_directory(candidate)
+        found = (self._probe_file(candidate, self._extensions)
+                 or self._probe_directory(candidate, use_manifest))
         if found is None:
             stem, extension = posixpath.splitext(candidate)
             retry = _TS_FOR_JS.get(extension)
@@ -379,16 +387,24 @@ class JavaScriptResolver:
                                 self._extensions, exact=False)
 
     def _main(self, manifest: _Manifest) -> str | None:
+        targets = []
         for field in _MAIN_FIELDS:
             value = manifest.data.get(field)
-            if not isinstance(value, str) or not value.strip():
-                continue
-            target = _join(manifest.directory, value)
-            if target is None or target == manifest.directory:
-                continue  # "main": "." falls through to index
-            found = (self._probe_file(target, self._extensions)
-                     or self._probe_directory(target, use_manifest=False)
-                     or self._from_build_output(manifest.directory, target))
+            if isinstance(value, str) and value.strip():
+                target = _join(manifest.directory, value)
+                if target is not None and target != manifest.directory:  # "." means index
+                    targets.append(target)
+        return self._first_existing(manifest.directory, targets)
+
+    def _first_existing(self, package_dir: str, targets: list[str]) -> str | None:
+        """The first target that exists; only then the sources behind missing build output,
+        so a committed file named by a later field beats a guess for an earlier one."""
+        for target in targets:
+            found = self._probe(target, use_manifest=False)
+            if found is not None:
+                return found
+        for target in targets:
+            found = self._from_build_output(package_dir, target)
             if found is not None:
                 return found
         return None
@@ -446,10 +462,9 @@ class JavaScriptResolver:
             return not declared, directory.count("/") + bool(directory), directory
 
         packages: dict[str, _Manifest] = {}
-        for directory in sorted(self._dirs, key=rank):
+        found = [d for d in self._dirs if self._manifest(d) is not None]
+        for directory in sorted(found, key=rank):
             manifest = self._manifest(directory)
-            if manifest is None:
-                continue
             name = manifest.data.get("name")
             if isinstance(name, str) and name and name not in packages:
                 packages[name] = manifest
@@ -493,11 +508,13 @@ class JavaScriptResolver:
     def _in_package(self, package: _Manifest, subpath: str) -> str | None:
         exports = package.data.get("exports")
         if exports is not None:
-            targets = _map_lookup(_subpath_exports(exports), subpath)
-            for target in targets or ():
-                found = self._package_target(package.directory, target)
-                if found is not None:
-                    return found
+            targets = _map_lookup(_subpath_exports(exports), subpath) or ()
+            # Export targets are "./"-relative paths inside the package.
+            found = self._first_existing(package.directory, [
+                joined for target in targets if target.startswith("./")
+                for joined in [_join(package.directory, target)] if joined is not None])
+            if found is not None:
+                return found
         if subpath == ".":
             return self._probe_directory(package.directory)
         candidate = _join(package.directory, subpath)
@@ -505,26 +522,18 @@ class JavaScriptResolver:
             return None
         return self._probe(candidate) or self._from_build_output(package.directory, candidate)
 
-    def _package_target(self, package_dir: str, target: str) -> str | None:
-        if not target.startswith("./"):
-            return None
-        candidate = _join(package_dir, target)
-        if candidate is None:
-            return None
-        return self._probe(candidate) or self._from_build_output(package_dir, candidate)
-
     def _subpath_import(self, directory: str, spec: str, depth: int) -> _Outcome:
         manifest = self._nearest_manifest(directory)
         targets = _map_lookup(manifest.data.get("imports"), spec) if manifest else None
         if not targets:
             return _Outcome(unresolved=True)
+        local = [joined for target in targets if target.startswith("./")
+                 for joined in [_join(manifest.directory, target)] if joined is not None]
+        found = self._first_existing(manifest.directory, local)
+        if found is not None:
+            return _Outcome(target=found)
         for target in targets:
-            if target.startswith("./"):
-                found = self._package_target(manifest.directory, target)
-                if found is not None:
-                    return _Outcome(target=found)
-            elif not target.startswith("#"):
-                # A bare target names a package (maybe external).
+            if not target.startswith(("./", "#", "/")):  # a package, maybe external
                 return self._specifier(manifest.directory, target, depth + 1)
         return _Outcome(unresolved=True)
 
@@ -553,11 +562,9 @@ class JavaScriptResolver:
                     if not outcome.unresolved:
                         return outcome
         if config.base_url is not None:
-            candidate = _join(config.base_url, spec)
-            if candidate is not None:
-                found_file = self._probe(candidate)
-                if found_file is not None:
-                    return _Outcome(target=found_file)
+            outcome = self._path_outcome(_join(config.base_url, spec))
+            if not outcome.unresolved:
+                return outcome
         return _Outcome(unresolved=True) if internal else None
 
     def _tsconfig(self, directory: str) -> _TsConfig | None:
@@ -584,7 +591,8 @@ class JavaScriptResolver:
         seen = seen | {path}
         here = posixpath.dirname(path)
         extends = data.get("extends")
-        for parent in [extends] if isinstance(extends, str) else extends if isinstance(extends, list) else ():
+        parents = [extends] if isinstance(extends, str) else extends if isinstance(extends, list) else []
+        for parent in parents:  # later entries override earlier ones (TS 5)
             parent_path = self._extends_path(here, parent) if isinstance(parent, str) else None
             if parent_path is not None:
                 config = config.overridden_by(self._load_tsconfig(parent_path, leaf_dir, seen))
