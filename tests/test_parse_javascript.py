@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import textwrap
+import time
 
 import pytest
 
@@ -293,3 +294,23 @@ def test_triple_slash_references_and_import_options():
         """)
     assert [(i.module, i.kind, i.type_only) for i in parsed.imports] == [
         ("./globals.d.ts", "import", True), ("./data.json", "dynamic", False)]
+
+
+def test_many_decorators_before_a_definition_stay_fast():
+    # A lazy pattern for decorator arguments backtracks exponentially on this.
+    source = "/** Doc. */\n" + "@a(b) @c(" * 40 + ")\nclass X {}\n"
+    started = time.perf_counter()
+    parse(source)
+    assert time.perf_counter() - started < 1.0
+
+
+def test_decorated_class_keeps_its_docstring():
+    parsed = parse("""\
+        /** The component. */
+        @Component({
+          selector: 'app-root',
+          template: render(items(1)),
+        })
+        export class AppComponent {}
+        """)
+    assert parsed.symbols[0].docstring == "The component."

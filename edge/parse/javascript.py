@@ -15,11 +15,10 @@ What is recorded:
   "default". The docstring is the JSDoc block right above the declaration.
 - imports, one Import per statement or call: `import` (incl. side-effect,
   `import type`, `/// <reference path>`; TS `import x = require()` has kind
-  "require"), `export … from`
-  (kind "export"), `require('m')` and `import('m')` with a literal specifier
-  (kinds "require", "dynamic"). For kind "export" the bindings name what the
-  module re-exports (exported name -> source member, "*" for `export *`), not
-  local names.
+  "require"), `export … from` (kind "export"), `require('m')` and `import('m')`
+  with a literal specifier (kinds "require", "dynamic"). For kind "export" the
+  bindings name what the module re-exports (exported name -> source member,
+  "*" for `export *`), not local names.
 - calls whose callee is a plain identifier or a dotted member chain
   (`f`, `a.b.c`, `this.m`, `new X`); computed or call-result callees are left out.
 """
@@ -94,8 +93,14 @@ _TYPE_NODES = frozenset({
 
 _DOC_LIMIT = 400
 # What may stand between a JSDoc block and the definition it documents:
-# keywords of the statement and decorators, no blank line.
-_DOC_GAP = re.compile(rb"(?:\s|@[\w$.]+(?:\([^;]*?\))?|export\b|default\b|declare\b|const\b|let\b|var\b)*")
+# keywords of the statement and decorators, no blank line. Decorator arguments
+# nest up to three parentheses deep; excluding parentheses from the plain
+# characters keeps the match linear (a lazy `.*?\)` backtracks exponentially).
+_ARGUMENTS = rb"\([^;()]*\)"
+for _ in range(2):
+    _ARGUMENTS = rb"\((?:[^;()]|" + _ARGUMENTS + rb")*\)"
+_DOC_GAP = re.compile(
+    rb"(?:\s|@[\w$.]+(?:" + _ARGUMENTS + rb")?|(?:export|default|declare|const|let|var)\b)*")
 _BLANK_LINE = re.compile(rb"\n[ \t\r]*\n")
 _DOC_GAP_LIMIT = 2000
 
