@@ -14,7 +14,7 @@ import redis
 from hypothesis import settings
 
 from tests.queues import BACKENDS, make_queue
-from tests.servers import RedisServer, UpstashRestServer
+from tests.servers import PostgresServer, RedisServer, UpstashRestServer
 
 # ---------------------------------------------------------------------------
 # Hypothesis
@@ -96,3 +96,28 @@ def new_queue(backend: str, tmp_path, request: pytest.FixtureRequest):
     yield factory
     for queue in made:
         queue.close()
+
+
+# ---------------------------------------------------------------------------
+# PostgreSQL (a real server on loopback, its own cluster in a temp dir)
+# ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """One PostgreSQL for the whole session, removed at its end."""
+    server = PostgresServer()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def postgres_url(postgres_server: PostgresServer) -> Iterator[str]:
+    """URL of a database of its own for this test, dropped after it."""
+    name = postgres_server.create_database()
+    try:
+        yield postgres_server.url_for(name)
+    finally:
+        postgres_server.drop_database(name)

@@ -3,6 +3,9 @@
 ``RedisServer`` runs a genuine ``redis-server`` process (Debian package
 ``redis-server``) on 127.0.0.1 with persistence off, in a private temp dir.
 
+``PostgresServer`` runs a genuine PostgreSQL (Debian package ``postgresql``):
+its own cluster made by ``initdb`` in a temp dir, on 127.0.0.1 (see the class).
+
 ``UpstashRestServer`` emulates Upstash's Redis REST API in front of a real
 Redis: every command is forwarded through redis-py, so Redis semantics (types,
 errors, Lua, transactions) are Redis's own. What is emulated:
@@ -35,10 +38,14 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import glob
 import hmac
 import json
+import os
+import pwd
 import secrets
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -48,6 +55,7 @@ import weakref
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
+import psycopg
 import redis
 import uvicorn
 from redis.backoff import NoBackoff
@@ -58,7 +66,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-__all__ = ["RedisServer", "ServerUnavailable", "UpstashRestServer", "free_port"]
+__all__ = ["PostgresServer", "RedisServer", "ServerUnavailable", "UpstashRestServer",
+           "free_port"]
 
 LOOPBACK = "127.0.0.1"
 
@@ -493,3 +502,197 @@ def _serve_in_thread(app: Any, startup_timeout: float
             raise ServerUnavailable(f"REST emulator did not start on {port}")
         time.sleep(0.01)
     return server, thread, port
+
+
+# --------------------------------------------------------------------------
+# PostgreSQL
+# --------------------------------------------------------------------------
+
+POSTGRES_SUPERUSER = "postgres"
+
+
+def postgres_bin_dir() -> str:
+    """The folder holding initdb and postgres: from PATH, else the newest
+    Debian /usr/lib/postgresql/<version>/bin."""
+    found = shutil.which("initdb")
+    # Debian links /usr/local/bin/initdb into the versioned folder; initdb
+    # looks for `postgres` beside its real path, so use that folder.
+    candidates = [os.path.dirname(os.path.realpath(found))] if found else []
+    versioned = glob.glob("/usr/lib/postgresql/*/bin")
+    candidates += sorted(versioned, key=_postgres_version, reverse=True)
+    for folder in candidates:
+        if all(os.access(os.path.join(folder, name), os.X_OK)
+               for name in ("initdb", "postgres")):
+            return folder
+    raise ServerUnavailable(
+        "PostgreSQL's initdb/postgres are not on PATH nor in /usr/lib/postgresql/*/bin; "
+        "install the Debian package postgresql (apt-get install postgresql)")
+
+
+def _postgres_version(folder: str) -> tuple[int, ...]:
+    version = folder.split("/")[-2]
+    return tuple(int(part) for part in version.split(".") if part.isdigit())
+
+
+def _postgres_account() -> pwd.struct_passwd | None:
+    """Who the server runs as: None for the current user, the `postgres`
+    system user when we are root (initdb and postgres refuse to run as root)."""
+    if os.geteuid() != 0:
+        return None
+    try:
+        return pwd.getpwnam("postgres")
+    except KeyError:
+        raise ServerUnavailable(
+            "running as root, and there is no `postgres` system user to run "
+            "PostgreSQL as (the Debian package postgresql creates it)") from None
+
+
+def _end_postgres(proc: subprocess.Popen, grace: float = 10.0) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGINT)  # "fast" shutdown: ends sessions, no waiting
+        try:
+            proc.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def _stop_postgres(proc: subprocess.Popen, folder: str) -> None:
+    _end_postgres(proc)
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+class PostgresServer:
+    """A PostgreSQL cluster of its own on 127.0.0.1; started by the constructor.
+
+    ``initdb`` (trust auth, superuser ``postgres``, UTF-8, C locale) makes a
+    cluster in a private temp dir; ``postgres`` runs as a child process on a
+    free loopback port with its socket in that dir and durability switched off
+    (fsync, synchronous_commit, full_page_writes: test data need not survive a
+    crash). As root, both run as the ``postgres`` system user, which owns the
+    temp dir. ``stop()`` ends the server and removes the dir; it also happens
+    at garbage collection or interpreter exit.
+    """
+
+    def __init__(self, startup_timeout: float = 30.0):
+        self._bin = postgres_bin_dir()
+        self._account = _postgres_account()
+        self._startup_timeout = startup_timeout
+        self._folder = tempfile.mkdtemp(prefix="postgres-test-")
+        self._proc: subprocess.Popen | None = None
+        self._finalizer: weakref.finalize | None = None
+        self._port = 0
+        try:
+            if self._account is not None:
+                os.chown(self._folder, self._account.pw_uid, self._account.pw_gid)
+            self._initdb()
+            self._start()
+        except BaseException:
+            self.stop()
+            raise
+
+    @property
+    def port(self) -> int:
+        return self._port
+
+    @property
+    def url(self) -> str:
+        """The maintenance database `postgres`, as the superuser."""
+        return self.url_for("postgres")
+
+    def url_for(self, database: str) -> str:
+        return f"postgresql://{POSTGRES_SUPERUSER}@{LOOPBACK}:{self._port}/{database}"
+
+    @property
+    def folder(self) -> str:
+        """The temp dir holding the cluster, its socket and its log."""
+        return self._folder
+
+    @property
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    def create_database(self, name: str | None = None) -> str:
+        """A new empty database; returns its name."""
+        name = name or f"test_{secrets.token_hex(6)}"
+        self._admin(f'CREATE DATABASE "{name}"')
+        return name
+
+    def drop_database(self, name: str) -> None:
+        """Drop it, ending any session still connected to it."""
+        self._admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+    def stop(self) -> None:
+        """Stop the server and remove its files; idempotent."""
+        if self._finalizer is not None:
+            self._finalizer()
+        else:
+            shutil.rmtree(self._folder, ignore_errors=True)
+
+    def _admin(self, statement: str) -> None:
+        with psycopg.connect(self.url, autocommit=True, connect_timeout=5) as conn:
+            conn.execute(statement)
+
+    def _run_as_owner(self, args: list[str], **options: Any) -> subprocess.Popen:
+        if self._account is not None:
+            options.update(user=self._account.pw_uid, group=self._account.pw_gid,
+                           extra_groups=[])
+        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LC_ALL": "C", "LANG": "C"}
+        return subprocess.Popen(args, cwd=self._folder, env=env, stdin=subprocess.DEVNULL,
+                                **options)
+
+    def _initdb(self) -> None:
+        proc = self._run_as_owner(
+            [os.path.join(self._bin, "initdb"), "-D", self._data, "-U", POSTGRES_SUPERUSER,
+             "--auth=trust", "--encoding=UTF8", "--locale=C", "--no-sync"],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        output, _ = proc.communicate(timeout=120)
+        if proc.returncode != 0:
+            raise ServerUnavailable(
+                f"initdb failed ({proc.returncode}):\n{output.decode(errors='replace')[-2000:]}")
+
+    @property
+    def _data(self) -> str:
+        return os.path.join(self._folder, "data")
+
+    def _start(self) -> None:
+        for attempt in range(3):
+            self._port = free_port()
+            try:
+                self._launch()
+                return
+            except ServerUnavailable:
+                # Another process may have taken the port before postgres bound it.
+                if attempt == 2:
+                    raise
+
+    def _launch(self) -> None:
+        log_path = os.path.join(self._folder, "postgres.log")
+        with open(log_path, "wb") as log:
+            self._proc = self._run_as_owner(
+                [os.path.join(self._bin, "postgres"), "-D", self._data,
+                 "-p", str(self._port), "-k", self._folder,
+                 "-c", f"listen_addresses={LOOPBACK}", "-c", "fsync=off",
+                 "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
+                 "-c", "max_connections=100"],
+                stdout=log, stderr=subprocess.STDOUT)
+        self._finalizer = weakref.finalize(self, _stop_postgres, self._proc, self._folder)
+        deadline = time.monotonic() + self._startup_timeout
+        while self._proc.poll() is None and time.monotonic() < deadline:
+            try:
+                with psycopg.connect(self.url, connect_timeout=2):
+                    return
+            except psycopg.OperationalError:
+                time.sleep(0.05)
+        with open(log_path, encoding="utf-8", errors="replace") as log:
+            tail = log.read()[-2000:]
+        self._finalizer.detach()  # keep the folder: the next try starts from it
+        self._finalizer = None
+        _end_postgres(self._proc)
+        raise ServerUnavailable(f"postgres did not accept connections on {self._port}:\n{tail}")
+
+    def __enter__(self) -> "PostgresServer":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()

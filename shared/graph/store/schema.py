@@ -1,0 +1,101 @@
+"""The graph store's schema: numbered migrations, the same for both databases.
+
+Each step is a list of statements written once, with the few column types that
+differ between SQLite and PostgreSQL as placeholders ({id}, {bigint}, ...)
+filled in by the backend's `Dialect`. A step is applied at most once per
+database and recorded in `schema_migrations`; the backend applies the missing
+ones on open, under a lock that makes two processes opening at once safe.
+Steps are append-only: to change the schema, add a step, never edit one.
+
+Tables (all facts are scoped to a snapshot; there are no foreign keys from nodes
+and edges so that bulk loads do not pay a lookup per row):
+
+- repositories: url (unique).
+- snapshots: one per (repository, commit sha); `taken_at` is when it was last
+  written (epoch seconds); `stats` holds the Graph's loc, external import
+  counts, skipped files and counts by kind.
+- nodes: a Graph's nodes, keyed by (snapshot_id, id).
+- edges: a Graph's edges. Indexed on (snapshot, src, kind, dst) and (snapshot,
+  dst, kind, src) so that one step of a walk in either direction is an
+  index-only lookup.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Dialect:
+    """The column types that differ between the two databases."""
+
+    id: str  # an auto-assigned primary key that is never reused
+    bigint: str
+    float: str
+    json: str
+    bool: str
+
+    def render(self, statement: str) -> str:
+        return statement.format(id=self.id, bigint=self.bigint, float=self.float,
+                                json=self.json, bool=self.bool)
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str
+    statements: tuple[str, ...]
+
+
+MIGRATIONS_TABLE = """
+CREATE TABLE IF NOT EXISTS schema_migrations (
+    version INTEGER PRIMARY KEY,
+    name TEXT NOT NULL,
+    applied_at {float} NOT NULL
+)"""
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "repositories, snapshots, nodes, edges", (
+        """CREATE TABLE repositories (
+            id {id},
+            url TEXT NOT NULL UNIQUE
+        )""",
+        """CREATE TABLE snapshots (
+            id {id},
+            repo_id {bigint} NOT NULL REFERENCES repositories (id),
+            commit_sha TEXT NOT NULL,
+            taken_at {float} NOT NULL,
+            stats {json} NOT NULL,
+            UNIQUE (repo_id, commit_sha)
+        )""",
+        "CREATE INDEX snapshots_by_time ON snapshots (repo_id, taken_at)",
+        """CREATE TABLE nodes (
+            snapshot_id {bigint} NOT NULL,
+            id {bigint} NOT NULL,
+            kind TEXT NOT NULL,
+            path TEXT NOT NULL,
+            name TEXT NOT NULL,
+            qualname TEXT NOT NULL,
+            start_line INTEGER NOT NULL,
+            end_line INTEGER NOT NULL,
+            language TEXT NOT NULL,
+            docstring TEXT,
+            PRIMARY KEY (snapshot_id, id)
+        )""",
+        "CREATE INDEX nodes_by_line ON nodes (snapshot_id, path, start_line)",
+        """CREATE TABLE edges (
+            snapshot_id {bigint} NOT NULL,
+            src {bigint} NOT NULL,
+            dst {bigint} NOT NULL,
+            kind TEXT NOT NULL,
+            line INTEGER,
+            weight INTEGER NOT NULL,
+            type_only {bool} NOT NULL
+        )""",
+        "CREATE INDEX edges_out ON edges (snapshot_id, src, kind, dst)",
+        "CREATE INDEX edges_in ON edges (snapshot_id, dst, kind, src)",
+    )),
+)
+
+NODE_COLUMNS = ("snapshot_id", "id", "kind", "path", "name", "qualname", "start_line",
+                "end_line", "language", "docstring")
+EDGE_COLUMNS = ("snapshot_id", "src", "dst", "kind", "line", "weight", "type_only")
