@@ -195,10 +195,11 @@ def test_type_checking_blocks_mark_imports_but_not_their_else_branches():
         if not TYPE_CHECKING:
             import f
         import g
+        if TYPE_CHECKING: import h
         """).imports
     marked = {i.module: i.type_only for i in imports}
     assert marked == {"typing": False, "a": True, "b": True, "c": False, "d": False, "e": True,
-                      "f": False, "g": False}
+                      "f": False, "g": False, "h": True}
 
 
 def test_imports_inside_functions_are_deferred_but_class_bodies_are_not():
