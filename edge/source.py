@@ -1,7 +1,8 @@
 """Finding a repository's source files, and refusing the ones that would hurt.
 
 The walk never follows a symlink (a link can lead outside the checkout or into a
-loop), never enters the skip list's directories, and reads each file once.
+loop), never enters the skip list's directories (unless one is a Python package:
+`build/__init__.py` is source), and reads each file once.
 Everything left out is reported with a reason; nothing here raises for a bad file.
 """
 from __future__ import annotations
@@ -79,10 +80,16 @@ def _entries(top: str, rel: str, skip_dirs, skipped) -> Iterator[tuple[os.DirEnt
     for entry in entries:
         path = f"{rel}/{entry.name}" if rel else entry.name
         if entry.is_dir(follow_symlinks=False):
-            if entry.name not in skip_dirs:
+            if entry.name not in skip_dirs or _is_python_package(entry.path):
                 yield from _entries(entry.path, path, skip_dirs, skipped)
         else:
             yield entry, path
+
+
+def _is_python_package(path: str) -> bool:
+    """`pip/_internal/operations/build/` is source that happens to share a name
+    with build output; output directories never hold an `__init__.py`."""
+    return os.path.isfile(os.path.join(path, "__init__.py"))
 
 
 def _points_to_dir(path: str) -> bool:

@@ -40,6 +40,14 @@ def test_skip_dirs_are_never_entered(tmp_path, directory):
     assert [f.path for f in _walk(tmp_path).files] == ["pkg/kept.py"]
 
 
+def test_a_python_package_named_like_build_output_is_source(tmp_path):
+    _write(tmp_path, "pip/operations/build/__init__.py")
+    _write(tmp_path, "pip/operations/build/wheel.py")
+    _write(tmp_path, "build/lib/pip/copy.py")
+    assert [f.path for f in _walk(tmp_path).files] == [
+        "pip/operations/build/__init__.py", "pip/operations/build/wheel.py"]
+
+
 def test_the_skip_list_is_a_setting(tmp_path):
     _write(tmp_path, "vendor/x.py")
     _write(tmp_path, "node_modules/y.js")
