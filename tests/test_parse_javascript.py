@@ -314,3 +314,44 @@ def test_decorated_class_keeps_its_docstring():
         export class AppComponent {}
         """)
     assert parsed.symbols[0].docstring == "The component."
+
+
+def test_variance_annotations_parse():
+    parsed = parse("""\
+        export interface Cache<in out K, out V = unknown> extends Base<K> { get(k: K): V }
+        export class Box<in T, out U extends string> implements Holder<T> {}
+        const inside = "a <in b> string";
+        """)
+    assert parsed.error is None
+    assert {s.name: s.bases for s in parsed.symbols} == {"Cache": ("Base",), "Box": ("Holder",)}
+
+
+def test_overloads_with_type_parameters_on_their_own_line_parse():
+    # The grammar reads `A\n<B>(` as `A<B>(`; tsc never does, and neither may we.
+    parsed = parse("""\
+        export const dual: {
+          (n: number): <A>(a: A) => Iterable<A>
+          /** The data-first form. */
+          <A>(a: A, n: number): Iterable<A>
+          <
+            A extends string
+          >(a: A): A
+        } = (a: any, n?: any) => helper(a)
+        export function after() { return next(); }
+        """)
+    assert parsed.error is None
+    assert {(s.name, s.start_line) for s in parsed.symbols} == {("dual", 1), ("after", 9)}
+    assert {(c.caller, c.callee) for c in parsed.calls} == {("dual", "helper"), ("after", "next")}
+
+
+def test_tsx_lines_starting_with_elements_are_left_alone():
+    parsed = parse("""\
+        export const List = ({ items }: Props) => (
+          <ul>
+            <li>{first(items)}</li>
+            <li>{last(items)}</li>
+          </ul>
+        );
+        """, "tsx", "List.tsx")
+    assert parsed.error is None
+    assert {c.callee for c in parsed.calls} == {"first", "last"}
