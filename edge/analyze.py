@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 from edge.graph import build_graph
-from edge.parse import parse_files
+from edge.parse.pool import parse_files
 from edge.parse.model import ParsedFile, Skipped
 from edge.resolve import resolve_imports
 from edge.resolve.model import FileImports

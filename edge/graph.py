@@ -109,6 +109,9 @@ class _Symbols:
         self.imports = imports
         self.defs: dict[str, dict[str, _Def]] = {}
         self.file_ids: dict[str, int] = {}
+        self._bases: dict[int, list[_Def]] = {}
+        self._methods: dict[tuple[int, str], _Def | None] = {}
+        self._lookups: dict[tuple[str, str], _Def | None] = {}
         for file in files:
             self.file_ids[file.path] = node_id(repo, file.path)
             self.defs[file.path] = self._index(file)
@@ -137,6 +140,14 @@ class _Symbols:
 
     def lookup(self, path: str, dotted: str, hops: int = REEXPORT_HOPS) -> _Def | None:
         """The definition `dotted` names inside file `path` (its own or imported)."""
+        if hops == REEXPORT_HOPS:
+            key = (path, dotted)
+            if key not in self._lookups:
+                self._lookups[key] = self._lookup(path, dotted, hops)
+            return self._lookups[key]
+        return self._lookup(path, dotted, hops)
+
+    def _lookup(self, path: str, dotted: str, hops: int) -> _Def | None:
         own = self.defs.get(path, {}).get(dotted)
         if own is not None:
             return own
@@ -158,6 +169,48 @@ class _Symbols:
         if not member:
             return None
         return self.lookup(target.path, member, hops)
+
+    def bases(self, cls: _Def) -> list[_Def]:
+        """The repository classes `cls` names as bases (memoized: calls ask often)."""
+        known = self._bases.get(cls.node.id)
+        if known is None:
+            known = []
+            for base in cls.symbol.bases:
+                found = self._class_named(cls.node.path, cls.symbol.parent, base)
+                if found is not None and found is not cls:
+                    known.append(found)
+            self._bases[cls.node.id] = known
+        return known
+
+    def _class_named(self, path: str, parent: str | None, name: str) -> _Def | None:
+        found = None
+        if parent:  # a class nested in a class can name a sibling
+            found = self.lookup(path, f"{parent}.{name}", hops=0)
+        found = found or self.lookup(path, name)
+        return found if found is not None and found.node.kind is NodeKind.CLASS else None
+
+    def method(self, cls: _Def | None, name: str) -> _Def | None:
+        """`name` on class `cls` or, failing that, on its repository bases, depth first
+        (close enough to the MRO for finding a definition)."""
+        if cls is None:
+            return None
+        key = (cls.node.id, name)
+        if key not in self._methods:
+            self._methods[key] = None  # a cycle of bases ends here
+            found = self.defs[cls.node.path].get(f"{cls.symbol.qualname}.{name}")
+            for base in () if found else self.bases(cls):
+                found = self.method(base, name)
+                if found is not None:
+                    break
+            self._methods[key] = found
+        return self._methods[key]
+
+    def constructor(self, cls: _Def) -> _Def | None:
+        for name in CONSTRUCTORS:
+            found = self.method(cls, name)
+            if found is not None:
+                return found
+        return None
 
 
 def _longest_prefix(scope: dict[str, Target], dotted: str) -> tuple[Target | None, str]:
@@ -194,20 +247,8 @@ def _imports(symbols: _Symbols, path: str, resolved: FileImports, edges: _EdgeSe
 
 def _extends(symbols: _Symbols, file: ParsedFile, edges: _EdgeSet) -> None:
     for d in symbols.defs[file.path].values():
-        for base in d.symbol.bases:
-            found = _class_named(symbols, file.path, d.symbol.parent, base)
-            if found is not None and found is not d:
-                edges.add(d.node.id, found.node.id, EdgeKind.EXTENDS, d.symbol.start_line)
-
-
-def _class_named(symbols: _Symbols, path: str, parent: str | None, name: str) -> _Def | None:
-    found = None
-    if parent:  # a class nested in a class can name a sibling
-        found = symbols.lookup(path, f"{parent}.{name}", hops=0)
-    found = found or symbols.lookup(path, name)
-    if found is not None and found.node.kind is NodeKind.CLASS:
-        return found
-    return None
+        for base in symbols.bases(d):
+            edges.add(d.node.id, base.node.id, EdgeKind.EXTENDS, d.symbol.start_line)
 
 
 def _calls(symbols: _Symbols, file: ParsedFile, edges: _EdgeSet) -> None:
@@ -224,13 +265,13 @@ def _calls(symbols: _Symbols, file: ParsedFile, edges: _EdgeSet) -> None:
 def _callee(symbols: _Symbols, path: str, caller: _Def, callee: str) -> _Def | None:
     head, _, rest = callee.partition(".")
     if head in SELF_NAMES and rest and "." not in rest:
-        found = _method(symbols, path, _enclosing_class(symbols, path, caller), rest)
+        found = symbols.method(_enclosing_class(symbols, path, caller), rest)
     else:
         found = _in_enclosing_scopes(symbols, path, caller, callee) or symbols.lookup(path, callee)
     if found is None:
         return None
     if found.node.kind is NodeKind.CLASS:
-        return _constructor(symbols, found)
+        return symbols.constructor(found)
     return found
 
 
@@ -254,29 +295,4 @@ def _enclosing_class(symbols: _Symbols, path: str, caller: _Def) -> _Def | None:
         if current.node.kind is NodeKind.CLASS:
             return current
         current = defs.get(current.symbol.parent) if current.symbol.parent else None
-    return None
-
-
-def _method(symbols: _Symbols, path: str, cls: _Def | None, name: str,
-            depth: int = 0) -> _Def | None:
-    """`name` on class `cls` or, failing that, on its repository bases (MRO-ish)."""
-    if cls is None or depth > 8:
-        return None
-    own = symbols.defs[cls.node.path].get(f"{cls.symbol.qualname}.{name}")
-    if own is not None:
-        return own
-    for base in cls.symbol.bases:
-        parent = _class_named(symbols, cls.node.path, cls.symbol.parent, base)
-        if parent is not None and parent is not cls:
-            found = _method(symbols, parent.node.path, parent, name, depth + 1)
-            if found is not None:
-                return found
-    return None
-
-
-def _constructor(symbols: _Symbols, cls: _Def) -> _Def | None:
-    for name in CONSTRUCTORS:
-        found = _method(symbols, cls.node.path, cls, name)
-        if found is not None:
-            return found
     return None

@@ -1,0 +1,89 @@
+"""Parsing a repository's files: one entry point for every language.
+
+`parse_files` fans out over processes (spawn-safe, so Windows works too) once a
+repository is big enough to pay for starting them; tree-sitter holds the GIL
+while parsing, so threads would not help.
+"""
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Callable, Sequence
+
+from edge.parse.model import ParsedFile, Skipped
+from edge.source import SourceFile, read_source
+
+log = logging.getLogger(__name__)
+
+# Below this much source a second process costs more to start than it saves.
+PARALLEL_MIN_BYTES = 4_000_000
+BATCH_BYTES = 1_000_000
+
+
+def parse_source(path: str, language: str, data: bytes) -> ParsedFile:
+    if language == "python":
+        from edge.parse.python import parse_python
+        return parse_python(path, data)
+    from edge.parse.javascript import parse_javascript
+    return parse_javascript(path, data, language)
+
+
+def parse_one(root: Path, file: SourceFile) -> ParsedFile | Skipped:
+    """Read and parse one file; a file that breaks the parser is skipped, not fatal."""
+    data = read_source(root, file)
+    if isinstance(data, Skipped):
+        return data
+    try:
+        return parse_source(file.path, file.language, data)
+    except Exception as exc:  # a bad file never fails a job
+        log.warning("parser failed on %s: %s", file.path, exc)
+        return Skipped(file.path, f"parser failed: {type(exc).__name__}: {exc}")
+
+
+def parse_batch(root: str, files: Sequence[SourceFile]) -> list[ParsedFile | Skipped]:
+    return [parse_one(Path(root), file) for file in files]
+
+
+def parse_files(root: Path, files: Sequence[SourceFile], *, workers: int | None = None,
+                progress: Callable[[float], None] | None = None) -> list[ParsedFile | Skipped]:
+    """Every file parsed (or skipped with a reason), in the order given."""
+    total = sum(f.size for f in files)
+    workers = min(workers or os.cpu_count() or 1, max(1, total // BATCH_BYTES))
+    if workers < 2 or total < PARALLEL_MIN_BYTES:
+        return _parse_here(root, files, progress)
+    batches = _batches(files, max(BATCH_BYTES, total // (workers * 4)))
+    results: list[ParsedFile | Skipped] = []
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(workers, mp_context=context) as pool:
+        futures = [pool.submit(parse_batch, str(root), batch) for batch in batches]
+        for done, future in enumerate(futures, 1):
+            results.extend(future.result())
+            if progress:
+                progress(done / len(futures))
+    return results
+
+
+def _parse_here(root, files, progress):
+    results = []
+    step = max(1, len(files) // 20)
+    for index, file in enumerate(files, 1):
+        results.append(parse_one(root, file))
+        if progress and index % step == 0:
+            progress(index / len(files))
+    return results
+
+
+def _batches(files: Sequence[SourceFile], size: int) -> list[list[SourceFile]]:
+    batches, current, filled = [], [], 0
+    for file in files:
+        current.append(file)
+        filled += file.size
+        if filled >= size:
+            batches.append(current)
+            current, filled = [], 0
+    if current:
+        batches.append(current)
+    return batches
