@@ -449,3 +449,30 @@ def test_base_url_assets_are_neither_edges_nor_packages(repo):
               "src/styles/main.css": "", "src/app.js": ""})
     assert r.one("src/app.js", "styles/main.css") == (None, None, False)
     assert r.resolve("src/app.js").unresolved == []
+
+
+def test_fixture_packages_do_not_shadow_dependencies(repo):
+    undeclared = repo({
+        "package.json": '{"name": "app", "dependencies": {"react": "^18", "local": "file:./local"}}',
+        "tests/fixtures/react/package.json": '{"name": "react"}',
+        "tests/fixtures/react/index.js": "",
+        "local/package.json": '{"name": "local"}', "local/index.js": "",
+        "tools/package.json": '{"name": "tools"}', "tools/index.js": "",
+        "src/a.js": "",
+    })
+    assert undeclared.one("src/a.js", "react") == (None, "react", False)
+    assert undeclared.one("src/a.js", "local") == ("local/index.js", None, False)
+    assert undeclared.one("src/a.js", "tools") == ("tools/index.js", None, False)
+
+
+def test_declared_workspaces_limit_packages_to_the_globs(repo):
+    r = repo({
+        "package.json": '{"name": "root", "workspaces": {"packages": ["packages/*"]}}',
+        "packages/a/package.json": '{"name": "a"}', "packages/a/index.ts": "",
+        "fixtures/b/package.json": '{"name": "b"}', "fixtures/b/index.ts": "",
+        "index.ts": "",
+    })
+    assert r.one("packages/a/index.ts", "a") == (None, None, False)  # itself: no edge, no miss
+    assert r.one("index.ts", "a") == ("packages/a/index.ts", None, False)
+    assert r.one("index.ts", "b") == (None, "b", False)
+    assert r.one("packages/a/index.ts", "root") == ("index.ts", None, False)  # the root, by name

@@ -17,11 +17,14 @@ types, main fields module/main/types/typings). Rules, in order:
    `paths` patterns (exact, or one `*`; the longest matching prefix wins; each
    target tried in order, relative to `baseUrl` or else to the config that
    declares `paths`), then `baseUrl` itself.
-6. Bare specifiers naming a package.json `name` inside the repository
-   (workspaces, self-references) resolve into it: `exports` (string, subpath
-   map, patterns with `*`, nested conditions, arrays), else `module` / `main` /
-   `types` / `typings`, else `index.*`; a subpath that `exports` does not list
-   is tried as a plain path in the package.
+6. Bare specifiers naming a package of the repository resolve into it: the
+   root package.json (self-references) and the workspace packages (globs of
+   package.json `workspaces`, pnpm-workspace.yaml, lerna.json; with none
+   declared, every named package.json except one named like a registry
+   dependency of the root, such as a test fixture). Inside: `exports` (string,
+   subpath map, patterns with `*`, nested conditions in manifest order,
+   arrays), else `module` / `main` / `types` / `typings`, else `index.*`; a
+   subpath that `exports` does not list is tried as a plain path.
 7. Anything else is an external package: `lodash/fp` -> "lodash",
    `@scope/pkg/x` -> "@scope/pkg".
 
@@ -37,13 +40,20 @@ Build output is usually not committed: when a package's main/exports target
 does not exist (`dist/esm/index.js`), its source is tried instead: under the
 package tsconfig's `rootDir` for a target under its `outDir`, else with the
 leading build folders (dist, build, lib, out, esm, cjs, …) replaced by `src/`
-or dropped, each with the output extension replaced by the source ones.
+or dropped, each with the output extension replaced by the source ones. A
+committed file named by any field or condition wins over such a guess.
 
 A relative or aliased specifier naming a file that exists on disk but is not a
 source path (a stylesheet, an image) is neither an edge nor unresolved.
 Internal-looking specifiers that match nothing (relative, `#`, a tsconfig alias
 other than a catch-all `*`, a repo package's subpath) are listed as unresolved.
 An import of the file itself makes no edge.
+
+Where dependency-cruiser differs by design: it reads one tsconfig for the whole
+run (here each file's nearest, `${configDir}` included); it reaches workspace
+packages and self-references only through an installed node_modules (here
+through the manifests in the repository, so a clone needs no install); and
+without its `--init` options it ignores `exports`.
 """
 from __future__ import annotations
 
@@ -453,22 +463,44 @@ class JavaScriptResolver:
     # -- packages ----------------------------------------------------------
 
     def _workspace_packages(self) -> dict[str, _Manifest]:
-        """Package name -> manifest. Two packages of one name (a fixture or example copy):
-        the one the workspace globs list wins, then the shallower."""
+        """Package name -> manifest for the packages an import by name reaches.
+
+        With workspace globs declared, those packages and the root (self-imports);
+        without, every named package.json except one that shadows a registry
+        dependency of the root (a test fixture called "react" is not React).
+        Two packages of one name: the declared one, then the shallower.
+        """
         globs = self._workspace_globs()
 
-        def rank(directory: str) -> tuple[bool, int, str]:
-            declared = any(fnmatch.fnmatchcase(directory, glob) for glob in globs)
-            return not declared, directory.count("/") + bool(directory), directory
+        def declared(directory: str) -> bool:
+            return any(fnmatch.fnmatchcase(directory, glob) for glob in globs)
 
+        def rank(directory: str) -> tuple[bool, int, str]:
+            return not declared(directory), directory.count("/") + bool(directory), directory
+
+        external = self._root_registry_dependencies()
         packages: dict[str, _Manifest] = {}
         found = [d for d in self._dirs if self._manifest(d) is not None]
         for directory in sorted(found, key=rank):
             manifest = self._manifest(directory)
             name = manifest.data.get("name")
-            if isinstance(name, str) and name and name not in packages:
-                packages[name] = manifest
+            if not isinstance(name, str) or not name or name in packages:
+                continue
+            if directory and (not declared(directory) if globs else name in external):
+                continue
+            packages[name] = manifest
         return packages
+
+    def _root_registry_dependencies(self) -> set[str]:
+        """Dependencies of the root package.json that come from a registry."""
+        manifest = self._manifest("")
+        names: set[str] = set()
+        for field in ("dependencies", "devDependencies", "peerDependencies", "optionalDependencies"):
+            deps = manifest.data.get(field) if manifest else None
+            if isinstance(deps, dict):
+                names.update(name for name, spec in deps.items() if not (
+                    isinstance(spec, str) and spec.startswith(("workspace:", "file:", "link:"))))
+        return names
 
     def _workspace_globs(self) -> list[str]:
         """Workspace folders from package.json, lerna.json and pnpm-workspace.yaml."""
