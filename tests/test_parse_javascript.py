@@ -5,6 +5,7 @@ import textwrap
 import time
 
 import pytest
+from hypothesis import given, settings, strategies as st
 
 from edge.parse.javascript import parse_javascript
 from edge.parse.model import Binding
@@ -355,3 +356,29 @@ def test_tsx_lines_starting_with_elements_are_left_alone():
         """, "tsx", "List.tsx")
     assert parsed.error is None
     assert {c.callee for c in parsed.calls} == {"first", "last"}
+
+
+CODE_PIECES = st.sampled_from([
+    "import ", "export ", "from ", "'./a'", '"b"', "`c`", "require(", "import(", ")", "(", "{", "}",
+    "class ", "A", "extends ", "function ", "f", "=>", "=", "const ", "x", ";", "\n", " ", "<", ">",
+    "in ", "out ", "/** d */", "// c\n", "/// <reference path=\"r\" />\n", "@dec ", ".", ",", "*",
+    "type ", "as ", "async ", "await ", "new ", "this", "`${", "\\", "\0", "é",
+])
+
+
+@settings(max_examples=200, deadline=None)
+@given(pieces=st.lists(CODE_PIECES, max_size=60), language=st.sampled_from(["javascript", "typescript", "tsx"]))
+def test_any_input_parses_without_raising_and_lines_stay_in_the_file(pieces, language):
+    source = "".join(pieces).encode()
+    parsed = parse_javascript("f.ts", source, language)
+    last = max(parsed.loc, 1)
+    assert all(1 <= s.start_line <= s.end_line <= last for s in parsed.symbols)
+    assert all(s.qualname.endswith(s.name) for s in parsed.symbols)
+    assert all(1 <= i.line <= last for i in parsed.imports)
+    assert all(1 <= c.line <= last and c.callee for c in parsed.calls)
+
+
+@settings(max_examples=50, deadline=None)
+@given(data=st.binary(max_size=2000))
+def test_arbitrary_bytes_never_raise(data):
+    parse_javascript("b.js", data, "typescript")

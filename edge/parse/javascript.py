@@ -524,7 +524,8 @@ def _require_call(call: Node | None) -> list[Import]:
 def _dynamic_import(call: Node) -> list[Import]:
     arguments = call.child_by_field_name("arguments")
     # import('m', { with: … }): the options argument does not matter here.
-    module = _literal(arguments.named_children[0]) if arguments is not None else None
+    first = arguments.named_children[:1] if arguments is not None else []
+    module = _literal(first[0]) if first else None  # error recovery can leave none
     if module is None:
         return []
     in_function, type_only = _context(call)
