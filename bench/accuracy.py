@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import shlex
 import subprocess
 import sys
 import time
@@ -33,8 +34,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from corpora import BY_NAME, CORPORA, CORPUS_LIST, JS_SUFFIXES, Corpus, count_loc  # noqa: E402
+from corpora import BY_NAME, CORPORA, CORPUS_LIST, JS_SUFFIXES, Corpus, count_loc
 
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
@@ -63,7 +63,7 @@ def run(command: list[str], cwd: Path | None = None) -> tuple[str, float]:
     done = subprocess.run(command, cwd=cwd, capture_output=True, text=True)
     seconds = time.perf_counter() - started
     if done.returncode != 0:
-        raise BenchError(f"{' '.join(command)} exited {done.returncode}: {done.stderr[-2000:]}")
+        raise BenchError(f"{shlex.join(command)} exited {done.returncode}: {done.stderr[-2000:]}")
     return done.stdout, seconds
 
 
@@ -148,7 +148,7 @@ def our_skipped(corpus: Corpus) -> dict[str, str]:
 
 # --- explaining differences ------------------------------------------------------------
 
-IMPORT_WORDS = re.compile(r"\b(import|from|require|export)\b")
+IMPORT_WORDS = re.compile(r"import|from|require|export")  # also import_module(), __import__()
 
 
 def target_names(dst: str) -> set[str]:
@@ -167,10 +167,12 @@ def lines_naming(root: Path, src: str, dst: str) -> str:
         text = (root / src).read_text(encoding="utf-8", errors="replace").splitlines()
     except OSError:
         return "(unreadable)"
-    names = target_names(dst)
-    hits = [f"{n}: {line.strip()}" for n, line in enumerate(text, 1)
-            if IMPORT_WORDS.search(line) and any(re.search(rf"\b{re.escape(w)}\b", line) for w in names)]
-    return "; ".join(hits[:3]) or "(no import line names it)"
+    names = [re.compile(rf"\b{re.escape(w)}\b") for w in target_names(dst)]
+    naming = [(n, line.strip()) for n, line in enumerate(text, 1) if any(w.search(line) for w in names)]
+    hits = [(n, line) for n, line in naming if IMPORT_WORDS.search(line)]
+    if not hits and naming:  # e.g. a module name in a string of a call spread over lines
+        return "(no import line names it) " + "; ".join(f"{n}: {line}" for n, line in naming[:3])
+    return "; ".join(f"{n}: {line}" for n, line in hits[:3]) or "(no line names it)"
 
 
 def python_form(root: Path, src: str, evidence: str) -> str:
@@ -184,7 +186,9 @@ def python_form(root: Path, src: str, evidence: str) -> str:
     except (OSError, IndexError):
         raw = statement
     nested = " (indented: function/if/try)" if raw[:1].isspace() else ""
-    if statement.startswith("from ."):
+    if "import_module(" in statement or "__import__(" in statement:
+        form = "dynamic import by string (import_module/__import__)"
+    elif statement.startswith("from ."):
         form = "from-relative"
     elif statement.startswith("from "):
         form = "from-absolute"
@@ -212,10 +216,16 @@ def js_form(evidence: str) -> str:
     return "js: other"
 
 
-def category(corpus: Corpus, edge: Edge, evidence: str, skipped: dict[str, str]) -> str:
+def category(corpus: Corpus, edge: Edge, evidence: str, skipped: dict[str, str],
+             our_files: set[str]) -> str:
+    if edge[0] == edge[1]:
+        return "self-import (a module importing itself)"
     for end in edge:
         if end in skipped:
             return f"ours skipped the file: {skipped[end]}"
+    for end in edge:
+        if end not in our_files:
+            return f"ours has no edge at all at {Path(end).parent.as_posix()}/ (not walked?)"
     if corpus.language == "python":
         return python_form(corpus.root, edge[0], evidence)
     return js_form(evidence)
@@ -269,7 +279,8 @@ def compare(corpus: Corpus, with_ours: bool) -> Row:
     write_edges(folder / "ours.tsv", kept)
     only_ref, only_ours = ref.edges - kept, kept - ref.edges
     evidence = {**ref.evidence, **{e: lines_naming(corpus.root, *e) for e in only_ours}}
-    explain = {e: (category(corpus, e, evidence[e], skipped), evidence[e]) for e in only_ref | only_ours}
+    explain = {e: (category(corpus, e, evidence[e], skipped, mine.files), evidence[e])
+               for e in only_ref | only_ours}
     write_edges(folder / "only_reference.tsv", only_ref, explain)
     write_edges(folder / "only_ours.tsv", only_ours, explain)
     row.ours, row.common, row.our_seconds = len(kept), len(kept & ref.edges), mine.seconds

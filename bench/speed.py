@@ -9,7 +9,7 @@ repeat runs every tool once, round-robin, so drifting machine load hits all
 alike; the table gives medians. Per run: wall time, CPU time (user+sys of the
 tool's whole process tree, from wait4), peak RSS (largest single process, from
 wait4) and peak RSS of the process tree summed (sampled from /proc every
-20 ms; it is what matters when a tool forks workers). grimp runs with
+50 ms; it is what matters when a tool forks workers). grimp runs with
 cache_dir=None, so every run parses every file, like ours. Ours is run with
 --stats (its per-stage seconds are kept in the JSON output), once with its
 default worker count ("ours") and once with --workers 1 ("ours-1").
@@ -20,6 +20,7 @@ import argparse
 import json
 import os
 import platform
+import shlex
 import shutil
 import statistics
 import subprocess
@@ -30,9 +31,8 @@ import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from accuracy import depcruise_command, grimp_command, our_command  # noqa: E402
-from corpora import BY_NAME, CORPORA, CORPUS_LIST, Corpus, count_loc, source_files  # noqa: E402
+from accuracy import depcruise_command, grimp_command, our_command
+from corpora import BY_NAME, CORPORA, CORPUS_LIST, Corpus, count_loc, source_files
 
 PAGE = os.sysconf("SC_PAGE_SIZE")
 
@@ -97,7 +97,7 @@ def measure(command: list[str], cwd: Path) -> Sample:
         done = threading.Event()
 
         def sample() -> None:
-            while not done.wait(0.02):
+            while not done.wait(0.05):
                 peak[0] = max(peak[0], tree_rss(process.pid))
 
         sampler = threading.Thread(target=sample, daemon=True)
@@ -152,7 +152,7 @@ def run_corpus(corpus: Corpus, tools: set[str], repeats: int) -> dict:
         if not runs:
             continue
         command, cwd = planned[tool]
-        entry = {"command": " ".join(command), "cwd": str(cwd), "runs": [
+        entry = {"command": shlex.join(command), "cwd": str(cwd), "runs": [
             {k: v for k, v in vars(s).items() if k != "stdout"} for s in runs]}
         for key in ("wall", "cpu", "max_rss_mb", "tree_rss_mb"):
             entry[f"median_{key}"] = statistics.median(getattr(s, key) for s in runs)
@@ -169,21 +169,47 @@ def parse_stats(stdout: str) -> dict | str:
         return stdout[-500:]
 
 
+STAGES = ("parse", "resolve", "graph")
+
+
+def stage_seconds(entry: dict) -> float | None:
+    """Median of our parse+resolve+graph seconds, from --stats (None when not reported)."""
+    sums = [sum(s["seconds"].get(k, 0.0) for k in STAGES)
+            for s in entry.get("stats", []) if isinstance(s, dict) and "seconds" in s]
+    return statistics.median(sums) if sums else None
+
+
+def versus(ours: dict | None, tool: str, entry: dict) -> str:
+    if tool.startswith("ours") or not ours:
+        return "—"
+    mine, theirs = ours["median_wall"], entry["median_wall"]
+    return f"ours {theirs / mine:.2f}x faster" if theirs >= mine else f"ours {mine / theirs:.2f}x slower"
+
+
 def table(results: list[dict]) -> str:
-    lines = ["| corpus | files | LOC | tool | wall s (median) | CPU s (median) | LOC/s wall "
-             "| LOC per CPU-s | peak RSS MB (process / tree) | ours vs tool, wall |",
-             "| --- | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    lines = ["| corpus | files | LOC | tool | wall s | CPU s | LOC/s wall | LOC per CPU-s "
+             "| parse+resolve+graph s (LOC/s) | peak RSS MB (process / tree) | wall vs ours |",
+             "| --- | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for r in results:
         ours = r["tools"].get("ours")
         for tool, t in r["tools"].items():
-            ratio = "—" if tool.startswith("ours") or not ours else f"{t['median_wall'] / ours['median_wall']:.2f}x faster" \
-                if t["median_wall"] >= ours["median_wall"] else f"{ours['median_wall'] / t['median_wall']:.2f}x slower"
+            stages = stage_seconds(t)
+            stage_cell = "—" if stages is None else f"{stages:.2f} ({r['loc'] / max(stages, 1e-9):,.0f})"
             lines.append(
                 f"| {r['corpus']} {r['version']} | {r['files']} | {r['loc']} | {tool} "
                 f"| {t['median_wall']:.2f} | {t['median_cpu']:.2f} | {r['loc'] / t['median_wall']:,.0f} "
-                f"| {r['loc'] / max(t['median_cpu'], 1e-9):,.0f} "
-                f"| {t['median_max_rss_mb']:.0f} / {t['median_tree_rss_mb']:.0f} | {ratio} |")
+                f"| {r['loc'] / max(t['median_cpu'], 1e-9):,.0f} | {stage_cell} "
+                f"| {t['median_max_rss_mb']:.0f} / {t['median_tree_rss_mb']:.0f} | {versus(ours, tool, t)} |")
     return "\n".join(lines)
+
+
+def render(data: dict) -> str:
+    header = (f"Machine: {data['machine']}. Load average before {data['load_before'][0]:.1f}, "
+              f"after {data['load_after'][0]:.1f}. {data['repeats']} repeats, medians. "
+              f"LOC = non-empty lines.")
+    commands_md = "\n".join(f"- {r['corpus']} {tool}: `{t['command']}` (in {t['cwd']})"
+                            for r in data["results"] for tool, t in r["tools"].items())
+    return f"{header}\n\n{table(data['results'])}\n\nCommands:\n\n{commands_md}"
 
 
 def machine() -> str:
@@ -198,22 +224,21 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--tools", default="ours,ours-1,grimp,depcruise",
                         help="ours (default workers), ours-1 (--workers 1), grimp, depcruise")
-    parser.add_argument("--json", type=Path, dest="json_out")
+    parser.add_argument("--json", type=Path, dest="json_out", help="write every run here")
+    parser.add_argument("--render", type=Path, help="print the table of a --json file and exit")
     args = parser.parse_args()
     corpora = [BY_NAME[n] for n in args.names] if args.names else [c for c in CORPUS_LIST if c.speed]
     tools = set(args.tools.split(","))
+    if args.render:  # re-print the table of an earlier --json run
+        print(render(json.loads(args.render.read_text())))
+        return
     load_before = os.getloadavg()
     results = [run_corpus(c, tools, args.repeats) for c in corpora]
-    header = (f"Machine: {machine()}. Load average before {load_before[0]:.1f}, after "
-              f"{os.getloadavg()[0]:.1f}. {args.repeats} repeats, medians. LOC = non-empty lines.")
-    commands_md = "\n".join(f"- {r['corpus']} {tool}: `{t['command']}` (in {t['cwd']})"
-                            for r in results for tool, t in r["tools"].items())
-    report = f"{header}\n\n{table(results)}\n\nCommands:\n\n{commands_md}"
-    print(report)
+    data = {"machine": machine(), "load_before": load_before, "load_after": os.getloadavg(),
+            "repeats": args.repeats, "results": results}
+    print(render(data))
     if args.json_out:
-        args.json_out.write_text(json.dumps({"machine": machine(), "load_before": load_before,
-                                             "repeats": args.repeats, "results": results}, indent=2))
-
+        args.json_out.write_text(json.dumps(data, indent=2))
 
 if __name__ == "__main__":
     main()
