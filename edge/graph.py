@@ -54,6 +54,25 @@ def build_graph(repo: str, parsed: Iterable[ParsedFile], imports: dict[str, File
     return graph
 
 
+def drop_unresolvable_calls(file: ParsedFile) -> ParsedFile:
+    """Keep only calls whose first name the file defines or imports (or self/this).
+
+    Most call sites name builtins, locals and parameters; no import scope can
+    resolve those, so they are dropped where the file is parsed, before they
+    cost a trip between processes and a lookup here. A star import keeps all.
+    """
+    heads = {s.name for s in file.symbols}
+    heads.update(SELF_NAMES)
+    for imp in file.imports:
+        for binding in imp.bindings:
+            if binding.local == "*":
+                return file
+            heads.add(binding.local.partition(".")[0])
+    file.calls = [c for c in file.calls
+                  if c.caller is not None and c.callee.partition(".")[0] in heads]
+    return file
+
+
 def stats(graph: Graph) -> dict:
     """Counts by type and the files most imported (hot spots)."""
     nodes = Counter(n.kind.value for n in graph.nodes)
