@@ -16,6 +16,7 @@ import socket
 import sys
 
 from edge.device import describe_device
+from edge.fetch import remove_abandoned_workspaces
 from edge.worker import Pipeline, Worker
 from shared.jobs import Job, new_job_id
 from shared.queue import open_queue
@@ -50,6 +51,9 @@ def serve(worker: Worker) -> None:
         worker.run()
     finally:
         worker.queue.close()
+        abandoned = remove_abandoned_workspaces()
+        if abandoned:
+            log.info("removed %d workspace(s) of a job given back", len(abandoned))
 
 
 def analyze_command(args, settings: Settings) -> int:

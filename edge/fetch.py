@@ -17,6 +17,7 @@ import signal
 import socket
 import stat
 import subprocess
+import threading
 import sys
 import tempfile
 import time
@@ -309,6 +310,10 @@ def _checkout_of(dest: Path, shown: str) -> Checkout:
 # The job's workspace: one fresh directory per job, always removed.
 # ---------------------------------------------------------------------------
 
+_LIVE_WORKSPACES: set[Path] = set()
+_LIVE_LOCK = threading.Lock()
+
+
 @contextlib.contextmanager
 def job_workspace(prefix: str = "na-job-") -> Iterator[Path]:
     """A new temporary directory for one job, removed however the job ends.
@@ -318,10 +323,29 @@ def job_workspace(prefix: str = "na-job-") -> Iterator[Path]:
     interrupt alike (property 14).
     """
     path = Path(tempfile.mkdtemp(prefix=prefix))
+    with _LIVE_LOCK:
+        _LIVE_WORKSPACES.add(path)
     try:
         yield path
     finally:
         remove_tree(path)
+        with _LIVE_LOCK:
+            _LIVE_WORKSPACES.discard(path)
+
+
+def remove_abandoned_workspaces() -> list[Path]:
+    """Remove the workspaces of pipelines still running at exit.
+
+    A worker stopping past its grace period gives the job back and exits while
+    the pipeline thread is still inside `job_workspace`; that thread dies with
+    the process, so its `finally` never runs. The worker calls this last.
+    """
+    with _LIVE_LOCK:
+        left = sorted(_LIVE_WORKSPACES)
+        _LIVE_WORKSPACES.clear()
+    for path in left:
+        remove_tree(path)
+    return left
 
 
 def remove_tree(path: Path | str) -> None:

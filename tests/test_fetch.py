@@ -21,7 +21,8 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from edge.fetch import (Checkout, FetchError, UnsafeTarget, check_clone_target, clone, fetch,
-                        job_workspace, remove_tree, token_for)
+                        job_workspace, remove_abandoned_workspaces, remove_tree,
+                        token_for)
 from edge.pipeline import IngestPipeline
 from shared.jobs import Job
 from shared.settings import Settings
@@ -590,3 +591,25 @@ def test_property_13_concurrent_jobs_get_distinct_workspaces(jobs):
     assert len(held) == jobs and len(set(held.values())) == jobs
     assert mixups == []
     assert not any(path.exists() for path in held.values())
+
+
+def test_workspaces_of_abandoned_pipelines_are_removed_at_exit():
+    entered = threading.Event()
+    release = threading.Event()
+    held = []
+
+    def pipeline():  # a job thread still inside its workspace when the worker exits
+        with job_workspace() as path:
+            held.append(path)
+            (path / "objects").mkdir()
+            entered.set()
+            release.wait(10)
+
+    thread = threading.Thread(target=pipeline, daemon=True)
+    thread.start()
+    assert entered.wait(5)
+    assert remove_abandoned_workspaces() == held
+    assert not held[0].exists()
+    release.set()
+    thread.join(5)
+    assert remove_abandoned_workspaces() == []
