@@ -16,7 +16,6 @@ import socket
 import sys
 
 from edge.device import describe_device
-from edge.fetch import remove_abandoned_workspaces
 from edge.worker import Pipeline, Worker
 from shared.jobs import Job, new_job_id
 from shared.queue import open_queue
@@ -47,6 +46,8 @@ def serve(worker: Worker) -> None:
     for name in ("SIGINT", "SIGTERM", "SIGBREAK"):  # SIGBREAK: Ctrl+Break on Windows
         if hasattr(signal, name):
             signal.signal(getattr(signal, name), lambda *_: worker.stop())
+    from edge.fetch import remove_abandoned_workspaces
+
     try:
         worker.run()
     finally:
