@@ -36,13 +36,22 @@ _WORKER = {
 _RECORD = {
     "job_id": _JOB_ID, "repo_url": _REPO, "status": "complete", "duration_seconds": 42.5,
     "files_processed": 36, "embeddings_generated": 36, "timestamp": 1790000000.0,
-    "attempts": 1, "worker_id": "gaming-laptop",
+    "attempts": 1, "worker_id": "gaming-laptop", "commit": "9f2c1e…", "nodes": 412,
+    "edges": 1030, "files_skipped": 1,
 }
 _JOB = {
     "job_id": _JOB_ID, "repo_url": _REPO, "state": "running", "attempts": 1, "stage": "parse",
     "progress": 40.0, "submitted_at": 1789999990.0, "started_at": 1789999995.0,
     "finished_at": 0.0, "ttl": 86400, "worker_id": "gaming-laptop", "lease_deadline": 1790000055.0,
     "error": "", "reason": "", "files_processed": 0, "embeddings_generated": 0,
+    # Filled in when the job completes: what the pipeline found and left out.
+    "summary": {"commit": "9f2c1e…", "loc": 11840, "nodes": 412, "edges": 1030,
+                "edges_by_kind": {"CALLS": 301, "CONTAINS": 376, "EXTENDS": 12, "IMPORTS": 341},
+                "external_packages": 14,
+                "hot_spots": [{"path": "src/requests/compat.py", "dependents": 11}],
+                "files_skipped": 1,
+                "skipped": [{"path": "tests/data/bad.py", "reason": "not valid UTF-8 (byte 12)"}],
+                "seconds": {"walk": 0.01, "parse": 0.31, "resolve": 0.02, "graph": 0.04}},
 }
 
 
