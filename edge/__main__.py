@@ -10,6 +10,7 @@ import argparse
 import json
 import logging
 import time
+from dataclasses import replace
 from pathlib import Path
 import signal
 import socket
@@ -87,9 +88,12 @@ def ingest_command(args, settings: Settings) -> int:
         return 2
     job = Job(id=new_job_id(), repo_url=repo_url, submitted_at=time.time(),
               ttl=settings.task_ttl, started_at=time.time())
-    pipeline = IngestPipeline(settings)
+    pipeline = IngestPipeline(replace(settings, allow_local_repos=True))
     try:
         result = pipeline(job, lambda stage, progress: log.info("%s %.0f%%", stage, progress))
+    except Exception as exc:  # the reason, not a traceback: it is the user's input
+        print(f"ingest failed: {exc}", file=sys.stderr)
+        return 1
     finally:
         pipeline.close()
     summary = {"repo_url": repo_url, "files_processed": result.files_processed, **result.summary}

@@ -122,3 +122,26 @@ def test_parallel_parse_gives_the_same_graph_as_one_process(tmp_path, monkeypatc
     two = analyze(repo, workers=2)
     assert file_edges(one) == file_edges(two)
     assert [(n.id, n.kind) for n in one.graph.nodes] == [(n.id, n.kind) for n in two.graph.nodes]
+
+
+def test_ingest_runs_the_whole_pipeline_into_the_embedded_store(tmp_path):
+    repo = _repo(tmp_path / "src")
+    for args in (["init", "-q"], ["add", "."],
+                 ["-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "one"]):
+        subprocess.run(["git", *args], cwd=repo, check=True, capture_output=True)
+    data = tmp_path / "data"
+    env = {**os.environ, "DATA_DIR": str(data)}
+    env.pop("DATABASE_URL", None)
+    out = subprocess.run([sys.executable, "-m", "edge", "ingest", str(repo)], cwd=ROOT, env=env,
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    summary = json.loads(out.stdout)
+    assert summary["repo_url"] == repo.as_uri() and summary["files_processed"] == 5
+    assert summary["edges_by_kind"]["IMPORTS"] == 3 and len(summary["commit"]) == 40
+
+    from shared.graph.store.sqlite import SqliteGraphStore
+
+    with SqliteGraphStore(data / "graph.db") as store:
+        snapshot = store.latest_snapshot(repo.as_uri())
+        assert snapshot.commit == summary["commit"]
+        assert [n.qualname for n in store.nodes_in_file(snapshot, "pkg/a.py")] == ["", "f"]
