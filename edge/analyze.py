@@ -16,7 +16,7 @@ from edge.parse.model import ParsedFile, Skipped
 from edge.resolve import resolve_imports
 from edge.resolve.model import FileImports
 from edge.source import walk
-from shared.graph.model import Graph
+from shared.graph.model import EdgeKind, Graph, NodeKind
 from shared.settings import DEFAULT_SKIP_DIRS
 
 # report(stage, fraction of that stage done)
@@ -66,6 +66,7 @@ def analyze(root: Path, repo: str = "", *, commit: str = "",
 
 def file_edges(analysis: Analysis) -> list[tuple[str, str]]:
     """Internal file -> file import edges as sorted (src, dst) path pairs."""
-    pairs = {(path, imp.target) for path, resolved in analysis.imports.items()
-             for imp in resolved.imports if imp.target is not None and imp.target != path}
-    return sorted(pairs)
+    graph = analysis.graph
+    paths = {n.id: n.path for n in graph.nodes if n.kind is NodeKind.FILE}
+    return sorted((paths[e.src], paths[e.dst]) for e in graph.edges
+                  if e.kind is EdgeKind.IMPORTS)

@@ -112,7 +112,7 @@ def test_a_submitted_repository_becomes_stored_graph_facts(graph_settings, redis
     assert record["files_processed"] == len(SOURCES) == job["files_processed"]
     assert record["commit"] == commit and record["files_skipped"] == 1
     assert record["edges"] == summary["edges"] and record["nodes"] == summary["nodes"]
-    assert "Idle" in str(status) or "Offline" in str(status)
+    assert [(w["worker_id"], w["status"]) for w in status["workers"]] == [("e2e", "Idle")]
     assert list(scratch.iterdir()) == []  # property 14 in the real process
 
     store = open_graph_store(Settings.from_env(graph_settings))
