@@ -46,8 +46,8 @@ import numpy as np
 from qdrant_client import QdrantClient, models
 from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
 from tenacity import (
+    RetryCallState,
     Retrying,
-    before_sleep_log,
     retry_if_exception,
     stop_after_attempt,
     wait_exponential_jitter,
@@ -327,7 +327,7 @@ class VectorStore:
     def _call(self, what: str, fn: Callable[..., Any], **kwargs: Any) -> Any:
         """`fn(**kwargs)`, retried on transport errors, any failure as VectorStoreError."""
         try:
-            for attempt in self._attempts():
+            for attempt in self._attempts(what):
                 with attempt, self._lock:
                     return fn(**kwargs)
         except VectorStoreError:
@@ -340,13 +340,21 @@ class VectorStore:
             raise VectorStoreError(f"Qdrant {self._where} could not {what}: {exc}") from None
         raise AssertionError("unreachable: tenacity either returns or raises")
 
-    def _attempts(self) -> Iterator[Any]:
+    def _attempts(self, what: str) -> Iterator[Any]:
+        def log_retry(state: RetryCallState) -> None:
+            exc = state.outcome.exception() if state.outcome else None
+            status = getattr(exc, "status_code", None)
+            cause = f"HTTP {status}" if status else f"{type(exc).__name__}: {exc}"
+            log.warning("Qdrant %s could not %s (%s); attempt %d of %d, retrying in %.1f s",
+                        self._where, what, cause, state.attempt_number, self.retries + 1,
+                        state.next_action.sleep if state.next_action else 0.0)
+
         return iter(Retrying(
             retry=retry_if_exception(_is_transient),
             stop=stop_after_attempt(self.retries + 1),
-            wait=wait_exponential_jitter(initial=self.backoff, max=self.backoff * 16,
+            wait=wait_exponential_jitter(multiplier=self.backoff, max=self.backoff * 16,
                                          jitter=self.backoff),
-            before_sleep=before_sleep_log(log, logging.WARNING),
+            before_sleep=log_retry,
             reraise=True,
         ))
 
