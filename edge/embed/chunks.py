@@ -1,0 +1,124 @@
+"""Code chunks for text embedding, and the interface every text encoder meets.
+
+One chunk per function, method and class node (its lines start..end: decorators,
+signature, docstring, body), and one per file that defines no symbols (a script,
+a config module, an index.js of re-exports). A file with no text at all (empty,
+or only whitespace) gives no chunk: there is nothing to search for.
+
+Each chunk's text is a header line, the file path and qualified name, then the
+code: the header lets a query that names a module or class find its members.
+A class chunk holds its methods' code too, up to the window; the methods have
+their own chunks.
+
+The model reads at most `WINDOW_TOKENS` word pieces, so a chunk's code is cut
+where that window must already be full, by a cheap character count, before the
+tokenizer ever sees it; the tokenizer then truncates exactly. The count ignores
+indentation and line ends, which the BERT tokenizer drops: it adds up the
+characters of each stripped line. Over a full window, real code averages 2.5-3
+such characters per word piece and at most 7.3 (black, pip, django, zod, rxjs,
+three; bench/text_embed.py re-measures it), so 10 leaves a margin: the cut
+never takes text the window had room for, and a 5,000-line function costs the
+tokenizer no more than a 100-line one.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from edge.source import SourceFile, read_source
+from shared.graph.model import Graph, Node, NodeKind
+
+WINDOW_TOKENS = 256
+CHARS_PER_TOKEN = 10
+CODE_CHAR_BUDGET = WINDOW_TOKENS * CHARS_PER_TOKEN
+SYMBOL_KINDS = (NodeKind.CLASS, NodeKind.FUNCTION, NodeKind.METHOD)
+
+
+class TextEncoder(Protocol):
+    """What turns chunk texts (or queries) into vectors.
+
+    Rows of `encode` are float32 and L2-normalised, one per text, in order;
+    `model` names the model (stored with every vector), `dim` its width.
+    """
+    model: str
+    dim: int
+
+    def encode(self, texts: list[str]) -> np.ndarray: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Chunk:
+    path: str  # repository-relative POSIX path of the file
+    qualname: str  # "" for a file chunk
+    kind: str  # a NodeKind value: "function" | "method" | "class" | "file"
+    start_line: int  # 1-based, inclusive, as in the graph node
+    end_line: int
+    text: str  # header line, then the (possibly cut) code
+
+
+def build_chunks(root: Path, graph: Graph) -> list[Chunk]:
+    """The chunks of every readable file of the graph, in graph order."""
+    by_file: dict[str, list[Node]] = {}
+    files: dict[str, Node] = {}
+    for node in graph.nodes:
+        if node.kind is NodeKind.FILE:
+            files[node.path] = node
+        elif node.kind in SYMBOL_KINDS:
+            by_file.setdefault(node.path, []).append(node)
+    chunks: list[Chunk] = []
+    for path, file in files.items():
+        lines = _read_lines(Path(root), file)
+        if lines is None:
+            continue
+        symbols = by_file.get(path)
+        if symbols:
+            chunks.extend(_chunk(node, lines) for node in symbols)
+        elif any(line.strip() for line in lines):
+            chunks.append(_chunk(file, lines))
+    return chunks
+
+
+def header(path: str, qualname: str) -> str:
+    return f"{path}: {qualname}" if qualname else path
+
+
+def _chunk(node: Node, lines: list[str]) -> Chunk:
+    start = max(node.start_line, 1)
+    end = min(max(node.end_line, start), len(lines))
+    code = _cut(lines[start - 1:end])
+    return Chunk(node.path, node.qualname, node.kind.value, node.start_line, node.end_line,
+                 f"{header(node.path, node.qualname)}\n{code}")
+
+
+def _cut(lines: list[str]) -> str:
+    """The leading lines whose stripped characters fit the budget, the last one cut."""
+    budget = CODE_CHAR_BUDGET
+    kept: list[str] = []
+    for line in lines:
+        cost = len(line.strip())
+        if cost > budget:
+            indent = len(line) - len(line.lstrip())
+            kept.append(line[:indent + budget])
+            break
+        kept.append(line)
+        budget -= cost
+    return "\n".join(kept)
+
+
+def _read_lines(root: Path, file: Node) -> list[str] | None:
+    """The file's lines as the parser numbered them, or None when it can't be read.
+
+    Split on "\\n" only: tree-sitter counts rows that way, while str.splitlines
+    would also break at form feeds and other separators and shift every line after.
+    """
+    data = read_source(root, SourceFile(file.path, file.language, 0))
+    if not isinstance(data, bytes):
+        return None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    return [line.removesuffix("\r") for line in text.split("\n")]

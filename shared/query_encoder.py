@@ -1,0 +1,115 @@
+"""Search queries to vectors on the control plane, with the worker's model and no torch.
+
+Reads only the directory `python -m edge export-onnx DIR` wrote (see
+edge/embed/onnx_export.py): model.onnx run by onnxruntime on the CPU,
+tokenizer.json run by the `tokenizers` library with the same 256-token window
+and padding to the longest text, and encoder.json. Mean pooling over the
+attention mask and L2 normalisation, as sentence-transformers does them, are
+numpy here. Vectors agree with the worker's MiniLMEncoder to cosine >= 0.999, so
+a query lands next to the chunks it describes.
+
+Never imports torch, sentence-transformers or the model package: the control
+plane's host has 512 MB.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+MODEL_FILE = "model.onnx"
+TOKENIZER_FILE = "tokenizer.json"
+CONFIG_FILE = "encoder.json"
+# Texts per onnxruntime call: queries are short, and this bounds the activations
+# (batch x window x 384 floats per layer) a long list could ask for at once.
+BATCH = 32
+
+
+class QueryEncoderError(RuntimeError):
+    """The exported model is missing, incomplete or unusable."""
+
+
+class QueryEncoder:
+    """The control plane's text encoder (same interface as the worker's)."""
+
+    def __init__(self, onnx_path: str | Path, threads: int | None = None):
+        """`onnx_path`: the model.onnx file or the directory holding it;
+        `threads`: onnxruntime's intra-op threads (None: one per core)."""
+        path = Path(onnx_path)
+        model_file = path if path.suffix == ".onnx" else path / MODEL_FILE
+        folder = model_file.parent
+        config = _read_config(folder / CONFIG_FILE)
+        self.model: str = config["model"]
+        self.dim: int = int(config["dim"])
+        self.window: int = int(config["window"])
+        self._tokenizer = _load_tokenizer(folder / TOKENIZER_FILE, self.window)
+        self._session = _load_session(model_file, threads)
+        self._inputs = [i.name for i in self._session.get_inputs()]
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        """One L2-normalised float32 row per text, in the order given."""
+        vectors = np.empty((len(texts), self.dim), dtype=np.float32)
+        for start in range(0, len(texts), BATCH):
+            vectors[start:start + BATCH] = self._encode_batch(texts[start:start + BATCH])
+        return vectors
+
+    def _encode_batch(self, texts: list[str]) -> np.ndarray:
+        encoded = self._tokenizer.encode_batch(texts)
+        feeds = {
+            "input_ids": np.array([e.ids for e in encoded], dtype=np.int64),
+            "attention_mask": np.array([e.attention_mask for e in encoded], dtype=np.int64),
+            "token_type_ids": np.array([e.type_ids for e in encoded], dtype=np.int64),
+        }
+        try:
+            (tokens,) = self._session.run(None, {name: feeds[name] for name in self._inputs})
+        except Exception as exc:  # onnxruntime raises its own unexported exception types
+            raise QueryEncoderError(f"the ONNX model failed to run: {exc}") from exc
+        mask = feeds["attention_mask"][:, :, None].astype(np.float32)
+        pooled = (tokens * mask).sum(axis=1) / np.maximum(mask.sum(axis=1), 1e-9)
+        return pooled / np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
+
+
+def _read_config(path: Path) -> dict:
+    try:
+        config = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise QueryEncoderError(f"{path} is missing: export the model with "
+                                f"`python -m edge export-onnx {path.parent}`") from None
+    except (OSError, ValueError) as exc:
+        raise QueryEncoderError(f"cannot read {path}: {exc}") from exc
+    missing = {"model", "dim", "window"} - set(config)
+    if missing:
+        raise QueryEncoderError(f"{path} lacks {', '.join(sorted(missing))}")
+    return config
+
+
+def _load_tokenizer(path: Path, window: int):
+    from tokenizers import Tokenizer
+    if not path.is_file():
+        raise QueryEncoderError(f"{path} is missing: export the model again")
+    try:
+        tokenizer = Tokenizer.from_file(str(path))
+    except Exception as exc:  # tokenizers raises a bare Exception on a bad file
+        raise QueryEncoderError(f"cannot read {path}: {exc}") from exc
+    # Set here too, not only trusted from the file: the model's own tokenizer.json says 128.
+    tokenizer.enable_truncation(window)
+    pad = tokenizer.padding or {}
+    tokenizer.enable_padding(pad_id=pad.get("pad_id", 0), pad_token=pad.get("pad_token", "[PAD]"),
+                             pad_type_id=pad.get("pad_type_id", 0))
+    return tokenizer
+
+
+def _load_session(model_file: Path, threads: int | None):
+    import onnxruntime
+    if not model_file.is_file():
+        raise QueryEncoderError(f"{model_file} is missing: export the model with "
+                                f"`python -m edge export-onnx {model_file.parent}`")
+    options = onnxruntime.SessionOptions()
+    if threads:
+        options.intra_op_num_threads = threads
+    try:
+        return onnxruntime.InferenceSession(str(model_file), options,
+                                            providers=["CPUExecutionProvider"])
+    except Exception as exc:  # onnxruntime's load errors share no public base class
+        raise QueryEncoderError(f"cannot load {model_file}: {exc}") from exc
