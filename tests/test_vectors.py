@@ -10,7 +10,6 @@ fails. Local mode is the embedded default and is tested as such, on disk.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pytest
