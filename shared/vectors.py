@@ -69,7 +69,7 @@ DEFAULT_CHUNK_MODEL = "all-MiniLM-L6-v2"
 BATCH_SIZE = 100
 RETRIES = 3
 INDEXED_FIELDS = ("repo_url", "file_path")
-_RETRY_STATUS = {429, 500, 502, 503, 504}
+_RETRY_STATUS = {408, 429, 500, 502, 503, 504}
 # Progress of an upload: (points written so far, points in the upload).
 OnBatch = Callable[[int, int], None]
 
@@ -125,7 +125,7 @@ class VectorStore:
 
     def __init__(self, *, url: str = "", api_key: str = "", path: Path | str | None = None,
                  timeout: int = 30, batch_size: int = BATCH_SIZE, retries: int = RETRIES,
-                 backoff: float = 0.5):
+                 backoff: float = 0.5, check_compatibility: bool = True):
         if bool(url) == (path is not None):
             raise VectorStoreError("give the vector store either a url or a path")
         if batch_size < 1 or retries < 0:
@@ -134,17 +134,20 @@ class VectorStore:
         self.retries = retries
         self.backoff = backoff
         self._where = url or str(path)
-        self._ready: set[str] = set()
+        self._local = not url
+        self._sizes: dict[str, int] = {}  # collection -> vector size, once looked up
         # Local mode is not thread-safe (one SQLite connection, in-memory indexes).
         self._lock: contextlib.AbstractContextManager = (
             contextlib.nullcontext() if url else threading.Lock())
-        self._client = self._connect(url, api_key, path, timeout)
+        self._client = self._connect(url, api_key, path, timeout, check_compatibility)
 
-    def _connect(self, url: str, api_key: str, path: Path | str | None,
-                 timeout: int) -> QdrantClient:
+    def _connect(self, url: str, api_key: str, path: Path | str | None, timeout: int,
+                 check_compatibility: bool) -> QdrantClient:
         if url:
             try:
-                return QdrantClient(url=url, api_key=api_key or None, timeout=timeout)
+                # The version check runs on a thread of its own and only warns.
+                return QdrantClient(url=url, api_key=api_key or None, timeout=timeout,
+                                    check_compatibility=check_compatibility)
             except ValueError as exc:
                 raise VectorStoreError(f"Qdrant URL {url!r} is not usable: {exc}") from None
         folder = Path(path)  # type: ignore[arg-type]
@@ -170,7 +173,7 @@ class VectorStore:
 
     @property
     def is_local(self) -> bool:
-        return not isinstance(self._lock, contextlib.nullcontext)
+        return self._local
 
     # --- writing ---------------------------------------------------------------------------
     def write_structure(self, repo: str, commit: str, ingest: str, paths: Sequence[str],
@@ -203,6 +206,14 @@ class VectorStore:
         if not ingest:
             raise VectorStoreError("an upload needs an ingest id (it marks what to keep)")
         self._ensure_collection(collection, matrix.shape[1])
+        try:
+            return self._write_points(collection, repo, ingest, ids, matrix, payloads, on_batch)
+        except VectorStoreError:
+            self._sizes.pop(collection, None)  # the collection may be gone: look again next time
+            raise
+
+    def _write_points(self, collection: str, repo: str, ingest: str, ids: list[int],
+                      matrix: np.ndarray, payloads: list[dict], on_batch: OnBatch | None) -> int:
         total = len(ids)
         for start in range(0, total, self.batch_size):
             end = min(start + self.batch_size, total)
@@ -220,27 +231,25 @@ class VectorStore:
         return total
 
     def _ensure_collection(self, collection: str, dim: int) -> None:
-        if collection in self._ready:
-            self._check_size(collection, dim)
-            return
-        if not self._exists(collection):
-            try:
-                self._call(f"create {collection}", self._client.create_collection,
-                           collection_name=collection,
-                           vectors_config=models.VectorParams(size=dim,
-                                                              distance=models.Distance.COSINE))
-            except VectorStoreError:
-                if not self._exists(collection):  # else another process created it first
-                    raise
-            # Local mode scans in memory and ignores payload indexes (it warns about them).
-            for field in () if self.is_local else INDEXED_FIELDS:
-                self._call(f"index {collection}.{field}", self._client.create_payload_index,
-                           collection_name=collection, field_name=field,
-                           field_schema=models.PayloadSchemaType.KEYWORD, wait=True)
+        """Create `collection` at `dim` if missing; refuse vectors of another size."""
+        if collection not in self._sizes:
+            if not self._exists(collection):
+                try:
+                    self._call(f"create {collection}", self._client.create_collection,
+                               collection_name=collection,
+                               vectors_config=models.VectorParams(
+                                   size=dim, distance=models.Distance.COSINE))
+                except VectorStoreError:
+                    if not self._exists(collection):  # else another process created it first
+                        raise
+            if self._local:  # local mode scans in memory; it warns about payload indexes
+                self._speed_up_local(collection)
+            else:  # idempotent, so also made for a collection created without them
+                for field in INDEXED_FIELDS:
+                    self._call(f"index {collection}.{field}", self._client.create_payload_index,
+                               collection_name=collection, field_name=field,
+                               field_schema=models.PayloadSchemaType.KEYWORD, wait=True)
         self._check_size(collection, dim)
-        if self.is_local:
-            self._speed_up_local(collection)
-        self._ready.add(collection)
 
     def _speed_up_local(self, collection: str) -> None:
         """Let local mode commit without an fsync per point.
@@ -262,7 +271,9 @@ class VectorStore:
             log.debug("local Qdrant storage left as it is: %s", exc)
 
     def _check_size(self, collection: str, dim: int) -> None:
-        size = self._size(collection)
+        if collection not in self._sizes:  # a collection's size never changes: read once
+            self._sizes[collection] = self._size(collection)
+        size = self._sizes[collection]
         if size != dim:
             raise VectorStoreError(
                 f"collection {collection} holds {size}-d vectors, these have {dim}: the model's "

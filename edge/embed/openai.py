@@ -7,7 +7,7 @@ POSTs `{"model", "input": [...]}` to `{base_url}/embeddings` with a Bearer key,
 
 Failures, and what happens to them:
 
-* 429, 5xx and transport errors (connection refused or reset, timeouts): retried
+* 408, 429, 5xx and transport errors (connection refused or reset, timeouts): retried
   with exponential backoff and jitter, waiting what Retry-After (or OpenAI's
   retry-after-ms) asks for when the server says, up to `max_attempts` tries.
 * Input too long (400/413/422 saying so): the model takes 8191 tokens, and without
@@ -218,7 +218,7 @@ class OpenAIEncoder:
             raise EmbeddingError(
                 f"embeddings API at {self.base_url} refused the API key (HTTP {status})")
         detail = self._redact(_error_detail(response))
-        if status == 429 or status >= 500:
+        if status in (408, 429) or status >= 500:
             raise _Transient(status, detail, _retry_after(response.headers))
         if status in _TOO_LONG_STATUS and _TOO_LONG.search(detail or response.reason_phrase):
             raise _TooLong(f"HTTP {status}: {detail}")
