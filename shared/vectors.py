@@ -205,6 +205,10 @@ class VectorStore:
                 matrix: np.ndarray, payloads: list[dict], on_batch: OnBatch | None) -> int:
         if not ingest:
             raise VectorStoreError("an upload needs an ingest id (it marks what to keep)")
+        if not ids:  # the repo has nothing (left) to embed: only the cleanup, if anything
+            if self._exists(collection):
+                self._write_points(collection, repo, ingest, [], matrix, [], on_batch)
+            return 0
         self._ensure_collection(collection, matrix.shape[1])
         try:
             return self._write_points(collection, repo, ingest, ids, matrix, payloads, on_batch)
@@ -257,8 +261,8 @@ class VectorStore:
         Local mode keeps each collection in SQLite and commits every point on its own;
         with SQLite's default rollback journal each commit syncs the disk, which caps
         an upload at ~100-700 points/s. A write-ahead log with synchronous=NORMAL
-        syncs only at checkpoints (~9,000 points/s measured here, bench/results/
-        vectors.md); a power cut may lose the last commits, never consistency, and a
+        syncs only at checkpoints (~5,000 chunk points/s measured here, 6-12x,
+        bench/results/vectors.md); a power cut may lose the last commits, never consistency, and a
         re-ingest rewrites them. The connection is qdrant-client's private attribute:
         where a version moves it, uploads stay correct at the slower speed.
         """

@@ -201,6 +201,9 @@ def test_an_empty_upload_empties_the_repository(store):
     store.write_structure(REPO, "c1", "job-1", files(3), vectors(3))
     assert store.write_structure(REPO, "c2", "job-2", [], np.zeros((0, 64))) == 0
     assert store.count(REPO, STRUCTURE_COLLECTION) == 0
+    # No chunks and no collection yet: nothing to create (an empty matrix has no size).
+    assert store.write_chunks(REPO, "c2", "job-2", [], np.zeros((0, 0)), "some-model") == 0
+    assert chunk_collection("some-model") not in store.collections()
 
 
 def test_delete_repo_clears_every_collection_of_that_repo_only(store):
