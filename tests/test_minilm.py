@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from edge.embed.minilm import DIM, MODEL_NAME, MiniLMEncoder
+from edge.embed.minilm import DIM, MODEL_NAME, EncoderError, MiniLMEncoder
 
 CODE = [
     "src/queue.py: Queue.put\ndef put(self, job):\n    \"\"\"Enqueue a job.\"\"\"\n    self._items.append(job)",
@@ -79,6 +79,20 @@ def test_progress_is_told_per_batch_and_order_is_kept(encoder):
 
     assert seen == [(2, 5), (4, 5), (5, 5)]
     np.testing.assert_allclose(vectors, encoder.encode(CODE), atol=1e-5)
+
+
+def test_bfloat16_on_the_cpu_agrees_with_float32(encoder):
+    half = MiniLMEncoder(device="cpu", dtype="bfloat16")
+    vectors = half.encode(CODE)
+
+    assert half.dtype == "bfloat16" and vectors.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    assert (vectors * encoder.encode(CODE)).sum(axis=1).min() >= 0.999
+
+
+def test_an_unknown_dtype_is_refused():
+    with pytest.raises(EncoderError, match="int4"):
+        MiniLMEncoder(device="cpu", dtype="int4")
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(),

@@ -91,7 +91,7 @@ def test_the_window_is_256_tokens(query_encoder):
 
 
 def test_the_model_file_or_its_folder_opens(exported, query_encoder):
-    by_file = QueryEncoder(exported, threads=1)
+    by_file = QueryEncoder(exported, threads=None)
     assert (by_file.model, by_file.dim) == ("all-MiniLM-L6-v2", 384)
     np.testing.assert_allclose(by_file.encode(["queue"]), query_encoder.encode(["queue"]),
                                atol=1e-6)
