@@ -3,12 +3,16 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+# torch goes in first, pinned: an open range would pull the newest CUDA build (GBs).
+# A GPU machine gets its CUDA build from setup_edge.sh instead.
+TORCH ?= torch==2.13.0
 
 .PHONY: run worker test bench clean
 
 $(STAMP): requirements-base.txt requirements-cloud.txt requirements-edge.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
+	$(PY) -c 'import torch' 2>/dev/null || $(PY) -m pip install -q "$(TORCH)"
 	$(PY) -m pip install -q -r requirements-dev.txt
 	touch $(STAMP)
 

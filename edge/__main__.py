@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -97,7 +98,8 @@ def ingest_command(args, settings: Settings) -> int:
         return 1
     finally:
         pipeline.close()
-    summary = {"repo_url": repo_url, "files_processed": result.files_processed, **result.summary}
+    summary = {"repo_url": repo_url, "files_processed": result.files_processed,
+               "embeddings_generated": result.embeddings_generated, **result.summary}
     json.dump(summary, sys.stdout, indent=2)
     print()
     return 0
@@ -126,6 +128,12 @@ def node2vec_command(args) -> int:
                "fallback": result.fallback}, sys.stdout, indent=2)
     print()
     return 0
+
+
+def keep_caches_in(data_dir: Path) -> None:
+    """torch makes a compiler cache folder in the temp dir as soon as torch-geometric or
+    transformers is imported; a worker keeps it with its other files, not in /tmp."""
+    os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(data_dir.resolve() / "torch-cache"))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -163,6 +171,7 @@ def main(argv: list[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2
+    keep_caches_in(settings.data_dir)
     if args.command == "analyze":
         return analyze_command(args, settings)
     if args.command == "ingest":

@@ -1,7 +1,8 @@
 """The ingestion pipeline a worker runs for each job.
 
 fetch (guarded shallow clone into a per-job temporary directory) -> parse ->
-resolve -> graph -> store (one snapshot per commit, replaced atomically). The
+resolve -> graph -> store (one snapshot per commit, replaced atomically) ->
+node2vec -> text -> upload (vectors in Qdrant, see edge.embed.stages). The
 temporary directory is gone when `run` returns or raises (property 14).
 """
 from __future__ import annotations
@@ -11,38 +12,60 @@ import threading
 from pathlib import Path
 
 from edge.analyze import Analysis, analyze
+from edge.embed.chunks import TextEncoder
+from edge.embed.stages import Structure, Text, embed_structure, embed_text, upload
 from edge.fetch import check_clone_target, fetch, job_workspace
 from edge.graph import stats
 from shared.graph.store import GraphStore, open_graph_store
 from shared.jobs import Job, JobResult
-from shared.settings import Settings
+from shared.settings import Provider, Settings
+from shared.vectors import VectorStore, open_vector_store
 
 log = logging.getLogger("edge.pipeline")
 
 # Where each stage starts and ends on the job's 0-100 progress bar.
-STAGES = {"fetch": (0, 15), "parse": (15, 60), "resolve": (60, 70), "graph": (70, 80),
-          "store": (80, 100)}
+STAGES = {"fetch": (0, 10), "parse": (10, 35), "resolve": (35, 40), "graph": (40, 45),
+          "store": (45, 50), "node2vec": (50, 65), "text": (65, 92), "upload": (92, 100)}
 SKIPPED_LISTED = 100  # the job record lists this many skipped files, and counts all
 
 
 class IngestPipeline:
     """Callable as the worker's pipeline: `pipeline(job, report) -> JobResult`."""
 
-    def __init__(self, settings: Settings, store: GraphStore | None = None):
+    def __init__(self, settings: Settings, store: GraphStore | None = None,
+                 vectors: VectorStore | None = None, encoder: TextEncoder | None = None):
         self.settings = settings
         self._store = store
+        self._vectors = vectors
+        self._encoder = encoder
         self._lock = threading.Lock()
 
+    # Each is made on first use, once: a worker may start while a service is down, and
+    # the text model takes seconds to load.
     @property
     def store(self) -> GraphStore:
-        with self._lock:  # opened on first use: a worker may start while the database is down
+        with self._lock:
             if self._store is None:
                 self._store = open_graph_store(self.settings)
             return self._store
 
+    @property
+    def vectors(self) -> VectorStore:
+        with self._lock:
+            if self._vectors is None:
+                self._vectors = open_vector_store(self.settings)
+            return self._vectors
+
+    @property
+    def encoder(self) -> TextEncoder:
+        with self._lock:
+            if self._encoder is None:
+                self._encoder = open_encoder(self.settings)
+            return self._encoder
+
     def __call__(self, job: Job, report) -> JobResult:
         def progress(stage: str, fraction: float) -> None:
-            low, high = STAGES[stage]
+            low, high = STAGES[stage.split(" ", 1)[0]]
             report(stage, low + (high - low) * fraction)
 
         progress("fetch", 0.0)
@@ -56,11 +79,34 @@ class IngestPipeline:
             progress("store", 0.0)
             self.store.write_snapshot(analysis.graph)
             progress("store", 1.0)
-        return JobResult(files_processed=len(analysis.files), summary=summarize(analysis))
+            structure = embed_structure(analysis.graph, self.settings, progress)
+            text = embed_text(checkout.path, analysis.graph, self.encoder, progress)
+        embeddings = upload(self.vectors, analysis.graph, job.id, structure, text, progress)
+        summary = {**summarize(analysis), "embeddings": describe(structure, text)}
+        return JobResult(files_processed=len(analysis.files), embeddings_generated=embeddings,
+                         summary=summary)
 
     def close(self) -> None:
-        if self._store is not None:
-            self._store.close()
+        for resource in (self._store, self._vectors):
+            if resource is not None:
+                resource.close()
+
+
+def open_encoder(settings: Settings) -> TextEncoder:
+    if settings.embeddings_provider is Provider.OPENAI:
+        from edge.embed.openai import OpenAIEncoder
+        return OpenAIEncoder(settings.openai_base_url, settings.openai_api_key,
+                             settings.openai_embedding_model,
+                             concurrency=settings.embed_concurrency)
+    from edge.embed.minilm import MiniLMEncoder
+    return MiniLMEncoder(device=settings.device.torch_name)
+
+
+def describe(structure: Structure, text: Text) -> dict:
+    """The job record's account of the vectors made."""
+    return {"structural": len(structure.paths), "node2vec_device": structure.device,
+            "node2vec_epochs": structure.epochs, "node2vec_fallback": structure.fallback,
+            "chunks": len(text.chunks), "text_model": text.model}
 
 
 def summarize(analysis: Analysis) -> dict:

@@ -11,7 +11,7 @@ import os
 import secrets
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Mapping
+from typing import Mapping, TypeVar
 from urllib.parse import parse_qs, urlsplit
 
 
@@ -22,6 +22,9 @@ DEFAULT_SKIP_DIRS = (
 )
 
 
+E = TypeVar("E", bound=enum.Enum)
+
+
 class SettingsError(ValueError):
     """A configuration variable is missing or wrong; the message names it."""
 
@@ -30,6 +33,22 @@ class Mode(str, enum.Enum):
     CLOUD = "CLOUD"  # control plane only (free-tier host)
     EDGE = "EDGE"  # worker only (GPU laptop)
     ALL = "ALL"  # both on one machine, embedded defaults
+
+
+class Device(str, enum.Enum):
+    AUTO = "AUTO"  # CUDA when torch sees a GPU, else the CPU
+    CPU = "CPU"
+    CUDA = "CUDA"
+
+    @property
+    def torch_name(self) -> str | None:
+        return None if self is Device.AUTO else self.value.lower()
+
+
+class Provider(str, enum.Enum):
+    """Where text embeddings come from."""
+    LOCAL = "LOCAL"  # all-MiniLM-L6-v2 on this machine's device
+    OPENAI = "OPENAI"  # an OpenAI-compatible /embeddings API
 
 
 @dataclass(frozen=True)
@@ -60,6 +79,17 @@ class Settings:
     git_token_hosts: tuple[str, ...] = ("github.com",)
     skip_dirs: tuple[str, ...] = DEFAULT_SKIP_DIRS
     max_file_bytes: int = 2_000_000
+    # Embeddings: the device both models train/run on, Node2Vec's knobs, the text provider.
+    device: Device = Device.AUTO
+    node2vec_epochs: int = 10
+    node2vec_p: float = 1.0
+    node2vec_q: float = 1.0
+    node2vec_force_oom: bool = False  # exercise the out-of-memory fallback (tests, drills)
+    embeddings_provider: Provider = Provider.LOCAL
+    openai_base_url: str = "https://api.openai.com/v1"
+    openai_api_key: str = field(default="", repr=False)
+    openai_embedding_model: str = "text-embedding-3-small"
+    embed_concurrency: int = 4
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
@@ -93,6 +123,18 @@ class Settings:
                                                                   ("github.com",))),
             skip_dirs=reader.names("SKIP_DIRS", DEFAULT_SKIP_DIRS),
             max_file_bytes=reader.integer("MAX_FILE_BYTES", 2_000_000, minimum=1),
+            device=reader.choice("DEVICE", Device, Device.AUTO),
+            node2vec_epochs=reader.integer("NODE2VEC_EPOCHS", 10, minimum=1),
+            node2vec_p=reader.number("NODE2VEC_P", 1.0, minimum=1e-6),
+            node2vec_q=reader.number("NODE2VEC_Q", 1.0, minimum=1e-6),
+            node2vec_force_oom=reader.boolean("NODE2VEC_FORCE_OOM", False),
+            embeddings_provider=reader.choice("EMBEDDINGS_PROVIDER", Provider, Provider.LOCAL),
+            openai_base_url=(reader.text("OPENAI_BASE_URL")
+                             or "https://api.openai.com/v1").rstrip("/"),
+            openai_api_key=reader.text("OPENAI_API_KEY"),
+            openai_embedding_model=(reader.text("OPENAI_EMBEDDING_MODEL")
+                                    or "text-embedding-3-small"),
+            embed_concurrency=reader.integer("EMBED_CONCURRENCY", 4, minimum=1),
         )
         settings.validate()
         return settings
@@ -112,6 +154,10 @@ class Settings:
             _require_postgres_tls(self.database_url)
         if self.qdrant_url:
             _require_tls("QDRANT_URL", self.qdrant_url, {"https"}, {"http"})
+        if self.embeddings_provider is Provider.OPENAI:
+            if not self.openai_api_key:
+                raise SettingsError("EMBEDDINGS_PROVIDER=OPENAI needs OPENAI_API_KEY")
+            _require_tls("OPENAI_BASE_URL", self.openai_base_url, {"https"}, {"http"})
         if self.lease_seconds <= self.heartbeat_seconds * 2:
             raise SettingsError(
                 "LEASE_SECONDS must be more than twice HEARTBEAT_SECONDS, "
@@ -181,7 +227,7 @@ class _Reader:
             return False
         raise SettingsError(f"{name} must be true or false, got {raw!r}")
 
-    def choice(self, name: str, enum_type: type[Mode], default: Mode) -> Mode:
+    def choice(self, name: str, enum_type: type[E], default: E) -> E:
         raw = self.text(name).upper()
         if not raw:
             return default

@@ -144,3 +144,12 @@ def test_ingest_runs_the_whole_pipeline_into_the_embedded_store(tmp_path):
         snapshot = store.latest_snapshot(repo.as_uri())
         assert snapshot.commit == summary["commit"]
         assert [n.qualname for n in store.nodes_in_file(snapshot, "pkg/a.py")] == ["", "f"]
+    # ... and its vectors in the embedded Qdrant: one per file, one per chunk (property 8)
+    from shared.vectors import CHUNK_COLLECTION, STRUCTURE_COLLECTION, VectorStore
+
+    embedded = summary["embeddings"]
+    assert embedded["structural"] == 5 and embedded["node2vec_device"] == "cpu"
+    assert summary["embeddings_generated"] == 5 + embedded["chunks"]
+    with VectorStore(path=data / "qdrant") as vectors:
+        assert vectors.count(repo.as_uri(), STRUCTURE_COLLECTION) == 5
+        assert vectors.count(repo.as_uri(), CHUNK_COLLECTION) == embedded["chunks"] > 0

@@ -143,6 +143,13 @@ def test_presented_tokens_and_url_credentials_never_reach_the_logs(client, caplo
     ({"ALLOW_LOCAL_REPOS": "maybe"}, "ALLOW_LOCAL_REPOS"),
     ({"MODE": "SERVER"}, "MODE"),
     ({"MODE": "CLOUD"}, "PHAROS_ADMIN_TOKEN"),
+    ({"DEVICE": "gpu"}, "DEVICE"),
+    ({"NODE2VEC_P": "0"}, "NODE2VEC_P"),
+    ({"NODE2VEC_EPOCHS": "many"}, "NODE2VEC_EPOCHS"),
+    ({"EMBEDDINGS_PROVIDER": "cohere"}, "EMBEDDINGS_PROVIDER"),
+    ({"EMBEDDINGS_PROVIDER": "openai"}, "OPENAI_API_KEY"),
+    ({"EMBEDDINGS_PROVIDER": "openai", "OPENAI_API_KEY": "k",
+      "OPENAI_BASE_URL": "http://api.example.com/v1"}, "OPENAI_BASE_URL"),
 ])
 def test_bad_settings_name_the_variable(env, problem):
     with pytest.raises(SettingsError, match=re.escape(problem)):
@@ -153,11 +160,14 @@ def test_property_12_remote_services_need_tls_loopback_may_not():
     remote = Settings.from_env({
         "REDIS_URL": "rediss://default:pw@eu1-x.upstash.io:6379",
         "DATABASE_URL": "postgresql://u:p@ep-x.neon.tech/db?sslmode=require",
-        "QDRANT_URL": "https://x.cloud.qdrant.io:6333"})
+        "QDRANT_URL": "https://x.cloud.qdrant.io:6333",
+        "EMBEDDINGS_PROVIDER": "openai", "OPENAI_API_KEY": "sk-pw"})
     assert remote.queue_backend == "redis"
     local = Settings.from_env({"REDIS_URL": "redis://127.0.0.1:6379/0",
                                "DATABASE_URL": "postgresql://u@localhost/db",
-                               "QDRANT_URL": "http://[::1]:6333"})
+                               "QDRANT_URL": "http://[::1]:6333",
+                               "EMBEDDINGS_PROVIDER": "openai", "OPENAI_API_KEY": "k",
+                               "OPENAI_BASE_URL": "http://127.0.0.1:9/v1"})
     assert local.redis_url.startswith("redis://")
     assert "pw" not in repr(remote)  # secrets stay out of reprs and so out of logs
 

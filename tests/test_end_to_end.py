@@ -1,5 +1,6 @@
 """End to end: API -> queue -> a real worker process -> a real git repository ->
-graph facts in PostgreSQL and in SQLite -> history shows the job complete."""
+graph facts in PostgreSQL and in SQLite, vectors in Qdrant (local mode) -> history
+shows the job complete."""
 from __future__ import annotations
 
 import os
@@ -17,6 +18,7 @@ from shared.graph.model import EdgeKind, NodeKind
 from shared.graph.store import open_graph_store
 from shared.queue import open_queue
 from shared.settings import Settings
+from shared.vectors import CHUNK_COLLECTION, STRUCTURE_COLLECTION, VectorStore
 from tests.test_worker import wait_for
 
 TOKEN = "e2e-token"
@@ -112,6 +114,8 @@ def test_a_submitted_repository_becomes_stored_graph_facts(graph_settings, redis
     assert record["files_processed"] == len(SOURCES) == job["files_processed"]
     assert record["commit"] == commit and record["files_skipped"] == 1
     assert record["edges"] == summary["edges"] and record["nodes"] == summary["nodes"]
+    chunks = summary["embeddings"]["chunks"]
+    assert record["embeddings_generated"] == len(SOURCES) + chunks  # property 9
     assert [(w["worker_id"], w["status"]) for w in status["workers"]] == [("e2e", "Idle")]
     assert list(scratch.iterdir()) == []  # property 14 in the real process
 
@@ -132,3 +136,13 @@ def test_a_submitted_repository_becomes_stored_graph_facts(graph_settings, redis
     calls = {(names[e.src], names[e.dst]) for e in graph.edges if e.kind is EdgeKind.CALLS}
     assert extends == {("Engine", "Base")}
     assert {("Engine.run", "Base.start"), ("main", "helper")} <= calls
+
+    # Vectors: one structural point per file node, one text point per chunk (property 8).
+    repo = f"file://{source}"
+    with VectorStore(path=Path(graph_settings["DATA_DIR"]) / "qdrant") as vectors:
+        assert vectors.count(repo, STRUCTURE_COLLECTION) == len(SOURCES)
+        assert vectors.count(repo, CHUNK_COLLECTION) == chunks
+        qualnames = {n.qualname for n in graph.nodes if n.kind is not NodeKind.FILE}
+        hits = vectors.search(CHUNK_COLLECTION, [1.0] * 384, repo=repo, limit=100)
+        assert {h.payload["qualified_name"] for h in hits} >= qualnames
+        assert all(h.payload["commit"] == commit for h in hits)

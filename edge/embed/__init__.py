@@ -1,0 +1,1 @@
+"""Embeddings: Node2Vec on the file graph, text chunks through MiniLM (or an API)."""
