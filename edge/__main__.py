@@ -116,7 +116,8 @@ def node2vec_command(args) -> int:
         if not names:
             raise Node2VecError(f"{args.edges}: no edges")
         result = train_node2vec(edge_index, len(names), epochs=args.epochs, seed=args.seed,
-                                device=args.device, p=args.p, q=args.q)
+                                device=args.device, p=args.p, q=args.q,
+                                min_updates=args.min_updates)
     except (Node2VecError, OSError, UnicodeDecodeError) as exc:
         print(f"node2vec: {exc}", file=sys.stderr)
         return 2
@@ -155,6 +156,9 @@ def main(argv: list[str] | None = None) -> int:
     node2vec.add_argument("out", help="output .npz: nodes (names), embeddings (float32 [N, 64])")
     node2vec.add_argument("--epochs", type=int, default=10,
                           help="at least this many epochs; small graphs get more (default 10)")
+    node2vec.add_argument("--min-updates", type=float, default=None,
+                          help="optimiser updates every row must get (default: 10 / lr; "
+                               "0 runs exactly --epochs)")
     node2vec.add_argument("--seed", type=int, default=None)
     node2vec.add_argument("--device", choices=("cpu", "cuda"), default=None,
                           help="default: cuda when torch sees a GPU, else cpu")

@@ -33,16 +33,18 @@ log = logging.getLogger("edge.embed.node2vec")
 # on_epoch(epoch (1-based), epochs, mean loss of that epoch)
 EpochCallback = Callable[[int, int, float], None]
 
-# Batch sizes (start nodes per optimiser step), measured in bench/node2vec_bench.py:
-# PyG's 128 is near the CPU's best throughput with the step below; a GPU needs thousands
-# of walks per step to hide kernel-launch latency.
-CPU_BATCH = (128, 2048)
+# Batch sizes (start nodes per optimiser step), measured in bench/node2vec_bench.py. On a
+# small graph quality follows the number of updates, not the batch, so the smallest batch
+# that still keeps a core busy is the cheapest; large graphs take large batches (pairs/s
+# grows with the batch on the CPU); a GPU needs thousands of walks per step to hide
+# kernel-launch latency.
+CPU_BATCH = (32, 2048)
 CUDA_BATCH = (128, 16384)
 # Walks per loss block: a block's rows, scores and gradients stay in a core's L2 cache.
 WALK_CHUNK = 256
 MIN_OOM_BATCH = 8  # out of memory below this many start nodes: give the GPU up
 INIT_STD = 1.0  # embeddings start N(0, 1), as torch.nn.Embedding (and so PyG) does
-TRAVEL = 5.0  # see train_node2vec: how far (in init stds) a row must be able to move
+TRAVEL = 10.0  # see train_node2vec: how far (in init stds) a row must be able to move
 BETAS, EPS = (0.9, 0.999), 1e-8  # torch.optim.SparseAdam's defaults
 
 
@@ -121,25 +123,29 @@ def _edge_keys(rowptr: Tensor, col: Tensor) -> Tensor:
 
 
 def _biased_neighbour(rowptr, col, keys, prev, cur, uniform, p, q, generator) -> Tensor:
-    """Second-order step by rejection sampling (as torch-cluster does, but vectorised):
-    propose a uniform neighbour, accept with weight / max weight, retry the rejected."""
-    num_nodes = rowptr.numel() - 1
+    """Second-order step by rejection sampling, as torch-cluster does but vectorised: each
+    walker proposes `tries` uniform neighbours at once and takes the first accepted (with
+    probability weight / max weight); walkers with none accepted propose again."""
+    num_nodes, device = rowptr.numel() - 1, cur.device
     top = max(1.0 / p, 1.0, 1.0 / q)
+    worst = min(1.0 / p, 1.0, 1.0 / q) / top  # the lowest acceptance probability
+    tries = 1 if worst >= 1.0 else min(16, math.ceil(math.log(0.05) / math.log1p(-worst)))
     nxt = _neighbour(rowptr, col, cur, uniform)
     pending = torch.nonzero(rowptr[cur + 1] > rowptr[cur]).flatten()  # walkers that can move
-    proposal = nxt[pending]
     while pending.numel():
-        t = prev[pending]
+        here = cur[pending].repeat_interleave(tries)  # [P * tries]
+        draw = torch.rand(here.numel(), generator=generator, device=device)
+        proposal = _neighbour(rowptr, col, here, draw).view(-1, tries)  # [P, tries]
+        t = prev[pending][:, None]  # [P, 1]
         key = t * num_nodes + proposal
-        where = torch.searchsorted(keys, key).clamp_max(keys.numel() - 1)
-        weight = torch.where(proposal == t, 1.0 / p,
-                             torch.where(keys[where] == key, 1.0, 1.0 / q))
-        accept = torch.rand(pending.numel(), generator=generator, device=cur.device) * top < weight
-        nxt[pending[accept]] = proposal[accept]
-        pending = pending[~accept]
-        if pending.numel():
-            draw = torch.rand(pending.numel(), generator=generator, device=cur.device)
-            proposal = _neighbour(rowptr, col, cur[pending], draw)
+        where = torch.searchsorted(keys, key.flatten()).clamp_max(keys.numel() - 1)
+        linked = keys[where].view_as(key) == key
+        weight = torch.where(proposal == t, 1.0 / p, torch.where(linked, 1.0, 1.0 / q))
+        accept = torch.rand(proposal.shape, generator=generator, device=device) * top < weight
+        first = accept.int().argmax(dim=1)  # [P]: the first accepted try (0 if none)
+        done = accept.any(dim=1)
+        nxt[pending[done]] = proposal[done, first[done]]
+        pending = pending[~done]
     return nxt
 
 
@@ -165,8 +171,9 @@ def train_node2vec(edge_index: Tensor, num_nodes: int, *, dim: int = 64, walk_le
     Work budget. SparseAdam moves a row by at most about `lr` per coordinate in each step
     that touches it, whatever the gradient's size, so a row that should end far from its
     random start needs many updates: `min_updates` (default TRAVEL * INIT_STD / lr, i.e.
-    500 at lr 0.01 -- room to travel five initial standard deviations) is the expected
-    number of updates every row must get. A row is updated in the step where it starts
+    1000 at lr 0.01 -- room to travel ten initial standard deviations) is the expected
+    number of updates every row must get (AUC levels off there on the graphs of
+    bench/results/node2vec.md). A row is updated in the step where it starts
     walks and, in every other step, at least whenever one of the step's
     B*walks_per_node*num_negative*(walk_length-1) uniform negatives hits it, so an epoch
     gives it at least 1 + (steps - 1)(1 - (1 - 1/N)^negatives) updates; training runs
