@@ -39,6 +39,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from edge.analyze import analyze  # noqa: E402
+from edge.embed import chunks as chunks_module  # noqa: E402
 from edge.embed.chunks import CODE_CHAR_BUDGET, WINDOW_TOKENS, Chunk, build_chunks  # noqa: E402
 from edge.embed.minilm import MiniLMEncoder, load_sentence_transformer, model_dir  # noqa: E402
 from edge.embed.onnx_export import export_onnx  # noqa: E402
@@ -58,33 +59,38 @@ def tokenizer(window: int | None):
     return tok
 
 
-def chunk_corpus(name: str) -> tuple[list[Chunk], list[str], dict]:
+def chunk_corpus(name: str) -> tuple[list[Chunk], list[Chunk], list[str], dict]:
+    """The corpus's chunks as a job makes them, the same uncut, and its docstrings."""
     root = CORPORA / name
     started = time.perf_counter()
     graph = analyze(root, workers=os.cpu_count()).graph
     analysed = time.perf_counter()
     chunks = build_chunks(root, graph)
     done = time.perf_counter()
+    bound, chunks_module.CODE_CHAR_BUDGET = chunks_module.CODE_CHAR_BUDGET, 10**12
+    try:
+        uncut = build_chunks(root, graph)
+    finally:
+        chunks_module.CODE_CHAR_BUDGET = bound
     docstrings = [n.docstring.strip().split("\n")[0] for n in graph.nodes
                   if n.kind is not NodeKind.FILE and n.docstring and len(n.docstring.strip()) > 15]
-    return chunks, docstrings, {"files": sum(n.kind is NodeKind.FILE for n in graph.nodes),
-                                "analyze_s": round(analysed - started, 2),
-                                "chunk_s": round(done - analysed, 3), "chunks": len(chunks)}
+    return chunks, uncut, docstrings, {
+        "files": sum(n.kind is NodeKind.FILE for n in graph.nodes),
+        "analyze_s": round(analysed - started, 2), "chunk_s": round(done - analysed, 3),
+        "chunks": len(chunks)}
 
 
-def cut_check(chunks: list[Chunk]) -> dict:
+def cut_check(chunks: list[Chunk], uncut: list[Chunk]) -> dict:
     """Was the window still full wherever the character bound cut a chunk?"""
     tok = tokenizer(None)
-    cut = [c for c in chunks if c.text.count("\n") < c.end_line - c.start_line + 1
-           or _stripped(c.text) >= CODE_CHAR_BUDGET]
+    cut = [c for c, whole in zip(chunks, uncut) if c.text != whole.text]
     short = [c for c, e in zip(cut, tok.encode_batch([c.text for c in cut]))
-             if len(e.ids) < WINDOW_TOKENS - 2]
+             if len(e.ids) < WINDOW_TOKENS]
+    codes = [c.text.split("\n", 1)[-1] for c in uncut]
     ratios = []
-    for chunk, enc in zip(chunks, tok.encode_batch([c.text.split("\n", 1)[-1] for c in chunks],
-                                                   add_special_tokens=False)):
+    for code, enc in zip(codes, tok.encode_batch(codes, add_special_tokens=False)):
         if len(enc.ids) >= WINDOW_TOKENS - 2:
-            covered = chunk.text.split("\n", 1)[-1][:enc.offsets[WINDOW_TOKENS - 3][1]]
-            ratios.append(_stripped(covered) / (WINDOW_TOKENS - 2))
+            ratios.append(_stripped(code[:enc.offsets[WINDOW_TOKENS - 3][1]]) / (WINDOW_TOKENS - 2))
     return {"chunks": len(chunks), "cut": len(cut), "cut_with_window_not_full": len(short),
             "full_windows": len(ratios),
             "chars_per_token_p50": round(statistics.median(ratios), 2) if ratios else None,
@@ -94,6 +100,17 @@ def cut_check(chunks: list[Chunk]) -> dict:
 
 def _stripped(code: str) -> int:
     return sum(len(line.strip()) for line in code.split("\n"))
+
+
+def machine() -> str:
+    cpu = {}
+    with open("/proc/cpuinfo") as info:
+        for line in info:
+            key, _, value = line.partition(":")
+            cpu.setdefault(key.strip(), value.strip())
+    amx = "amx_bf16" in cpu.get("flags", "").split()
+    return (f"{cpu.get('model name', platform.machine())}, {os.cpu_count()} cores, "
+            f"AMX bf16: {'yes' if amx else 'no'}")
 
 
 def timed(fn, *args, **kwargs):
@@ -143,22 +160,23 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("corpus", nargs="?", default="black")
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--limit", type=int, default=0, help="embed at most N chunks (0: all)")
+    parser.add_argument("--limit", type=int, default=0,
+                        help="embed at most N chunks, spread over the corpus (0: all)")
     parser.add_argument("--cut-corpora", default="pip,zod")
     parser.add_argument("--queries", type=int, default=300)
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
-    report: dict = {"machine": f"{platform.processor() or platform.machine()}, "
-                               f"{os.cpu_count()} cores", "device": args.device,
+    report: dict = {"machine": machine(), "device": args.device,
                     "command": " ".join([".venv/bin/python", "bench/text_embed.py", *sys.argv[1:]])}
 
-    chunks, docstrings, report["chunking"] = chunk_corpus(args.corpus)
-    report["cut"] = {args.corpus: cut_check(chunks)}
+    chunks, uncut, docstrings, report["chunking"] = chunk_corpus(args.corpus)
+    report["cut"] = {args.corpus: cut_check(chunks, uncut)}
     for name in filter(None, args.cut_corpora.split(",")):
-        report["cut"][name] = cut_check(chunk_corpus(name)[0])
+        report["cut"][name] = cut_check(*chunk_corpus(name)[:2])
     print(json.dumps({"chunking": report["chunking"], "cut": report["cut"]}, indent=1), flush=True)
 
-    texts = [c.text for c in (chunks[:args.limit] if args.limit else chunks)]
+    step = max(1, len(chunks) // args.limit) if args.limit else 1
+    texts = [c.text for c in chunks[::step]][:args.limit or None]  # spread over the corpus
     tokens = sum(len(e.ids) for e in tokenizer(WINDOW_TOKENS).encode_batch(texts))
     encoder, load_s = timed(MiniLMEncoder, device=args.device)
     encoder.encode(texts[:64])  # warm-up: first-call allocations, CUDA kernels
