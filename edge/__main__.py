@@ -3,6 +3,8 @@
     python -m edge worker               take jobs from the queue until SIGINT/SIGTERM
     python -m edge analyze PATH         graph a local directory: --stats (JSON) or --edges (TSV)
     python -m edge ingest PATH_OR_URL   the whole pipeline in-process, into the configured stores
+    python -m edge node2vec EDGES OUT   Node2Vec embeddings of any src<TAB>dst edge list
+    python -m edge export-onnx DIR      the text model as ONNX + tokenizer, for the control plane
     python -m edge node2vec EDGES OUT   Node2Vec embeddings of any src<TAB>dst edge list (.npz)
 """
 from __future__ import annotations
@@ -164,12 +166,19 @@ def main(argv: list[str] | None = None) -> int:
                           help="default: cuda when torch sees a GPU, else cpu")
     node2vec.add_argument("--p", type=float, default=1.0, help="return parameter (default 1)")
     node2vec.add_argument("--q", type=float, default=1.0, help="in-out parameter (default 1)")
+    export = commands.add_parser(
+        "export-onnx", help="write the text model as ONNX (+ tokenizer) for the control plane")
+    export.add_argument("dir", help="output folder: model.onnx, tokenizer.json, encoder.json")
     args = parser.parse_args(argv)
 
     logging.basicConfig(level=logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.command == "node2vec":  # needs no settings: it runs on any machine, on any graph
         return node2vec_command(args)
+    if args.command == "export-onnx":
+        from edge.embed.onnx_export import export_onnx
+        print(export_onnx(args.dir))
+        return 0
     try:
         settings = Settings.from_env()
     except SettingsError as exc:
