@@ -274,9 +274,12 @@ def pairs_per_epoch(num_nodes: int) -> int:
 
 
 def our_epoch(num_nodes, edge_index, batch_size, device, repeats=1) -> dict:
-    """Seconds of one epoch of ours after a warm-up epoch (best of `repeats`)."""
-    from edge.embed.node2vec import train_node2vec
+    """Seconds of one epoch of ours after a warm-up epoch (best of `repeats`); batch None:
+    the batch its default training would use (plan_training)."""
+    from edge.embed.node2vec import plan_training, train_node2vec
 
+    planned_batch, planned_epochs = plan_training(num_nodes, device)
+    batch_size = batch_size or planned_batch
     times = []
     result = None
     for _ in range(repeats):
@@ -285,7 +288,7 @@ def our_epoch(num_nodes, edge_index, batch_size, device, repeats=1) -> dict:
                                 min_updates=0, batch_size=batch_size, seed=0, device=device,
                                 on_epoch=lambda e, n, loss: times.append(time.perf_counter()))
     per_epoch = min(b - a for a, b in zip(times[0::2], times[1::2]))
-    return {"epoch_s": per_epoch, "batch": result.batch_size,
+    return {"epoch_s": per_epoch, "batch": result.batch_size, "default_epochs": planned_epochs,
             "pairs_per_s": pairs_per_epoch(num_nodes) / per_epoch, "device": result.device}
 
 

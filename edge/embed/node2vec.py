@@ -9,8 +9,10 @@ skip-gram loss and its gradient on them, and applies SparseAdam to exactly those
 
 Public API:
     train_node2vec(edge_index, num_nodes, ...) -> Node2VecResult
+    plan_training(num_nodes, device, ...) -> (batch_size, epochs) it will use
     random_walks(rowptr, col, start, length, p=1, q=1, generator=None) -> Tensor [S, length]
     to_csr(edge_index, num_nodes, device=None) -> (rowptr [N+1], col [E'])
+    edge_keys(rowptr, col) -> sorted row * N + col [E'] (neighbour tests of biased walks)
     read_edge_list(path) -> (names, edge_index)
     Node2VecError: bad arguments or a bad edge list; nothing else is raised on purpose.
 """
@@ -40,7 +42,7 @@ EpochCallback = Callable[[int, int, float], None]
 # kernel-launch latency.
 CPU_BATCH = (32, 2048)
 CUDA_BATCH = (128, 16384)
-# Walks per loss block: a block's rows, scores and gradients stay in a core's L2 cache.
+# Walks per loss block on the CPU: a block's rows, scores and gradients stay in a core's L2.
 WALK_CHUNK = 256
 MIN_OOM_BATCH = 8  # out of memory below this many start nodes: give the GPU up
 INIT_STD = 1.0  # embeddings start N(0, 1), as torch.nn.Embedding (and so PyG) does
@@ -80,19 +82,24 @@ def to_csr(edge_index: Tensor, num_nodes: int, device=None) -> tuple[Tensor, Ten
 
 
 def random_walks(rowptr: Tensor, col: Tensor, start: Tensor, length: int, p: float = 1.0,
-                 q: float = 1.0, generator: torch.Generator | None = None) -> Tensor:
+                 q: float = 1.0, generator: torch.Generator | None = None,
+                 keys: Tensor | None = None) -> Tensor:
     """Walks [S, length] from start [S] (the start included), on start's device.
 
     Each step moves to a neighbour; a node with none keeps the walk where it is. With
     p == q == 1 steps are uniform; otherwise second order as in the paper: from v, having
     come from t, neighbour x has weight 1/p if x == t, 1 if x neighbours t, else 1/q.
+    keys: edge_keys(rowptr, col), when the caller keeps them across calls.
     """
     num_nodes, device = rowptr.numel() - 1, start.device
     walks = torch.empty(start.numel(), length, dtype=torch.long, device=device)  # [S, L]
     walks[:, 0] = start
     if length == 1:
         return walks
-    keys = None if p == q == 1.0 else _edge_keys(rowptr, col)
+    if p == q == 1.0:
+        keys = None
+    elif keys is None:
+        keys = edge_keys(rowptr, col)
     uniform = torch.rand(start.numel(), length - 1, generator=generator, device=device)
     for step in range(1, length):
         cur = walks[:, step - 1]
@@ -115,7 +122,7 @@ def _neighbour(rowptr: Tensor, col: Tensor, cur: Tensor, uniform: Tensor) -> Ten
     return torch.where(degree > 0, picked, cur)
 
 
-def _edge_keys(rowptr: Tensor, col: Tensor) -> Tensor:
+def edge_keys(rowptr: Tensor, col: Tensor) -> Tensor:
     """row * N + col for every CSR entry: sorted, because rows are and columns within them."""
     num_nodes = rowptr.numel() - 1
     row = torch.repeat_interleave(torch.arange(num_nodes, device=col.device), rowptr.diff())
@@ -203,8 +210,9 @@ def train_node2vec(edge_index: Tensor, num_nodes: int, *, dim: int = 64, walk_le
             seed makes runs bit-for-bit identical (CUDA kernels may sum in any order).
         device: "cuda", "cpu" or a torch.device; None takes CUDA when torch sees it.
         on_epoch: called after every epoch with (epoch, epochs, mean loss of the epoch).
-        on_fallback: called with the reason when CUDA runs out of memory with batches
-            below MIN_OOM_BATCH and training moves to the CPU (also in result.fallback).
+        on_fallback: called with the reason when training leaves CUDA for the CPU: out of
+            memory placing the graph, or with batches below MIN_OOM_BATCH (also in
+            result.fallback).
         simulate_oom_above: a test aid standing in for a full device: a step holding more
             than this many walks on the starting device raises torch.OutOfMemoryError
             where a real allocation would, so the recovery runs as on a real GPU.
@@ -216,17 +224,16 @@ def train_node2vec(edge_index: Tensor, num_nodes: int, *, dim: int = 64, walk_le
     _check(num_nodes, dim, walk_length, context_size, walks_per_node, num_negative, p, q,
            epochs, lr, batch_size)
     device = _pick_device(device)
-    budget = TRAVEL * INIT_STD / lr if min_updates is None else float(min_updates)
-    per_walk_noise = walks_per_node * num_negative * (walk_length - 1)
-    if batch_size is None:
-        batch_size = _auto_batch(num_nodes, epochs, budget, per_walk_noise, device)
-    updates = _updates_per_epoch(num_nodes, batch_size, batch_size * per_walk_noise)
-    epochs = max(epochs, math.ceil(budget / updates))
+    batch_size, epochs = plan_training(num_nodes, device, epochs=epochs, lr=lr,
+                                       batch_size=batch_size, min_updates=min_updates,
+                                       walk_length=walk_length, walks_per_node=walks_per_node,
+                                       num_negative=num_negative)
     trainer = _Trainer(edge_index, num_nodes, dim=dim, walk_length=walk_length,
                        context_size=context_size, walks_per_node=walks_per_node,
                        num_negative=num_negative, p=p, q=q, lr=lr, batch_size=batch_size,
-                       seed=seed, device=device, walk_cap=simulate_oom_above)
-    return trainer.fit(epochs, on_epoch, on_fallback)
+                       seed=seed, device=device, walk_cap=simulate_oom_above,
+                       on_fallback=on_fallback)
+    return trainer.fit(epochs, on_epoch)
 
 
 def _check(num_nodes, dim, walk_length, context_size, walks_per_node, num_negative, p, q,
@@ -255,6 +262,20 @@ def _pick_device(device) -> torch.device:
     return device
 
 
+def plan_training(num_nodes: int, device: str | torch.device, *, epochs: int = 10,
+                  lr: float = 0.01, batch_size: int | None = None,
+                  min_updates: float | None = None, walk_length: int = 20,
+                  walks_per_node: int = 10, num_negative: int = 1) -> tuple[int, int]:
+    """(batch_size, epochs) train_node2vec will use: the work budget of its docstring."""
+    device = torch.device(device)
+    budget = TRAVEL * INIT_STD / lr if min_updates is None else float(min_updates)
+    per_start_noise = walks_per_node * num_negative * (walk_length - 1)
+    if batch_size is None:
+        batch_size = _auto_batch(num_nodes, epochs, budget, per_start_noise, device)
+    updates = _updates_per_epoch(num_nodes, batch_size, batch_size * per_start_noise)
+    return batch_size, max(epochs, math.ceil(budget / updates))
+
+
 def _auto_batch(num_nodes: int, epochs: int, budget: float, per_start_noise: int,
                 device: torch.device) -> int:
     """The largest batch in the device's efficient range with which `epochs` epochs still
@@ -278,13 +299,15 @@ class _Trainer:
     """The graph, the embeddings and SparseAdam's state on one device, and the epoch loop."""
 
     def __init__(self, edge_index, num_nodes, *, dim, walk_length, context_size,
-                 walks_per_node, num_negative, p, q, lr, batch_size, seed, device, walk_cap):
+                 walks_per_node, num_negative, p, q, lr, batch_size, seed, device, walk_cap,
+                 on_fallback=None):
         self.num_nodes, self.dim, self.length = num_nodes, dim, walk_length
         self.windows = walk_length - context_size + 1
         self.walks_per_node, self.num_negative, self.p, self.q = walks_per_node, num_negative, p, q
         self.lr, self.batch_size, self.walk_cap = lr, batch_size, walk_cap
         self.device, self.fallback, self.steps = device, None, 0
-        self.seed = seed if seed is not None else int(torch.seed())
+        self.on_fallback = on_fallback
+        self.seed = seed if seed is not None else torch.Generator().seed()  # global RNG untouched
         init = torch.Generator().manual_seed(self.seed)  # same start on every device
         self.weight = torch.randn(num_nodes, dim, generator=init) * INIT_STD  # [N, dim]
         self.exp_avg = torch.zeros(num_nodes, dim)  # [N, dim]
@@ -294,21 +317,28 @@ class _Trainer:
         offset = torch.arange(walk_length - 1) - torch.arange(self.windows)[:, None]
         self.band = ((offset >= 0) & (offset < context_size - 1)).float()
         self.pairs = self.windows * (context_size - 1)  # positive pairs per walk
-        self.chunk = WALK_CHUNK
-        self._move(device, self.seed)
+        # [E'] sorted row * N + col: neighbour tests of biased walks
+        self.keys = None if p == q == 1.0 else edge_keys(self.rowptr, self.col)
+        try:
+            self._move(device, self.seed)
+        except torch.OutOfMemoryError as exc:  # the graph and tables alone do not fit
+            self._leave_for_cpu(f"out of memory on {device} placing the graph: {exc}")
 
     def _move(self, device: torch.device, seed: int) -> None:
-        for name in ("weight", "exp_avg", "exp_avg_sq", "rowptr", "col", "band"):
-            setattr(self, name, getattr(self, name).to(device))
+        for name in ("weight", "exp_avg", "exp_avg_sq", "rowptr", "col", "band", "keys"):
+            if getattr(self, name) is not None:
+                setattr(self, name, getattr(self, name).to(device))
         self.device = device
+        # a GPU has no cache to fit: one block per half spares kernel launches
+        self.chunk = WALK_CHUNK if device.type == "cpu" else 1 << 40
         self.generator = torch.Generator(device).manual_seed(seed)
         self.slot = torch.empty(self.num_nodes, dtype=torch.long, device=device)  # [N]
 
-    def fit(self, epochs: int, on_epoch, on_fallback) -> Node2VecResult:
+    def fit(self, epochs: int, on_epoch) -> Node2VecResult:
         clock, loss = time.perf_counter(), float("nan")
         every = max(1, epochs // 10)
         for epoch in range(1, epochs + 1):
-            loss = self._epoch(on_fallback)
+            loss = self._epoch()
             if epoch % every == 0 or epoch in (1, epochs):
                 log.info("node2vec epoch %d/%d loss %.4f (%s, batch %d)", epoch, epochs, loss,
                          self.device, self.batch_size)
@@ -320,7 +350,7 @@ class _Trainer:
                               seconds=time.perf_counter() - clock, loss=loss,
                               fallback=self.fallback)
 
-    def _epoch(self, on_fallback) -> float:
+    def _epoch(self) -> float:
         order = torch.randperm(self.num_nodes, generator=self.generator, device=self.device)
         total, steps, done = torch.zeros((), device=self.device), 0, 0
         while done < self.num_nodes:
@@ -328,14 +358,14 @@ class _Trainer:
             try:
                 total = total + self._step(start)
             except torch.OutOfMemoryError as exc:
-                self._recover(exc, on_fallback)
+                self._recover(exc)
                 order = order.to(self.device)
                 total = total.to(self.device)
                 continue
             done, steps = done + start.numel(), steps + 1
         return float(total) / steps
 
-    def _recover(self, exc: Exception, on_fallback) -> None:
+    def _recover(self, exc: Exception) -> None:
         """Halve the batch; below MIN_OOM_BATCH leave CUDA for the CPU (or give up there)."""
         if self.device.type == "cuda":
             torch.cuda.empty_cache()
@@ -347,20 +377,24 @@ class _Trainer:
         if self.device.type == "cpu" and self.walk_cap is None:
             raise Node2VecError(f"out of memory on the CPU even with batch "
                                 f"{self.batch_size}: {exc}") from exc
-        self.fallback = (f"out of memory on {self.device} with batch {self.batch_size}; "
-                         f"training continues on the CPU")
-        log.warning("node2vec: %s", self.fallback)
         seed = int(torch.randint(2**62, (), generator=self.generator, device=self.device))
+        self._leave_for_cpu(f"out of memory on {self.device} with batch {self.batch_size}",
+                            seed)
+
+    def _leave_for_cpu(self, reason: str, seed: int | None = None) -> None:
+        self.fallback = f"{reason}; training continues on the CPU"
+        log.warning("node2vec: %s", self.fallback)
         self.walk_cap = None  # the simulated limit belongs to the device given up
-        self._move(torch.device("cpu"), seed)
+        self._move(torch.device("cpu"), self.seed if seed is None else seed)
         self.batch_size = CPU_BATCH[0]
-        if on_fallback is not None:
-            on_fallback(self.fallback)
+        if self.on_fallback is not None:
+            self.on_fallback(self.fallback)
 
     def _step(self, start: Tensor) -> Tensor:
         """One SparseAdam step on the walks from start [B]; returns the loss (a 0-d tensor)."""
         positive = random_walks(self.rowptr, self.col, start.repeat(self.walks_per_node),
-                                self.length, self.p, self.q, self.generator)  # [S, L]
+                                self.length, self.p, self.q, self.generator,
+                                self.keys)  # [S, L]
         negative = self._negative_walks(start.repeat(self.walks_per_node * self.num_negative))
         walks = torch.cat([positive, negative])  # [S + S', L]
         if self.walk_cap is not None and walks.size(0) > self.walk_cap:
