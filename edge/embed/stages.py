@@ -27,7 +27,7 @@ log = logging.getLogger("edge.embed")
 
 # progress(stage, fraction of it done); a stage may rename itself ("node2vec (CPU ...)").
 Progress = Callable[[str, float], None]
-ENCODE_SLICE = 1024  # texts per encode call: progress moves, memory stays bounded
+ENCODE_SLICE = 512  # texts per encode call: progress moves, memory stays bounded
 
 
 @dataclass
@@ -60,6 +60,7 @@ def embed_structure(graph: Graph, settings: Settings, progress: Progress) -> Str
 
     from edge.embed.node2vec import train_node2vec
 
+    progress("node2vec", 0.0)
     paths, pairs = file_graph(graph)
     if not paths:
         return Structure([], np.zeros((0, 64), np.float32), "none", 0, None)
@@ -82,6 +83,7 @@ def embed_structure(graph: Graph, settings: Settings, progress: Progress) -> Str
 
 
 def embed_text(root: Path, graph: Graph, encoder: TextEncoder, progress: Progress) -> Text:
+    progress("text", 0.0)
     chunks = build_chunks(root, graph)
     # Longest first, so each encoder batch pads to texts of about its own length.
     order = sorted(range(len(chunks)), key=lambda i: -len(chunks[i].text))
