@@ -139,3 +139,29 @@ def test_vectors_survive_the_pipeline_and_reopen(tmp_path, repo, encoder):
         total = (reopened.count(repo.as_uri(), STRUCTURE_COLLECTION)
                  + reopened.count(repo.as_uri(), CHUNK_COLLECTION))
     assert total == result.embeddings_generated
+
+
+def test_openai_provider_and_a_qdrant_server_through_the_pipeline(tmp_path, repo):
+    """EMBEDDINGS_PROVIDER=openai and QDRANT_URL: the same pipeline against local servers
+    speaking both protocols, each failing once (429, 503) before it succeeds."""
+    from tests.embedding_server import OpenAIEmbeddingServer, QdrantRestServer
+
+    with OpenAIEmbeddingServer(api_key="sk-pipeline", dim=1536) as api, \
+            QdrantRestServer() as qdrant:
+        api.fail_next(429, retry_after="0")
+        qdrant.fail_upserts(times=1, status=503)
+        settings = _settings(tmp_path, EMBEDDINGS_PROVIDER="openai", OPENAI_API_KEY="sk-pipeline",
+                             OPENAI_BASE_URL=f"{api.url}/v1", QDRANT_URL=qdrant.url)
+        pipeline = IngestPipeline(settings)
+        try:
+            result = _ingest(pipeline, repo)
+            collection = "code_chunk_embeddings_text-embedding-3-small"
+            chunks = pipeline.vectors.count(repo.as_uri(), collection)
+            structural = pipeline.vectors.count(repo.as_uri(), STRUCTURE_COLLECTION)
+        finally:
+            pipeline.close()
+    embedded = result.summary["embeddings"]
+    assert embedded["text_model"] == "text-embedding-3-small"
+    assert chunks == embedded["chunks"] > 0 and structural == len(FILES)
+    assert result.embeddings_generated == chunks + structural
+    assert len(api.requests) >= 2  # the 429 was retried
