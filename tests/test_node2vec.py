@@ -161,9 +161,35 @@ def test_out_of_memory_below_the_floor_moves_training_to_the_cpu(caplog):
 
 def test_small_graphs_get_the_updates_they_need_large_enough_budgets_run_as_asked():
     edge_index = torus(5)
-    result = train_node2vec(edge_index, 25, seed=0, epochs=2, lr=0.1)  # floor 10 / 0.1 = 100
-    assert result.epochs == 100 and result.steps == 100  # one step of 25 starts per epoch
+    # travel 10 * (start norm 1 + end norm 1.6) / (sqrt(64) * lr 0.1) = 32.5 updates, twice
+    # that with the averaged half of the epochs
+    result = train_node2vec(edge_index, 25, seed=0, epochs=2, lr=0.1)
+    assert result.epochs == 65 and result.steps == 65  # one step of 25 starts per epoch
+    assert result.averaged == 32  # int(65 * 0.5)
+    last_only = train_node2vec(edge_index, 25, seed=0, epochs=2, lr=0.1, averaged_share=0)
+    assert last_only.epochs == 33 and last_only.averaged == 1
     assert train_node2vec(edge_index, 25, seed=0, epochs=2, min_updates=0).epochs == 2
+
+
+@pytest.mark.parametrize("dim", [16, 64, 256])
+def test_rows_start_near_unit_norm_whatever_the_dimension(dim):
+    # lr 1e-9: one step leaves the start as it was; N(0, 1/dim) rows have norm ~1, so the
+    # first logits are ~N(0, 1/dim), far from saturating the sigmoid
+    start = train_node2vec(torus(6), 36, dim=dim, lr=1e-9, seed=0, **TINY).embeddings
+    assert start.norm(dim=1).mean().item() == pytest.approx(1.0, abs=0.1)
+    logits = start @ start.t()
+    assert logits[~torch.eye(36, dtype=torch.bool)].std().item() == pytest.approx(
+        dim ** -0.5, rel=0.25)
+
+
+def test_result_is_the_mean_of_the_last_epochs_weights():
+    run = lambda epochs, share: train_node2vec(torus(5), 25, seed=4, epochs=epochs,
+                                               min_updates=0, averaged_share=share)
+    third, fourth = run(3, 0.0).embeddings, run(4, 0.0).embeddings  # one trajectory
+    averaged = run(4, 0.5)
+    assert averaged.averaged == 2 and not torch.equal(third, fourth)
+    assert torch.allclose(averaged.embeddings, (third + fourth) / 2, atol=1e-6)
+    assert torch.equal(run(4, 0.4).embeddings, fourth)  # int(4 * 0.4) = 1 epoch: its weights
 
 
 def test_progress_is_reported_every_epoch():
@@ -192,6 +218,8 @@ def test_bad_arguments_are_refused():
         train_node2vec(torus(3), 9, walk_length=5, context_size=10)
     with pytest.raises(Node2VecError, match="positive"):
         train_node2vec(torus(3), 9, p=0)
+    with pytest.raises(Node2VecError, match="averaged_share"):
+        train_node2vec(torus(3), 9, averaged_share=1.0)
     if not torch.cuda.is_available():
         with pytest.raises(Node2VecError, match="CUDA"):
             train_node2vec(torus(3), 9, device="cuda")

@@ -10,6 +10,7 @@ skip-gram loss and its gradient on them, and applies SparseAdam to exactly those
 Public API:
     train_node2vec(edge_index, num_nodes, ...) -> Node2VecResult
     plan_training(num_nodes, device, ...) -> (batch_size, epochs) it will use
+    default_updates(dim, lr, averaged_share) -> the default work budget (updates per row)
     random_walks(rowptr, col, start, length, p=1, q=1, generator=None) -> Tensor [S, length]
     to_csr(edge_index, num_nodes, device=None) -> (rowptr [N+1], col [E'])
     edge_keys(rowptr, col) -> sorted row * N + col [E'] (neighbour tests of biased walks)
@@ -45,8 +46,14 @@ CUDA_BATCH = (128, 16384)
 # Walks per loss block on the CPU: a block's rows, scores and gradients stay in a core's L2.
 WALK_CHUNK = 256
 MIN_OOM_BATCH = 8  # out of memory below this many start nodes: give the GPU up
-INIT_STD = 1.0  # embeddings start N(0, 1), as torch.nn.Embedding (and so PyG) does
-TRAVEL = 10.0  # see train_node2vec: how far (in init stds) a row must be able to move
+# The work budget (train_node2vec): rows start at norm ~INIT_NORM, N(0, INIT_NORM^2 / dim),
+# not torch.nn.Embedding's N(0, 1) (norm sqrt(dim), initial logits ~N(0, dim): saturated
+# sigmoids); trained rows end at norm ~FINAL_NORM (1.4-1.8 measured on the 9 graphs of
+# bench/results/node2vec.md, 64 dims); a coordinate nets about lr / TRAVEL per update.
+INIT_NORM = 1.0
+FINAL_NORM = 1.6
+TRAVEL = 10.0
+AVERAGED_SHARE = 0.5  # the last epochs whose end-of-epoch weights are averaged into the result
 BETAS, EPS = (0.9, 0.999), 1e-8  # torch.optim.SparseAdam's defaults
 
 
@@ -63,6 +70,7 @@ class Node2VecResult:
     batch_size: int  # start nodes per step at the end (halved on out-of-memory)
     seconds: float
     loss: float  # mean loss of the last epoch
+    averaged: int = 1  # epochs whose end-of-epoch weights were averaged into embeddings
     fallback: str | None = None  # why training left the GPU, when it did
 
 
@@ -160,7 +168,8 @@ def train_node2vec(edge_index: Tensor, num_nodes: int, *, dim: int = 64, walk_le
                    context_size: int = 10, walks_per_node: int = 10, num_negative: int = 1,
                    p: float = 1.0, q: float = 1.0, epochs: int = 10, lr: float = 0.01,
                    batch_size: int | None = None, min_updates: float | None = None,
-                   seed: int | None = None, device: str | torch.device | None = None,
+                   averaged_share: float = AVERAGED_SHARE, seed: int | None = None,
+                   device: str | torch.device | None = None,
                    on_epoch: EpochCallback | None = None,
                    on_fallback: Callable[[str], None] | None = None,
                    simulate_oom_above: int | None = None) -> Node2VecResult:
@@ -172,21 +181,26 @@ def train_node2vec(edge_index: Tensor, num_nodes: int, *, dim: int = 64, walk_le
     the `context_size - 1` after it (positives). Negatives are "walks" of the start then
     uniformly random nodes, cut the same way. Loss: mean -log sigmoid(z_u . z_v) over the
     positive pairs plus mean -log sigmoid(-z_u . z_v) over the negative ones, on one shared
-    embedding table initialised N(0, 1); optimiser: SparseAdam, applied only to the rows a
-    step touches.
+    embedding table initialised N(0, INIT_NORM^2 / dim) (small, as word2vec's: no logit
+    starts saturated); optimiser: SparseAdam, applied only to the rows a step touches. The
+    result is the mean of the weights at the end of each of the last `averaged_share` of the
+    epochs (Polyak-Ruppert tail averaging): SparseAdam's constant step leaves every row
+    jittering by ~lr per coordinate around its place, and the mean cancels most of that.
 
-    Work budget. SparseAdam moves a row by at most about `lr` per coordinate in each step
-    that touches it, whatever the gradient's size, so a row that should end far from its
-    random start needs many updates: `min_updates` (default TRAVEL * INIT_STD / lr, i.e.
-    1000 at lr 0.01 -- room to travel ten initial standard deviations) is the expected
-    number of updates every row must get (AUC levels off there on the graphs of
-    bench/results/node2vec.md). A row is updated in the step where it starts
-    walks and, in every other step, at least whenever one of the step's
-    B*walks_per_node*num_negative*(walk_length-1) uniform negatives hits it, so an epoch
-    gives it at least 1 + (steps - 1)(1 - (1 - 1/N)^negatives) updates; training runs
-    max(epochs, ceil(min_updates / that)) epochs. Small graphs (few steps per epoch) thus
-    get the extra epochs they need to converge; graphs large enough that `epochs` already
-    meets the floor run exactly `epochs`. min_updates=0 runs exactly `epochs`.
+    Work budget. SparseAdam moves a row by at most `lr` per coordinate in each step that
+    touches it, whatever the gradient's size, and sampled gradients flip sign, so a
+    coordinate nets about lr / TRAVEL per update. A row must travel from its start (norm
+    INIT_NORM) to its place (norm ~FINAL_NORM), at most (INIT_NORM + FINAL_NORM) / sqrt(dim)
+    per coordinate: TRAVEL * (INIT_NORM + FINAL_NORM) / (sqrt(dim) * lr) updates, 325 at the
+    defaults, before the averaged tail, which gets as many again:
+    `min_updates` defaults to that divided by (1 - averaged_share), i.e. 650 expected
+    updates for every row (bench/results/node2vec.md: AUC by budget and start). A row is
+    updated in the step where it starts walks and, in every other step, at least whenever
+    one of the step's B*walks_per_node*num_negative*(walk_length-1) uniform negatives hits
+    it, so an epoch gives it at least 1 + (steps - 1)(1 - (1 - 1/N)^negatives) updates;
+    training runs max(epochs, ceil(min_updates / that)) epochs. Small graphs (few steps per
+    epoch) thus get the extra epochs they need to converge; graphs large enough that
+    `epochs` already meets the floor run exactly `epochs`. min_updates=0 runs exactly `epochs`.
 
     Args:
         edge_index: [2, E] integer node pairs, any direction, duplicates and self loops
@@ -206,6 +220,8 @@ def train_node2vec(edge_index: Tensor, num_nodes: int, *, dim: int = 64, walk_le
             give every row `min_updates` updates (N * epochs / min_updates, clamped to
             CPU_BATCH or CUDA_BATCH).
         min_updates: the expected updates per row to guarantee (None: the default above).
+        averaged_share: the share of the last epochs averaged into the result, in [0, 1);
+            0 returns the last weights (and halves the default budget).
         seed: seeds the initial embeddings, the walks and the negatives; on the CPU a
             seed makes runs bit-for-bit identical (CUDA kernels may sum in any order).
         device: "cuda", "cpu" or a torch.device; None takes CUDA when torch sees it.
@@ -222,22 +238,23 @@ def train_node2vec(edge_index: Tensor, num_nodes: int, *, dim: int = 64, walk_le
     raises Node2VecError.
     """
     _check(num_nodes, dim, walk_length, context_size, walks_per_node, num_negative, p, q,
-           epochs, lr, batch_size)
+           epochs, lr, batch_size, averaged_share)
     device = _pick_device(device)
     batch_size, epochs = plan_training(num_nodes, device, epochs=epochs, lr=lr,
                                        batch_size=batch_size, min_updates=min_updates,
                                        walk_length=walk_length, walks_per_node=walks_per_node,
-                                       num_negative=num_negative)
+                                       num_negative=num_negative, dim=dim,
+                                       averaged_share=averaged_share)
     trainer = _Trainer(edge_index, num_nodes, dim=dim, walk_length=walk_length,
                        context_size=context_size, walks_per_node=walks_per_node,
                        num_negative=num_negative, p=p, q=q, lr=lr, batch_size=batch_size,
                        seed=seed, device=device, walk_cap=simulate_oom_above,
                        on_fallback=on_fallback)
-    return trainer.fit(epochs, on_epoch)
+    return trainer.fit(epochs, epochs - int(epochs * averaged_share), on_epoch)
 
 
 def _check(num_nodes, dim, walk_length, context_size, walks_per_node, num_negative, p, q,
-           epochs, lr, batch_size) -> None:
+           epochs, lr, batch_size, averaged_share) -> None:
     positive = {"num_nodes": num_nodes, "dim": dim, "context_size": context_size,
                 "walks_per_node": walks_per_node, "num_negative": num_negative,
                 "epochs": epochs, "batch_size": batch_size if batch_size is not None else 1}
@@ -249,6 +266,8 @@ def _check(num_nodes, dim, walk_length, context_size, walks_per_node, num_negati
                             f"{context_size} and walk_length {walk_length}")
     if not (p > 0 and q > 0 and lr > 0):
         raise Node2VecError(f"p, q and lr must be positive, got {p}, {q}, {lr}")
+    if not 0.0 <= averaged_share < 1.0:
+        raise Node2VecError(f"averaged_share must be in [0, 1), got {averaged_share!r}")
 
 
 def _pick_device(device) -> torch.device:
@@ -265,15 +284,24 @@ def _pick_device(device) -> torch.device:
 def plan_training(num_nodes: int, device: str | torch.device, *, epochs: int = 10,
                   lr: float = 0.01, batch_size: int | None = None,
                   min_updates: float | None = None, walk_length: int = 20,
-                  walks_per_node: int = 10, num_negative: int = 1) -> tuple[int, int]:
+                  walks_per_node: int = 10, num_negative: int = 1, dim: int = 64,
+                  averaged_share: float = AVERAGED_SHARE) -> tuple[int, int]:
     """(batch_size, epochs) train_node2vec will use: the work budget of its docstring."""
     device = torch.device(device)
-    budget = TRAVEL * INIT_STD / lr if min_updates is None else float(min_updates)
+    budget = (default_updates(dim, lr, averaged_share) if min_updates is None
+              else float(min_updates))
     per_start_noise = walks_per_node * num_negative * (walk_length - 1)
     if batch_size is None:
         batch_size = _auto_batch(num_nodes, epochs, budget, per_start_noise, device)
     updates = _updates_per_epoch(num_nodes, batch_size, batch_size * per_start_noise)
     return batch_size, max(epochs, math.ceil(budget / updates))
+
+
+def default_updates(dim: int = 64, lr: float = 0.01,
+                    averaged_share: float = AVERAGED_SHARE) -> float:
+    """Expected updates per row the default budget asks (train_node2vec's docstring)."""
+    travel = TRAVEL * (INIT_NORM + FINAL_NORM) / (math.sqrt(dim) * lr)
+    return travel / (1.0 - averaged_share)
 
 
 def _auto_batch(num_nodes: int, epochs: int, budget: float, per_start_noise: int,
@@ -309,7 +337,9 @@ class _Trainer:
         self.on_fallback = on_fallback
         self.seed = seed if seed is not None else torch.Generator().seed()  # global RNG untouched
         init = torch.Generator().manual_seed(self.seed)  # same start on every device
-        self.weight = torch.randn(num_nodes, dim, generator=init) * INIT_STD  # [N, dim]
+        self.weight = torch.randn(num_nodes, dim, generator=init).mul_(
+            INIT_NORM / math.sqrt(dim))  # [N, dim]
+        self.average = None  # [N, dim] sum of the averaged epochs' weights
         self.exp_avg = torch.zeros(num_nodes, dim)  # [N, dim]
         self.exp_avg_sq = torch.zeros(num_nodes, dim)  # [N, dim]
         self.rowptr, self.col = to_csr(edge_index, num_nodes)  # [N+1], [E']
@@ -325,7 +355,8 @@ class _Trainer:
             self._leave_for_cpu(f"out of memory on {device} placing the graph: {exc}")
 
     def _move(self, device: torch.device, seed: int) -> None:
-        for name in ("weight", "exp_avg", "exp_avg_sq", "rowptr", "col", "band", "keys"):
+        for name in ("weight", "exp_avg", "exp_avg_sq", "average", "rowptr", "col", "band",
+                     "keys"):
             if getattr(self, name) is not None:
                 setattr(self, name, getattr(self, name).to(device))
         self.device = device
@@ -334,21 +365,35 @@ class _Trainer:
         self.generator = torch.Generator(device).manual_seed(seed)
         self.slot = torch.empty(self.num_nodes, dtype=torch.long, device=device)  # [N]
 
-    def fit(self, epochs: int, on_epoch) -> Node2VecResult:
+    def fit(self, epochs: int, average_after: int, on_epoch) -> Node2VecResult:
+        """Trains `epochs` epochs; returns the mean of the weights at the ends of the epochs
+        after `average_after` (the last weights when that is every epoch)."""
         clock, loss = time.perf_counter(), float("nan")
         every = max(1, epochs // 10)
+        if epochs - average_after < 2:  # a mean of one epoch is its weights
+            average_after = epochs
         for epoch in range(1, epochs + 1):
             loss = self._epoch()
+            if epoch > average_after:
+                self._accumulate()
             if epoch % every == 0 or epoch in (1, epochs):
                 log.info("node2vec epoch %d/%d loss %.4f (%s, batch %d)", epoch, epochs, loss,
                          self.device, self.batch_size)
             if on_epoch is not None:
                 on_epoch(epoch, epochs, loss)
-        return Node2VecResult(embeddings=self.weight.detach().to("cpu", torch.float32),
+        averaged = max(1, epochs - average_after)
+        final = self.weight if self.average is None else self.average / averaged
+        return Node2VecResult(embeddings=final.to("cpu", torch.float32), averaged=averaged,
                               device=str(self.device), epochs=epochs, steps=self.steps,
                               batch_size=self.batch_size,
                               seconds=time.perf_counter() - clock, loss=loss,
                               fallback=self.fallback)
+
+    def _accumulate(self) -> None:
+        if self.average is None:
+            self.average = self.weight.clone()
+        else:
+            self.average.add_(self.weight)
 
     def _epoch(self) -> float:
         order = torch.randperm(self.num_nodes, generator=self.generator, device=self.device)
