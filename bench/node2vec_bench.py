@@ -14,8 +14,9 @@ quality: hide 10% of the undirected edges (seeded), train on the rest, score the
 edges and as many random non-edges (pairs that are no edge of the whole graph) by the dot
 product of their embeddings (the model's own link logit; cosine too), ROC-AUC with ties
 averaged. Next to it, the degree-product heuristic on the training degrees and PyG's
-Node2Vec at its defaults (10 epochs, batch 128) on the same split. Ours runs with its
-defaults, the work budget included (`--min-updates` sweeps that floor instead).
+Node2Vec at its defaults (10 epochs, batch 128; `--pyg-epochs` for more) on the same
+split. Ours runs with its defaults, the work budget included (`--min-updates` sweeps that
+floor instead); `--variants` adds other training choices on the same split (VARIANTS).
 
 speed: one training epoch at the issue's hyperparameters (64 dims, walk 20, context 10,
 10 walks per node, 1 negative, p = q = 1, SparseAdam lr 0.01), with torch.set_num_threads
@@ -116,6 +117,51 @@ def undirected_pairs(edge_index: np.ndarray) -> np.ndarray:
 
 # ---------------------------------------------------------------- quality
 
+def degree_negative_walks(self, start):
+    """_Trainer._negative_walks with word2vec's noise: nodes drawn in proportion to
+    degree^0.75 (inverse CDF on the device) instead of uniformly."""
+    if getattr(self, "_noise_device", None) != self.device:
+        weight = self.rowptr.diff().double().pow(0.75)
+        self._noise_cdf = (weight.cumsum(0) / weight.sum()).float()
+        self._noise_device = self.device
+    draw = torch.rand(start.numel(), self.length - 1, generator=self.generator,
+                      device=self.device)
+    noise = torch.searchsorted(self._noise_cdf, draw, right=True).clamp_max_(self.num_nodes - 1)
+    return torch.cat([start[:, None], noise], dim=1)
+
+
+# name: (module attributes to set while it trains, train_node2vec keywords)
+VARIANTS = {
+    # the defaults before 2026-11-21: N(0, 1) rows, the last weights, 1000 updates per row
+    "before": ({"INIT_NORM": math.sqrt(HYPER["dim"])}, {"averaged_share": 0.0,
+                                                        "min_updates": 1000}),
+    # N(0, 1/dim) rows, the last weights, the budget's travel part only (325 updates)
+    "small-init": ({}, {"averaged_share": 0.0}),
+    # the defaults with negatives drawn from degree^0.75
+    "degree-negatives": ({"_Trainer._negative_walks": degree_negative_walks}, {}),
+}
+
+
+def train_variant(name: str | None, *args, **kwargs):
+    """train_node2vec(*args, **kwargs) under VARIANTS[name] (None: the defaults)."""
+    import edge.embed.node2vec as module
+
+    patches, extra = VARIANTS[name] if name else ({}, {})
+    saved = {}
+    for path, value in patches.items():
+        owner, attr = module, path
+        if "." in path:
+            owner_name, attr = path.split(".")
+            owner = getattr(module, owner_name)
+        saved[path] = (owner, attr, getattr(owner, attr))
+        setattr(owner, attr, value)
+    try:
+        return module.train_node2vec(*args, **{**kwargs, **extra})
+    finally:
+        for owner, attr, value in saved.values():
+            setattr(owner, attr, value)
+
+
 def split_edges(num_nodes: int, pairs: np.ndarray, seed: int):
     """(train pairs, held-out pairs, as many random non-edges of the whole graph)."""
     rng = np.random.default_rng(seed)
@@ -162,8 +208,6 @@ def both_ways(pairs: np.ndarray) -> np.ndarray:
 
 def quality(args) -> dict:
     sys.path.insert(0, str(ROOT))
-    from edge.embed.node2vec import train_node2vec
-
     torch.set_num_threads(args.threads)
     rows = []
     for graph in args.graphs:
@@ -174,13 +218,18 @@ def quality(args) -> dict:
             row = {"graph": graph, "seed": seed, "nodes": num_nodes, "edges": len(pairs),
                    "held_out": len(test),
                    "degree_product": degree_auc(num_nodes, train, test, negatives)}
-            for budget in args.min_updates:
-                result = train_node2vec(torch.from_numpy(train.T.copy()), num_nodes, seed=seed,
-                                        min_updates=budget, device=args.device)
+            runs = [(None, budget) for budget in args.min_updates]
+            runs += [(variant, None) for variant in args.variants]
+            for variant, budget in runs:
+                options = {} if budget is None else {"min_updates": budget}
+                result = train_variant(variant, torch.from_numpy(train.T.copy()), num_nodes,
+                                       seed=seed, device=args.device, **options)
                 auc = link_auc(result.embeddings.numpy(), test, negatives)
-                key = "ours" if budget is None else f"ours_u{budget:g}"
+                key = (f"ours_{variant}" if variant else
+                       "ours" if budget is None else f"ours_u{budget:g}")
                 row[key] = {**auc, "epochs": result.epochs, "steps": result.steps,
-                            "batch": result.batch_size, "seconds": round(result.seconds, 2)}
+                            "batch": result.batch_size, "averaged": result.averaged,
+                            "seconds": round(result.seconds, 2)}
             if args.pyg:
                 emb, seconds = run_pyg_train(num_nodes, both_ways(train), seed, args.pyg_epochs,
                                              args.threads)
@@ -430,6 +479,8 @@ def main() -> None:
     q.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     q.add_argument("--min-updates", type=float, nargs="+", default=[None],
                    help="sweep the work budget's floor instead of the default")
+    q.add_argument("--variants", nargs="+", default=[], choices=sorted(VARIANTS),
+                   help="also train these variants of ours on every split")
     q.add_argument("--pyg-epochs", type=int, default=10)
     s = commands.add_parser("speed")
     s.add_argument("graphs", nargs="*", default=["django", "ba10k", "ba100k"])
