@@ -19,28 +19,23 @@ import io
 import json
 import platform
 import pstats
+import sys
 import tempfile
 import time
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from qdrant_client import QdrantClient, models
 
-from shared.vectors import BATCH_SIZE, CHUNK_COLLECTION, VectorStore
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script from anywhere
+
+from edge.embed.chunks import Chunk  # noqa: E402
+from shared.vectors import BATCH_SIZE, CHUNK_COLLECTION, VectorStore  # noqa: E402
 
 REPO = "https://github.com/bench/repo"
 
 
-@dataclass
-class Chunk:
-    path: str
-    qualname: str
-    kind: str
-    start_line: int
-    end_line: int
-    text: str
 
 
 def make_chunks(n: int, text_chars: int) -> list[Chunk]:

@@ -9,12 +9,11 @@ fails. Local mode is the embedded default and is tested as such, on disk.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import pytest
 from hypothesis import given, settings as hsettings, strategies as st
 
+from edge.embed.chunks import Chunk
 from shared.graph.model import node_id
 from shared.settings import Settings
 from shared.vectors import (
@@ -36,14 +35,6 @@ REPO = "https://github.com/example/one"
 OTHER = "https://github.com/example/two"
 
 
-@dataclass
-class Chunk:
-    path: str
-    qualname: str
-    kind: str
-    start_line: int
-    end_line: int
-    text: str
 
 
 @pytest.fixture
