@@ -159,8 +159,8 @@ def main(argv: list[str] | None = None) -> int:
     node2vec.add_argument("--epochs", type=int, default=10,
                           help="at least this many epochs; small graphs get more (default 10)")
     node2vec.add_argument("--min-updates", type=float, default=None,
-                          help="optimiser updates every row must get (default: 10 / lr; "
-                               "0 runs exactly --epochs)")
+                          help="optimiser updates every row must get (default: 650 at the "
+                               "defaults, see default_updates(); 0 runs exactly --epochs)")
     node2vec.add_argument("--seed", type=int, default=None)
     node2vec.add_argument("--device", choices=("cpu", "cuda"), default=None,
                           help="default: cuda when torch sees a GPU, else cpu")

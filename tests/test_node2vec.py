@@ -280,3 +280,12 @@ def test_cuda_smoke():
     assert_walks_follow_edges(walks[:300].cpu(), neighbours(edge_index, 5000))
     print(f"cuda smoke: {result.steps} steps in {result.seconds:.2f} s, batch "
           f"{result.batch_size}, loss {result.loss:.3f}")
+
+
+def test_small_graphs_train_on_one_cpu_thread_and_restore_the_count():
+    torch.set_num_threads(2)
+    seen = []
+    edge_index = torch.tensor([[0, 1, 2], [1, 2, 3]])
+    train_node2vec(edge_index, 4, **TINY, seed=0,
+                   on_epoch=lambda *_: seen.append(torch.get_num_threads()))
+    assert seen == [1] and torch.get_num_threads() == 2

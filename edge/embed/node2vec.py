@@ -19,6 +19,7 @@ Public API:
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import time
@@ -46,6 +47,10 @@ CUDA_BATCH = (128, 16384)
 # Walks per loss block on the CPU: a block's rows, scores and gradients stay in a core's L2.
 WALK_CHUNK = 256
 MIN_OOM_BATCH = 8  # out of memory below this many start nodes: give the GPU up
+# Below this many nodes a CPU step is a few small kernels: a second thread only adds
+# waiting (5 ms a step on one thread, up to 700 ms on two of a busy 2-core machine; the
+# worker's pipeline test went from 105 s to 11 s), so such graphs train on one thread.
+ONE_THREAD_NODES = 4096
 # The work budget (train_node2vec): rows start at norm ~INIT_NORM, N(0, INIT_NORM^2 / dim),
 # not torch.nn.Embedding's N(0, 1) (norm sqrt(dim), initial logits ~N(0, dim): saturated
 # sigmoids); trained rows end at norm ~FINAL_NORM (1.4-1.8 measured on the 9 graphs of
@@ -250,7 +255,19 @@ def train_node2vec(edge_index: Tensor, num_nodes: int, *, dim: int = 64, walk_le
                        num_negative=num_negative, p=p, q=q, lr=lr, batch_size=batch_size,
                        seed=seed, device=device, walk_cap=simulate_oom_above,
                        on_fallback=on_fallback)
-    return trainer.fit(epochs, epochs - int(epochs * averaged_share), on_epoch)
+    small = device.type == "cpu" and num_nodes < ONE_THREAD_NODES
+    with _one_thread() if small else contextlib.nullcontext():
+        return trainer.fit(epochs, epochs - int(epochs * averaged_share), on_epoch)
+
+
+@contextlib.contextmanager
+def _one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def _check(num_nodes, dim, walk_length, context_size, walks_per_node, num_negative, p, q,

@@ -11,7 +11,6 @@ Each stage reports its progress as a fraction; the pipeline places it on the bar
 """
 from __future__ import annotations
 
-import contextlib
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,10 +28,7 @@ log = logging.getLogger("edge.embed")
 # progress(stage, fraction of it done); a stage may rename itself ("node2vec (CPU ...)").
 Progress = Callable[[str, float], None]
 ENCODE_SLICE = 512  # texts per encode call: progress moves, memory stays bounded
-# Below this many files a Node2Vec step is a few small kernels: on the CPU a second thread
-# only adds waiting (measured: 5 ms a step on one thread, up to 700 ms on two of a busy
-# 2-core machine), so such graphs train on one thread.
-ONE_THREAD_FILES = 4096
+
 
 
 @dataclass
@@ -76,29 +72,15 @@ def embed_structure(graph: Graph, settings: Settings, progress: Progress) -> Str
         log.warning("node2vec for %s: %s", graph.repo, reason)
 
     edge_index = torch.tensor(pairs, dtype=torch.long).reshape(-1, 2).t()
-    with _threads(1) if len(paths) < ONE_THREAD_FILES else contextlib.nullcontext():
-        result = train_node2vec(
-            edge_index, len(paths), epochs=settings.node2vec_epochs, p=settings.node2vec_p,
-            q=settings.node2vec_q, device=settings.device.torch_name,
-            on_epoch=lambda epoch, epochs, loss: progress(stage[0], epoch / epochs),
-            on_fallback=fell_back,
-            simulate_oom_above=0 if settings.node2vec_force_oom else None)
+    result = train_node2vec(
+        edge_index, len(paths), epochs=settings.node2vec_epochs, p=settings.node2vec_p,
+        q=settings.node2vec_q, device=settings.device.torch_name,
+        on_epoch=lambda epoch, epochs, loss: progress(stage[0], epoch / epochs),
+        on_fallback=fell_back, simulate_oom_above=0 if settings.node2vec_force_oom else None)
     log.info("node2vec for %s: %d files, %d epochs on %s in %.1f s", graph.repo, len(paths),
              result.epochs, result.device, result.seconds)
     return Structure(paths, result.embeddings.numpy(), result.device, result.epochs,
                      result.fallback)
-
-
-@contextlib.contextmanager
-def _threads(count: int):
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(count)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def embed_text(root: Path, graph: Graph, encoder: TextEncoder, progress: Progress) -> Text:
