@@ -48,7 +48,7 @@ class QueryEncoder:
         self.model: str = config["model"]
         self.dim: int = int(config["dim"])
         self.window: int = int(config["window"])
-        self._tokenizer = _load_tokenizer(folder / TOKENIZER_FILE, self.window)
+        self._tokenizer = load_tokenizer(folder / TOKENIZER_FILE, self.window)
         self._session = _load_session(model_file, threads)
         self._inputs = [i.name for i in self._session.get_inputs()]
 
@@ -89,7 +89,9 @@ def _read_config(path: Path) -> dict:
     return config
 
 
-def _load_tokenizer(path: Path, window: int):
+def load_tokenizer(path: Path, window: int):
+    """tokenizer.json set to `window` tokens and padding to the longest text (the
+    sentence-transformers recipe); the exporter uses it too, so both sides agree."""
     from tokenizers import Tokenizer
     if not path.is_file():
         raise QueryEncoderError(f"{path} is missing: export the model again")

@@ -27,10 +27,8 @@ import torch
 
 from edge.embed.chunks import WINDOW_TOKENS
 from edge.embed.minilm import DIM, MODEL_NAME, EncoderError, load_sentence_transformer, model_dir
+from shared.query_encoder import CONFIG_FILE, MODEL_FILE, TOKENIZER_FILE, load_tokenizer
 
-MODEL_FILE = "model.onnx"
-TOKENIZER_FILE = "tokenizer.json"
-CONFIG_FILE = "encoder.json"
 INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 OUTPUT = "token_embeddings"
 OPSET = 17
@@ -46,23 +44,13 @@ def export_onnx(path: str | Path) -> Path:
     path = Path(path)
     model_file = path if path.suffix == ".onnx" else path / MODEL_FILE
     model_file.parent.mkdir(parents=True, exist_ok=True)
-    tokenizer = _window_tokenizer()
+    tokenizer = load_tokenizer(model_dir() / TOKENIZER_FILE, WINDOW_TOKENS)
     _export_graph(model_file, tokenizer)
     tokenizer.save(str(model_file.parent / TOKENIZER_FILE))
     config = {"model": MODEL_NAME, "dim": DIM, "window": WINDOW_TOKENS, "pooling": "mean",
               "normalize": True}
     (model_file.parent / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n")
     return model_file
-
-
-def _window_tokenizer():
-    from tokenizers import Tokenizer
-    tokenizer = Tokenizer.from_file(str(model_dir() / TOKENIZER_FILE))
-    tokenizer.enable_truncation(WINDOW_TOKENS)
-    pad = tokenizer.padding or {}
-    tokenizer.enable_padding(pad_id=pad.get("pad_id", 0), pad_token=pad.get("pad_token", "[PAD]"),
-                             pad_type_id=pad.get("pad_type_id", 0))  # no length: the longest
-    return tokenizer
 
 
 class _TokenEmbeddings(torch.nn.Module):

@@ -21,7 +21,7 @@ import numpy as np
 from edge.embed.chunks import Chunk, TextEncoder, build_chunks
 from shared.graph.model import EdgeKind, Graph, NodeKind
 from shared.settings import Settings
-from shared.vectors import VectorStore
+from shared.vectors import STRUCTURE_DIM, VectorStore
 
 log = logging.getLogger("edge.embed")
 
@@ -30,11 +30,10 @@ Progress = Callable[[str, float], None]
 ENCODE_SLICE = 512  # texts per encode call: progress moves, memory stays bounded
 
 
-
 @dataclass
 class Structure:
     paths: list[str]  # file paths, in graph order
-    vectors: np.ndarray  # float32 [len(paths), 64]
+    vectors: np.ndarray  # float32 [len(paths), STRUCTURE_DIM]
     device: str
     epochs: int
     fallback: str | None
@@ -64,7 +63,7 @@ def embed_structure(graph: Graph, settings: Settings, progress: Progress) -> Str
     progress("node2vec", 0.0)
     paths, pairs = file_graph(graph)
     if not paths:
-        return Structure([], np.zeros((0, 64), np.float32), "none", 0, None)
+        return Structure([], np.zeros((0, STRUCTURE_DIM), np.float32), "none", 0, None)
     stage = ["node2vec"]
 
     def fell_back(reason: str) -> None:
