@@ -1,4 +1,4 @@
-# The two commands: `make run` and `make test`.
+# The two commands: `make run` and `make test` (plus `make demo` to see a whole job).
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 # A GPU machine gets its CUDA build from setup_edge.sh instead.
 TORCH ?= torch==2.13.0
 
-.PHONY: run worker test bench clean
+.PHONY: run worker demo test bench clean
 
 $(STAMP): requirements-base.txt requirements-cloud.txt requirements-edge.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -16,11 +16,15 @@ $(STAMP): requirements-base.txt requirements-cloud.txt requirements-edge.txt req
 	$(PY) -m pip install -q -r requirements-dev.txt
 	touch $(STAMP)
 
-run: $(STAMP)  ## the control plane on HOST:PORT (default 127.0.0.1:8000)
-	$(PY) -m cloud
+# Variables given to make (`make run ALLOW_LOCAL_REPOS=true`) reach the app's environment.
+run: $(STAMP)  ## MODE=ALL: control plane on HOST:PORT (127.0.0.1:8000) and one worker
+	$(PY) run.py
 
-worker: $(STAMP)  ## one edge worker
+worker: $(STAMP)  ## one edge worker (MODE=EDGE), for a control plane elsewhere
 	$(PY) -m edge worker
+
+demo: $(STAMP)  ## ingest an installed package's source offline, then show graph and vectors
+	$(PY) -m edge demo
 
 test: $(STAMP)  ## every test (needs redis-server and chromium: see .ci/run)
 	$(PY) -m pytest

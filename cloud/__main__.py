@@ -6,6 +6,7 @@ import sys
 
 import uvicorn
 
+from cloud.app import create_app
 from cloud.auth import redact_path
 from shared.settings import Settings, SettingsError
 
@@ -22,17 +23,21 @@ class _RedactAccessLog(logging.Filter):
         return True
 
 
+def configure_logging() -> None:
+    logging.basicConfig(level=logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("uvicorn.access").addFilter(_RedactAccessLog())
+
+
 def main() -> int:
     try:
         settings = Settings.from_env()
     except SettingsError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2
-    logging.basicConfig(level=logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("uvicorn.access").addFilter(_RedactAccessLog())
+    configure_logging()
     # drain in-flight requests for up to 30 s on SIGTERM
-    uvicorn.run("cloud.app:app", host=settings.host, port=settings.port,
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port,
                 timeout_graceful_shutdown=30, log_config=None)
     return 0
 

@@ -81,12 +81,17 @@ class Worker:
         self._stop_deadline = float("inf")
 
     # --- control -----------------------------------------------------------------------
-    def stop(self) -> None:
-        """Ask the loop to end: a running job gets `stop_grace_seconds` to finish,
-        then goes back to the queue."""
-        if not self._stop.is_set():
-            self._stop_deadline = time.monotonic() + self.stop_grace_seconds
-            self._stop.set()
+    def stop(self, grace: float | None = None) -> None:
+        """Ask the loop to end: a running job gets `grace` seconds (default
+        `stop_grace_seconds`) to finish, then goes back to the queue. A second call
+        may shorten the grace, never lengthen it."""
+        grace = self.stop_grace_seconds if grace is None else grace
+        self._stop_deadline = min(self._stop_deadline, time.monotonic() + grace)
+        self._stop.set()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
 
     def run(self) -> None:
         log.info("worker %s started on %s (queue: %s)", self.status.worker_id,

@@ -319,6 +319,17 @@ class VectorStore:
                             query_filter=where, limit=limit, with_payload=True)
         return [Hit(int(p.id), float(p.score), dict(p.payload or {})) for p in result.points]
 
+    def similar(self, collection: str, point_id: int, repo: str | None = None,
+                limit: int = 10) -> list[Hit]:
+        """The `limit` points nearest to a stored point (itself left out)."""
+        if not self._exists(collection):
+            return []
+        where = models.Filter(must=[_match("repo_url", repo)]) if repo else None
+        result = self._call(f"search {collection}", self._client.query_points,
+                            collection_name=collection, query=point_id,
+                            query_filter=where, limit=limit, with_payload=True)
+        return [Hit(int(p.id), float(p.score), dict(p.payload or {})) for p in result.points]
+
     def collections(self) -> list[str]:
         """This store's collections (structure and every model's chunks) that exist."""
         names = self._call("list collections", self._client.get_collections).collections

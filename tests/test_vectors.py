@@ -231,6 +231,20 @@ def test_search_returns_the_nearest_first(store):
     assert hits[0].score == pytest.approx(float(cosine.max()), abs=1e-4)
 
 
+def test_similar_finds_a_stored_points_neighbours_without_itself(store):
+    base = vectors(40, seed=6)
+    base[7] = base[3] + 0.01 * vectors(1, seed=7)[0]  # 3's nearest neighbour is 7
+    store.write_structure(REPO, "c", "j", files(40), base)
+    store.write_structure(OTHER, "c", "j", files(40), base)  # same vectors, other repo
+    anchor = node_id(REPO, files(40)[3], "")
+
+    hits = store.similar(STRUCTURE_COLLECTION, anchor, repo=REPO, limit=5)
+    assert hits[0].payload["file_path"] == files(40)[7]
+    assert anchor not in [h.id for h in hits]
+    assert len(hits) == 5 and all(h.payload["repo_url"] == REPO for h in hits)
+    assert store.similar(CHUNK_COLLECTION, anchor) == []
+
+
 def test_search_and_count_of_a_missing_collection_are_empty(store):
     assert store.count(REPO, CHUNK_COLLECTION) == 0
     assert store.search(CHUNK_COLLECTION, np.ones(384)) == []
