@@ -3,9 +3,9 @@
     python -m edge worker               take jobs from the queue until SIGINT/SIGTERM
     python -m edge analyze PATH         graph a local directory: --stats (JSON) or --edges (TSV)
     python -m edge ingest PATH_OR_URL   the whole pipeline in-process, into the configured stores
-    python -m edge node2vec EDGES OUT   Node2Vec embeddings of any src<TAB>dst edge list
     python -m edge export-onnx DIR      the text model as ONNX + tokenizer, for the control plane
     python -m edge node2vec EDGES OUT   Node2Vec embeddings of any src<TAB>dst edge list (.npz)
+    python -m edge check                self-test: settings, queue, stores, GPU, model, git
 """
 from __future__ import annotations
 
@@ -169,7 +169,14 @@ def main(argv: list[str] | None = None) -> int:
     export = commands.add_parser(
         "export-onnx", help="write the text model as ONNX (+ tokenizer) for the control plane")
     export.add_argument("dir", help="output folder: model.onnx, tokenizer.json, encoder.json")
+    check = commands.add_parser(
+        "check", help="self-test: settings, queue, stores, GPU, model, git; says how to fix")
+    check.add_argument("--timeout", type=float, default=None,
+                       help="seconds any step may take (default: each step's own, 5-60)")
     args = parser.parse_args(argv)
+    if args.command == "check":  # before the logging set-up: its lines are the output
+        from edge import check as self_test
+        return self_test.main(seconds=args.timeout)
 
     logging.basicConfig(level=logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
