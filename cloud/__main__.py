@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import signal
 import sys
 
 import uvicorn
@@ -29,6 +30,10 @@ def configure_logging() -> None:
     logging.getLogger("uvicorn.access").addFilter(_RedactAccessLog())
 
 
+def _stopped(*_) -> None:
+    raise SystemExit(0)
+
+
 def main() -> int:
     try:
         settings = Settings.from_env()
@@ -36,6 +41,10 @@ def main() -> int:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2
     configure_logging()
+    for name in ("SIGINT", "SIGTERM"):
+        # uvicorn drains, then raises the signal again for the app's own handler: by then
+        # everything has stopped, so it is a clean exit (0), not a death by signal
+        signal.signal(getattr(signal, name), _stopped)
     # drain in-flight requests for up to 30 s on SIGTERM
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port,
                 timeout_graceful_shutdown=30, log_config=None)

@@ -6,6 +6,7 @@
     python -m edge export-onnx DIR      the text model as ONNX + tokenizer, for the control plane
     python -m edge node2vec EDGES OUT   Node2Vec embeddings of any src<TAB>dst edge list (.npz)
     python -m edge check                self-test: settings, queue, stores, GPU, model, git
+    python -m edge demo [PACKAGE]       ingest an installed package's source offline, then query it
 """
 from __future__ import annotations
 
@@ -32,6 +33,8 @@ log = logging.getLogger("edge")
 
 def build_worker(settings: Settings, pipeline: Pipeline | None = None,
                  stop_grace_seconds: float = 60.0) -> Worker:
+    device = describe_device(settings.device)  # DEVICE=cuda without a GPU stops here
+    log.info("device: %s", device)
     if pipeline is None:
         from edge.pipeline import IngestPipeline
         pipeline = IngestPipeline(settings)
@@ -39,7 +42,7 @@ def build_worker(settings: Settings, pipeline: Pipeline | None = None,
         open_queue(settings),
         pipeline,
         worker_id=settings.worker_id or socket.gethostname(),
-        device=describe_device(),
+        device=device,
         heartbeat_seconds=settings.heartbeat_seconds,
         idle_poll_seconds=settings.idle_poll_seconds,
         stop_grace_seconds=stop_grace_seconds,
@@ -48,18 +51,35 @@ def build_worker(settings: Settings, pipeline: Pipeline | None = None,
 
 def serve(worker: Worker) -> None:
     """Run until a stop signal; the job in hand finishes or goes back to the queue."""
-    for name in ("SIGINT", "SIGTERM", "SIGBREAK"):  # SIGBREAK: Ctrl+Break on Windows
-        if hasattr(signal, name):
-            signal.signal(getattr(signal, name), lambda *_: worker.stop())
-    from edge.fetch import remove_abandoned_workspaces
-
+    stop_on_signals(worker)
     try:
         worker.run()
     finally:
-        worker.queue.close()
-        abandoned = remove_abandoned_workspaces()
-        if abandoned:
-            log.info("removed %d workspace(s) of a job given back", len(abandoned))
+        close_worker(worker)
+
+
+def stop_on_signals(worker: Worker) -> None:
+    """SIGINT, SIGTERM and Ctrl+Break (Windows; NSSM sends Ctrl+C first) stop the worker;
+    a second signal gives the running job back at once instead of after the grace."""
+    def stop(*_) -> None:
+        worker.stop(grace=0.0 if worker.stopping else None)
+
+    for name in ("SIGINT", "SIGTERM", "SIGBREAK"):
+        if hasattr(signal, name):
+            signal.signal(getattr(signal, name), stop)
+
+
+def close_worker(worker: Worker) -> None:
+    """After the loop ends: the queue and stores closed, no workspace left behind."""
+    from edge.fetch import remove_abandoned_workspaces
+
+    worker.queue.close()
+    close = getattr(worker.pipeline, "close", None)
+    if close is not None:
+        close()
+    abandoned = remove_abandoned_workspaces()
+    if abandoned:
+        log.info("removed %d workspace(s) of a job given back", len(abandoned))
 
 
 def analyze_command(args, settings: Settings) -> int:
@@ -104,6 +124,18 @@ def ingest_command(args, settings: Settings) -> int:
                "embeddings_generated": result.embeddings_generated, **result.summary}
     json.dump(summary, sys.stdout, indent=2)
     print()
+    return 0
+
+
+def demo_command(args, settings: Settings) -> int:
+    from edge.demo import DEFAULT_QUERY, DemoError, run_demo
+
+    logging.getLogger().setLevel(logging.WARNING)  # the demo prints its own progress
+    try:
+        run_demo(settings, args.package, args.query or DEFAULT_QUERY, keep=args.keep)
+    except DemoError as exc:
+        print(f"demo: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 
@@ -173,6 +205,13 @@ def main(argv: list[str] | None = None) -> int:
         "check", help="self-test: settings, queue, stores, GPU, model, git; says how to fix")
     check.add_argument("--timeout", type=float, default=None,
                        help="seconds any step may take (default: each step's own, 5-60)")
+    demo = commands.add_parser(
+        "demo", help="ingest an installed package's source into temp stores, then query it")
+    demo.add_argument("package", nargs="?", default="git",
+                      help="an installed package (default: git, i.e. gitpython)")
+    demo.add_argument("--query", default=None, help="the text search to show")
+    demo.add_argument("--keep", metavar="DIR", default=None,
+                      help="keep the repository and stores in DIR instead of a temp dir")
     args = parser.parse_args(argv)
     if args.command == "check":  # before the logging set-up: its lines are the output
         from edge import check as self_test
@@ -196,7 +235,14 @@ def main(argv: list[str] | None = None) -> int:
         return analyze_command(args, settings)
     if args.command == "ingest":
         return ingest_command(args, settings)
-    serve(build_worker(settings))
+    if args.command == "demo":
+        return demo_command(args, settings)
+    try:
+        worker = build_worker(settings)
+    except SettingsError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return 2
+    serve(worker)
     return 0
 
 
