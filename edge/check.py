@@ -149,7 +149,12 @@ def check_queue(settings: Settings) -> str:
             queue.close()
     except (QueueError, OSError) as exc:
         raise CheckFailed(f"{where}: {exc}", _QUEUE_FIX[settings.queue_backend])
-    return f"{where} answers, {pending} job(s) pending"
+    note = ""
+    if settings.queue_backend == "sqlite" and settings.mode.value == "EDGE":
+        # legitimate for a control plane on this machine, a silent mistake for one on Render
+        note = (" (a local file: only a control plane on this machine sees these jobs; "
+                "set UPSTASH_REDIS_REST_URL/TOKEN or REDIS_URL to share a queue)")
+    return f"{where} answers, {pending} job(s) pending{note}"
 
 
 def check_graph_database(settings: Settings) -> str:

@@ -70,6 +70,13 @@ def test_embedded_defaults_pass_every_step(tmp_path):
         assert lines["device"].startswith("ok   device: cpu (no CUDA)")
     assert not list(data.glob(".check-*")), "the data dir probe was left behind"
     assert output.rstrip().endswith("all 8 checks passed")
+    assert "only a control plane on this machine" not in lines["queue"]  # MODE=ALL: expected
+
+
+def test_an_edge_worker_on_a_local_queue_is_told_who_can_see_it(tmp_path):
+    code, output = check({"DATA_DIR": str(tmp_path / "data"), "MODE": "EDGE"})
+    assert code == 0, output
+    assert "only a control plane on this machine sees these jobs" in lines_by_step(output)["queue"]
 
 
 def test_redis_and_postgres_pass(tmp_path, redis_url, redis_server, postgres_url,

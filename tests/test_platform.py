@@ -34,6 +34,13 @@ def test_parsing_in_processes_never_forks(tmp_path, monkeypatch):
     assert all(p.symbols and p.symbols[0].name.startswith("f") for p in parsed)
 
 
+def test_parser_processes_outlive_a_ctrl_c_sent_to_the_whole_console():
+    with pool.process_pool(1) as processes:
+        child = processes.submit(os.getpid).result(timeout=60)
+        processes.submit(os.kill, child, signal.SIGINT).result(timeout=10)
+        assert processes.submit(os.getpid).result(timeout=10) == child  # still there
+
+
 @pytest.fixture
 def worker(tmp_path):
     queue = SqliteQueue(tmp_path / "queue.sqlite3")

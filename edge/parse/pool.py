@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import signal
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Callable, Sequence
@@ -57,14 +58,27 @@ def parse_files(root: Path, files: Sequence[SourceFile], *, workers: int | None 
         return _parse_here(root, files, progress)
     batches = _batches(files, max(BATCH_BYTES, total // (workers * 4)))
     results: list[ParsedFile | Skipped] = []
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(workers, mp_context=context) as pool:
+    with process_pool(workers) as pool:
         futures = [pool.submit(parse_batch, str(root), batch) for batch in batches]
         for done, future in enumerate(futures, 1):
             results.extend(future.result())
             if progress:
                 progress(done / len(futures))
     return results
+
+
+def process_pool(workers: int) -> ProcessPoolExecutor:
+    """Spawned (Windows has no fork) parser processes that ignore Ctrl+C: a terminal's
+    SIGINT and NSSM's console Ctrl+C reach every process of the group, and it is the
+    worker that decides whether the job finishes or goes back to the queue."""
+    return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                               initializer=_ignore_stop_signals)
+
+
+def _ignore_stop_signals() -> None:
+    for name in ("SIGINT", "SIGBREAK"):
+        if hasattr(signal, name):
+            signal.signal(getattr(signal, name), signal.SIG_IGN)
 
 
 def _parse_here(root, files, progress):
