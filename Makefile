@@ -26,7 +26,8 @@ worker: $(STAMP)  ## one edge worker (MODE=EDGE), for a control plane elsewhere
 demo: $(STAMP)  ## ingest an installed package's source offline, then show graph and vectors
 	$(PY) -m edge demo
 
-test: $(STAMP)  ## every test (needs redis-server and chromium: see .ci/run)
+test: $(STAMP)  ## every test; installs the Debian servers they start when missing
+	bash tests/system_packages.sh
 	$(PY) -m pytest
 
 bench: $(STAMP)  ## the control-plane benchmarks; figures go to docs/BENCHMARKS.md

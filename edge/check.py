@@ -204,7 +204,8 @@ def check_device(settings: Settings) -> str:
                           "run setup_edge.sh, which installs the torch build for this machine")
     has_cuda = torch.cuda.is_available()
     if settings.device is Device.CUDA and not has_cuda:
-        raise CheckFailed(*_no_cuda(torch))
+        from edge.device import missing_gpu
+        raise CheckFailed(*missing_gpu(torch))
     if settings.device is Device.CPU:
         seen = " (a CUDA GPU is present; DEVICE=AUTO would use it)" if has_cuda else ""
         return f"cpu (DEVICE=CPU){seen}, torch {torch.__version__}"
@@ -350,16 +351,6 @@ def _scrubber(env: Mapping[str, str]) -> Callable[[str], str]:
         return text
 
     return scrub
-
-
-def _no_cuda(torch) -> tuple[str, str]:
-    if torch.version.cuda is None:
-        return (f"DEVICE=CUDA, but torch {torch.__version__} is a CPU-only build",
-                "run setup_edge.sh on this machine to install the CUDA build of torch, "
-                "or set DEVICE=AUTO")
-    return (f"DEVICE=CUDA, but torch {torch.__version__} (CUDA {torch.version.cuda}) sees no GPU",
-            "check the NVIDIA driver with nvidia-smi (and CUDA_VISIBLE_DEVICES), "
-            "or set DEVICE=AUTO to fall back to the CPU")
 
 
 def _gpu_matmul(torch) -> str:

@@ -19,9 +19,17 @@ def describe_device(preference: Device = Device.AUTO) -> str:
         return (f"cuda:0 ({props.name}, {props.total_memory / 2**30:.1f} GiB, "
                 f"CUDA {torch.version.cuda})")
     if preference is Device.CUDA:
-        build = f"CUDA {torch.version.cuda} build" if torch.version.cuda else "a CPU-only build"
-        raise SettingsError(
-            f"DEVICE=cuda but torch {torch.__version__} ({build}) sees no GPU: check the "
-            "driver with nvidia-smi and run ./setup_edge.sh to install the matching torch, "
-            "or set DEVICE=auto")
+        problem, fix = missing_gpu(torch)
+        raise SettingsError(f"{problem}: {fix}")
     return "cpu"
+
+
+def missing_gpu(torch) -> tuple[str, str]:
+    """Why DEVICE=cuda cannot be had here, and what to do about it."""
+    if torch.version.cuda is None:
+        return (f"DEVICE=CUDA, but torch {torch.__version__} is a CPU-only build",
+                "run setup_edge.sh on this machine to install the CUDA build of torch, "
+                "or set DEVICE=AUTO")
+    return (f"DEVICE=CUDA, but torch {torch.__version__} (CUDA {torch.version.cuda}) sees no GPU",
+            "check the NVIDIA driver with nvidia-smi (and CUDA_VISIBLE_DEVICES), "
+            "or set DEVICE=AUTO to fall back to the CPU")

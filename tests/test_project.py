@@ -3,6 +3,7 @@ and .ci/run's, on a fresh clone; the requirement files hold ranges that the test
 environment satisfies, and the control plane's never brings torch."""
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 from importlib import metadata
@@ -28,12 +29,18 @@ def clone(tmp_path_factory) -> Path:
     return target
 
 
+def outside_make() -> dict[str, str]:
+    """The environment without what an enclosing `make test` passes down."""
+    return {k: v for k, v in os.environ.items() if k not in {"MAKEFLAGS", "MAKELEVEL", "MFLAGS"}}
+
+
 def _make_dry_run(clone: Path, target: str, tmp_path: Path) -> list[str]:
     venv = tmp_path / "venv"
     (venv / "bin").mkdir(parents=True, exist_ok=True)
     (venv / ".installed").touch()
-    done = subprocess.run(["make", "-n", target, f"VENV={venv}"], cwd=clone,
-                          capture_output=True, text=True, check=True)
+    done = subprocess.run(["make", "--no-print-directory", "-n", target, f"VENV={venv}"],
+                          cwd=clone, capture_output=True, text=True, check=True,
+                          env=outside_make())
     return [line.replace(str(venv), ".venv") for line in done.stdout.splitlines()]
 
 
@@ -45,7 +52,8 @@ def test_readme_commands_are_the_makefiles_and_ci_runs_the_test_one(clone, tmp_p
     for command in commands:
         assert _make_dry_run(clone, command.split()[1], tmp_path), command
     assert _make_dry_run(clone, "run", tmp_path) == [".venv/bin/python run.py"]
-    assert _make_dry_run(clone, "test", tmp_path) == [".venv/bin/python -m pytest"]
+    assert _make_dry_run(clone, "test", tmp_path) == ["bash tests/system_packages.sh",
+                                                      ".venv/bin/python -m pytest"]
     assert _make_dry_run(clone, "demo", tmp_path) == [".venv/bin/python -m edge demo"]
     ci = [line.strip() for line in (clone / ".ci" / "run").read_text().splitlines()
           if line.strip() and not line.lstrip().startswith("#")]

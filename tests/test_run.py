@@ -25,6 +25,7 @@ from shared.queue import open_queue
 from shared.settings import Settings
 from shared.vectors import CHUNK_COLLECTION, STRUCTURE_COLLECTION, VectorStore
 from tests.servers import free_port
+from tests.test_project import outside_make
 from tests.test_end_to_end import EXPECTED_IMPORTS, SOURCES, _make_repo
 from tests.test_worker import wait_for
 
@@ -222,7 +223,7 @@ def test_mode_edge_logs_its_device_and_refuses_a_missing_gpu(tmp_path):
     done = subprocess.run([sys.executable, "run.py"], cwd=ROOT, capture_output=True, text=True,
                           env=_env(tmp_path, MODE="EDGE", DEVICE="cuda"), timeout=60)
     assert done.returncode == 2
-    assert "DEVICE=cuda" in done.stderr and "sees no GPU" in done.stderr
+    assert "DEVICE=CUDA, but torch" in done.stderr and "setup_edge.sh" in done.stderr
 
 
 def test_a_wrong_variable_stops_the_start_naming_it(tmp_path):
@@ -240,8 +241,9 @@ def test_variables_given_to_make_run_reach_the_app(tmp_path):
     probe.write_text("#!/bin/sh\necho \"args=$* allow=$ALLOW_LOCAL_REPOS port=$PORT\"\n")
     probe.chmod(0o755)
     (venv / ".installed").touch()  # newer than the requirements: no install step
-    done = subprocess.run(["make", "-s", "run", f"VENV={venv}", "ALLOW_LOCAL_REPOS=true",
-                           "PORT=9123"], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    done = subprocess.run(["make", "-s", "--no-print-directory", "run", f"VENV={venv}",
+                           "ALLOW_LOCAL_REPOS=true", "PORT=9123"], cwd=ROOT, capture_output=True,
+                          text=True, timeout=60, env=outside_make())
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "args=run.py allow=true port=9123"
 
