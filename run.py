@@ -34,7 +34,7 @@ def main() -> int:
         return 2
     if settings.mode is Mode.CLOUD:
         from cloud.__main__ import main as cloud_main
-        return cloud_main()
+        return cloud_main(settings)
     if settings.mode is Mode.EDGE:
         from edge.__main__ import main as edge_main
         return edge_main(["worker"])

@@ -34,12 +34,13 @@ def _stopped(*_) -> None:
     raise SystemExit(0)
 
 
-def main() -> int:
-    try:
-        settings = Settings.from_env()
-    except SettingsError as exc:
-        print(f"configuration error: {exc}", file=sys.stderr)
-        return 2
+def main(settings: Settings | None = None) -> int:
+    if settings is None:
+        try:
+            settings = Settings.from_env()
+        except SettingsError as exc:
+            print(f"configuration error: {exc}", file=sys.stderr)
+            return 2
     configure_logging()
     for name in ("SIGINT", "SIGTERM"):
         # uvicorn drains, then raises the signal again for the app's own handler: by then
