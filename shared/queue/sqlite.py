@@ -28,6 +28,7 @@ from shared.queue.base import (
     QueueFull,
     QueueUnavailable,
 )
+from shared.sqlite import connect
 
 _POLL_SECONDS = 0.2
 _JOB_COLUMNS = [f.name for f in fields(Job)]
@@ -65,10 +66,8 @@ class SqliteQueue(JobQueue):
     def _db(self) -> sqlite3.Connection:
         db = getattr(self._local, "db", None)
         if db is None:
-            db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+            db = connect(self.path, busy_seconds=30)
             db.row_factory = sqlite3.Row
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=NORMAL")
             self._local.db = db
             with self._lock:
                 self._connections.append(db)

@@ -15,6 +15,7 @@ from typing import Any, Callable, Iterable, Sequence, TypeVar
 
 from shared.graph.store.base import GraphStore, GraphStoreError, Writer
 from shared.graph.store.schema import Dialect
+from shared.sqlite import connect
 
 T = TypeVar("T")
 _BUSY_SECONDS = 60  # a writer waits this long for another process's transaction
@@ -57,10 +58,7 @@ class SqliteGraphStore(GraphStore):
     def _db(self) -> sqlite3.Connection:
         db = getattr(self._local, "db", None)
         if db is None:
-            db = sqlite3.connect(self.path, timeout=_BUSY_SECONDS, isolation_level=None,
-                                 check_same_thread=False)
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=NORMAL")
+            db = connect(self.path, _BUSY_SECONDS)
             db.execute(f"PRAGMA cache_size=-{_CACHE_KIB}")
             self._local.db = db
             with self._lock:
