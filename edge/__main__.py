@@ -14,7 +14,6 @@ import argparse
 import json
 import logging
 import os
-import time
 from dataclasses import replace
 from pathlib import Path
 import signal
@@ -23,7 +22,7 @@ import sys
 
 from edge.device import describe_device
 from edge.worker import Pipeline, Worker
-from shared.jobs import Job, new_job_id
+from shared.jobs import Job
 from shared.queue import open_queue
 from shared.repo_url import InvalidRepoUrl, normalize_repo_url
 from shared.settings import Settings, SettingsError
@@ -110,8 +109,7 @@ def ingest_command(args, settings: Settings) -> int:
     except InvalidRepoUrl as exc:
         print(f"invalid repository: {exc}", file=sys.stderr)
         return 2
-    job = Job(id=new_job_id(), repo_url=repo_url, submitted_at=time.time(),
-              ttl=settings.task_ttl, started_at=time.time())
+    job = Job.in_process(repo_url, settings.task_ttl)
     pipeline = IngestPipeline(replace(settings, allow_local_repos=True))
     try:
         result = pipeline(job, lambda stage, progress: log.info("%s %.0f%%", stage, progress))
@@ -226,10 +224,13 @@ def main(argv: list[str] | None = None) -> int:
         print(export_onnx(args.dir))
         return 0
     try:
-        settings = Settings.from_env()
-    except SettingsError as exc:
+        return _with_settings(args, Settings.from_env())
+    except SettingsError as exc:  # at start, or DEVICE=cuda without a GPU
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2
+
+
+def _with_settings(args, settings: Settings) -> int:
     keep_caches_in(settings.data_dir)
     if args.command == "analyze":
         return analyze_command(args, settings)
@@ -237,12 +238,7 @@ def main(argv: list[str] | None = None) -> int:
         return ingest_command(args, settings)
     if args.command == "demo":
         return demo_command(args, settings)
-    try:
-        worker = build_worker(settings)
-    except SettingsError as exc:
-        print(f"configuration error: {exc}", file=sys.stderr)
-        return 2
-    serve(worker)
+    serve(build_worker(settings))
     return 0
 
 

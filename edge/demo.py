@@ -18,12 +18,12 @@ from dataclasses import replace
 from importlib import metadata
 from pathlib import Path
 
+from edge.fetch import remove_tree
 from edge.graph import stats
 from shared.graph.model import NodeKind
-from shared.graph.store import open_graph_store
-from shared.jobs import Job, new_job_id
+from shared.jobs import Job
 from shared.settings import Settings
-from shared.vectors import STRUCTURE_COLLECTION, chunk_collection, open_vector_store
+from shared.vectors import STRUCTURE_COLLECTION, chunk_collection
 
 DEFAULT_PACKAGE = "git"
 DEFAULT_QUERY = "raise an error when a command fails"
@@ -68,15 +68,13 @@ def run_demo(settings: Settings, package: str = DEFAULT_PACKAGE, query: str = DE
                            qdrant_api_key="", allow_local_repos=True)
         repo_url = repo_dir.resolve().as_uri()
         say(f"Ingesting {label} ({source}) as {repo_url}")
-        job = Job(id=new_job_id(), repo_url=repo_url, submitted_at=time.time(),
-                  ttl=settings.task_ttl, started_at=time.time())
+        job = Job.in_process(repo_url, settings.task_ttl)
         pipeline = IngestPipeline(settings)
         started = time.perf_counter()
         try:
             result = pipeline(job, _progress(say))
             report = {"seconds": time.perf_counter() - started,
                       "files": result.files_processed,
-                      "embeddings": result.embeddings_generated,
                       "device": result.summary["embeddings"]["node2vec_device"]}
             report.update(_read_back(pipeline, repo_url, query))
         finally:
@@ -85,7 +83,7 @@ def run_demo(settings: Settings, package: str = DEFAULT_PACKAGE, query: str = DE
         return report
     finally:
         if keep is None:
-            shutil.rmtree(work, ignore_errors=True)
+            remove_tree(work)  # git's objects are read-only: plain rmtree fails on Windows
 
 
 def _progress(say):

@@ -52,6 +52,13 @@ class Job:
     # What the pipeline found: commit, node and edge counts, skipped files with reasons.
     summary: dict = field(default_factory=dict)
 
+    @classmethod
+    def in_process(cls, repo_url: str, ttl: int) -> "Job":
+        """A job run here and now, not taken from a queue (`edge ingest`, the demo)."""
+        now = time.time()
+        return cls(id=new_job_id(), repo_url=repo_url, submitted_at=now, ttl=ttl,
+                   state=JobState.RUNNING, attempts=1, started_at=now)
+
     def age(self, now: float | None = None) -> float:
         return (time.time() if now is None else now) - self.submitted_at
 

@@ -23,6 +23,7 @@ from shared.graph.store import (
 )
 from shared.settings import Settings
 from tests.servers import PostgresServer, free_port
+from tests.test_sqlite import at_once
 
 REPO = "https://github.com/example/app"
 GRAPH_BACKENDS = ["sqlite", "postgres"]
@@ -371,21 +372,7 @@ def test_migrations_are_applied_once(open_store):
 
 
 def test_concurrent_opens_of_a_new_database(open_store):
-    barrier = threading.Barrier(4)
-    opened, errors = [], []
-
-    def open_one():
-        try:
-            barrier.wait()
-            opened.append(open_store())
-        except Exception as exc:  # noqa: BLE001 - reported below
-            errors.append(exc)
-
-    threads = [threading.Thread(target=open_one) for _ in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    opened, errors = at_once(open_store, 4)
     assert errors == []
     assert [store.schema_versions() for store in opened] == [[1]] * 4
 

@@ -28,7 +28,7 @@ from shared.queue.base import (
     QueueFull,
     QueueUnavailable,
 )
-from shared.sqlite import connect
+from shared.sqlite import ThreadConnections
 
 _POLL_SECONDS = 0.2
 _JOB_COLUMNS = [f.name for f in fields(Job)]
@@ -56,27 +56,15 @@ class SqliteQueue(JobQueue):
         super().__init__(**options)
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._local = threading.local()
-        self._connections: list[sqlite3.Connection] = []
-        self._lock = threading.Lock()
+        self._connections = ThreadConnections(self.path, 30, _rows_by_name)
         self._read(lambda db: db.executescript(_SCHEMA))
         self._read(_add_missing_columns)
 
     # --- connections -----------------------------------------------------------------
-    def _db(self) -> sqlite3.Connection:
-        db = getattr(self._local, "db", None)
-        if db is None:
-            db = connect(self.path, busy_seconds=30)
-            db.row_factory = sqlite3.Row
-            self._local.db = db
-            with self._lock:
-                self._connections.append(db)
-        return db
-
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
         try:
-            db = self._db()
+            db = self._connections.get()
             db.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as exc:
             raise QueueUnavailable(f"SQLite queue {self.path} is unavailable: {exc}") from exc
@@ -91,14 +79,7 @@ class SqliteQueue(JobQueue):
             raise
 
     def close(self) -> None:
-        with self._lock:
-            for db in self._connections:
-                try:
-                    db.close()
-                except sqlite3.ProgrammingError:
-                    pass  # made in another thread that has ended
-            self._connections.clear()
-        self._local = threading.local()
+        self._connections.close()
 
     # --- transitions ---------------------------------------------------------------------
     def _enqueue(self, job: Job) -> Enqueued:
@@ -230,9 +211,13 @@ class SqliteQueue(JobQueue):
 
     def _read(self, query):
         try:
-            return query(self._db())
+            return query(self._connections.get())
         except sqlite3.Error as exc:
             raise QueueUnavailable(f"SQLite queue {self.path} is unavailable: {exc}") from exc
+
+
+def _rows_by_name(db: sqlite3.Connection) -> None:
+    db.row_factory = sqlite3.Row
 
 
 def _count_queued(db: sqlite3.Connection) -> int:

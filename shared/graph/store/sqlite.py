@@ -9,17 +9,20 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import threading
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence, TypeVar
 
 from shared.graph.store.base import GraphStore, GraphStoreError, Writer
 from shared.graph.store.schema import Dialect
-from shared.sqlite import connect
+from shared.sqlite import ThreadConnections
 
 T = TypeVar("T")
 _BUSY_SECONDS = 60  # a writer waits this long for another process's transaction
 _CACHE_KIB = 65_536  # page cache per connection: index inserts of a big snapshot need it
+
+
+def _cache_pages(db: sqlite3.Connection) -> None:
+    db.execute(f"PRAGMA cache_size=-{_CACHE_KIB}")
 
 
 class _SqliteWriter:
@@ -43,9 +46,7 @@ class SqliteGraphStore(GraphStore):
     def __init__(self, path: Path | str, **options: Any):
         super().__init__(**options)
         self.path = Path(path)
-        self._local = threading.local()
-        self._connections: list[sqlite3.Connection] = []
-        self._lock = threading.Lock()
+        self._connections = ThreadConnections(self.path, _BUSY_SECONDS, _cache_pages)
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -55,25 +56,15 @@ class SqliteGraphStore(GraphStore):
     def __repr__(self) -> str:
         return f"SqliteGraphStore({str(self.path)!r})"
 
-    def _db(self) -> sqlite3.Connection:
-        db = getattr(self._local, "db", None)
-        if db is None:
-            db = connect(self.path, _BUSY_SECONDS)
-            db.execute(f"PRAGMA cache_size=-{_CACHE_KIB}")
-            self._local.db = db
-            with self._lock:
-                self._connections.append(db)
-        return db
-
     def _query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
         try:
-            return self._db().execute(sql, params).fetchall()
+            return self._connections.get().execute(sql, params).fetchall()
         except sqlite3.Error as exc:
             raise GraphStoreError(f"SQLite graph store {self.path}: {exc}") from exc
 
     def _write(self, work: Callable[[Writer], T]) -> T:
         try:
-            db = self._db()
+            db = self._connections.get()
             db.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as exc:
             raise GraphStoreError(f"SQLite graph store {self.path}: {exc}") from exc
@@ -103,8 +94,4 @@ class SqliteGraphStore(GraphStore):
         return json.loads(raw)
 
     def close(self) -> None:
-        with self._lock:
-            for db in self._connections:
-                db.close()
-            self._connections.clear()
-        self._local = threading.local()
+        self._connections.close()
