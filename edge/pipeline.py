@@ -12,7 +12,7 @@ import threading
 from pathlib import Path
 
 from edge.analyze import Analysis, analyze
-from edge.embed.chunks import TextEncoder
+from edge.embed.chunks import TextEncoder, read_sources
 from edge.embed.stages import Structure, Text, embed_structure, embed_text, upload
 from edge.fetch import check_clone_target, fetch, job_workspace
 from edge.graph import stats
@@ -77,11 +77,14 @@ class IngestPipeline:
                                skip_dirs=self.settings.skip_dirs,
                                max_file_bytes=self.settings.max_file_bytes, report=progress)
             progress("store", 0.0)
-            self.store.write_snapshot(analysis.graph)
+            analysis.graph.sources = read_sources(checkout.path, analysis.graph)
+            # Not ready until its vectors are stored: queries stay on the previous one.
+            snapshot = self.store.write_snapshot(analysis.graph, ready=False)
             progress("store", 1.0)
             structure = embed_structure(analysis.graph, self.settings, progress)
             text = embed_text(checkout.path, analysis.graph, self.encoder, progress)
         embeddings = upload(self.vectors, analysis.graph, job.id, structure, text, progress)
+        self.store.mark_ready(snapshot)
         summary = {**summarize(analysis), "embeddings": describe(structure, text)}
         return JobResult(files_processed=len(analysis.files), embeddings_generated=embeddings,
                          summary=summary)

@@ -68,10 +68,12 @@ CHUNK_COLLECTION = "code_chunk_embeddings"
 DEFAULT_CHUNK_MODEL = "all-MiniLM-L6-v2"
 BATCH_SIZE = 100
 RETRIES = 3
-INDEXED_FIELDS = ("repo_url", "file_path")
+INDEXED_FIELDS = ("repo_url", "file_path", "commit", "kind")
 _RETRY_STATUS = {408, 429, 500, 502, 503, 504}
 # Progress of an upload: (points written so far, points in the upload).
 OnBatch = Callable[[int, int], None]
+# A search's payload conditions: field -> the value it must have, or a list of any.
+Where = dict[str, "str | Sequence[str]"]
 
 
 class VectorStoreError(Exception):
@@ -307,28 +309,36 @@ class VectorStore:
         return result.count
 
     def search(self, collection: str, vector: Any, repo: str | None = None,
-               limit: int = 10) -> list[Hit]:
-        """The `limit` points nearest to `vector` (cosine), of `repo` only when given."""
+               limit: int = 10, where: Where | None = None) -> list[Hit]:
+        """The `limit` points nearest to `vector` (cosine), of `repo` only when given,
+        and whose payload matches `where` (field -> a value, or a list of any)."""
         if not self._exists(collection):
             return []
         query = np.asarray(vector, dtype=np.float32).reshape(-1)
         self._check_size(collection, query.shape[0])
-        where = models.Filter(must=[_match("repo_url", repo)]) if repo else None
         result = self._call(f"search {collection}", self._client.query_points,
                             collection_name=collection, query=query.tolist(),
-                            query_filter=where, limit=limit, with_payload=True)
+                            query_filter=_filter(repo, where), limit=limit, with_payload=True)
         return [Hit(int(p.id), float(p.score), dict(p.payload or {})) for p in result.points]
 
     def similar(self, collection: str, point_id: int, repo: str | None = None,
-                limit: int = 10) -> list[Hit]:
+                limit: int = 10, where: Where | None = None) -> list[Hit]:
         """The `limit` points nearest to a stored point (itself left out)."""
         if not self._exists(collection):
             return []
-        where = models.Filter(must=[_match("repo_url", repo)]) if repo else None
         result = self._call(f"search {collection}", self._client.query_points,
                             collection_name=collection, query=point_id,
-                            query_filter=where, limit=limit, with_payload=True)
+                            query_filter=_filter(repo, where), limit=limit, with_payload=True)
         return [Hit(int(p.id), float(p.score), dict(p.payload or {})) for p in result.points]
+
+    def vectors(self, collection: str, ids: Sequence[int]) -> dict[int, np.ndarray]:
+        """The stored vectors of `ids` that exist (id -> float32 vector)."""
+        if not ids or not self._exists(collection):
+            return {}
+        points = self._call(f"read {collection}", self._client.retrieve,
+                            collection_name=collection, ids=list(ids), with_vectors=True,
+                            with_payload=False)
+        return {int(p.id): np.asarray(p.vector, dtype=np.float32) for p in points}
 
     def collections(self) -> list[str]:
         """This store's collections (structure and every model's chunks) that exist."""
@@ -409,6 +419,16 @@ def _unique_ids(repo: str, keys: list[tuple[str, str]]) -> list[int]:
 
 def _match(field: str, value: str) -> models.FieldCondition:
     return models.FieldCondition(key=field, match=models.MatchValue(value=value))
+
+
+def _filter(repo: str | None, where: Where | None) -> models.Filter | None:
+    must = [_match("repo_url", repo)] if repo else []
+    for field, value in (where or {}).items():
+        if isinstance(value, (list, tuple)):
+            must.append(models.FieldCondition(key=field, match=models.MatchAny(any=list(value))))
+        else:
+            must.append(_match(field, value))
+    return models.Filter(must=must) if must else None
 
 
 def _reason(exc: UnexpectedResponse) -> str:

@@ -29,12 +29,12 @@ from typing import Protocol
 import numpy as np
 
 from edge.source import SourceFile, read_source
+from shared.graph.chunks import chunk_nodes, node_lines, split_lines
 from shared.graph.model import Graph, Node, NodeKind
 
 WINDOW_TOKENS = 256
 CHARS_PER_TOKEN = 10
 CODE_CHAR_BUDGET = WINDOW_TOKENS * CHARS_PER_TOKEN
-SYMBOL_KINDS = (NodeKind.CLASS, NodeKind.FUNCTION, NodeKind.METHOD)
 
 
 class TextEncoder(Protocol):
@@ -60,25 +60,25 @@ class Chunk:
 
 
 def build_chunks(root: Path, graph: Graph) -> list[Chunk]:
-    """The chunks of every readable file of the graph, in graph order."""
-    by_file: dict[str, list[Node]] = {}
-    files: dict[str, Node] = {}
+    """The chunks of every readable file of the graph, in graph order (the texts are
+    the graph's `sources`, else read from `root`)."""
+    texts = {path: split_lines(text)
+             for path, text in (graph.sources or read_sources(root, graph)).items()}
+    return [_chunk(node, texts[node.path]) for node in chunk_nodes(graph.nodes, texts)]
+
+
+def read_sources(root: Path, graph: Graph) -> dict[str, str]:
+    """The text of every file node that can be read as UTF-8 (path -> text)."""
+    texts: dict[str, str] = {}
     for node in graph.nodes:
         if node.kind is NodeKind.FILE:
-            files[node.path] = node
-        elif node.kind in SYMBOL_KINDS:
-            by_file.setdefault(node.path, []).append(node)
-    chunks: list[Chunk] = []
-    for path, file in files.items():
-        lines = _read_lines(Path(root), file)
-        if lines is None:
-            continue
-        symbols = by_file.get(path)
-        if symbols:
-            chunks.extend(_chunk(node, lines) for node in symbols)
-        elif any(line.strip() for line in lines):
-            chunks.append(_chunk(file, lines))
-    return chunks
+            data = read_source(Path(root), SourceFile(node.path, node.language, 0))
+            if isinstance(data, bytes):
+                try:
+                    texts[node.path] = data.decode("utf-8")
+                except UnicodeDecodeError:
+                    pass
+    return texts
 
 
 def header(path: str, qualname: str) -> str:
@@ -86,9 +86,7 @@ def header(path: str, qualname: str) -> str:
 
 
 def _chunk(node: Node, lines: list[str]) -> Chunk:
-    start = max(node.start_line, 1)
-    end = min(max(node.end_line, start), len(lines))
-    code = _cut(lines[start - 1:end])
+    code = _cut(node_lines(node, lines))
     return Chunk(node.path, node.qualname, node.kind.value, node.start_line, node.end_line,
                  f"{header(node.path, node.qualname)}\n{code}")
 
@@ -106,19 +104,3 @@ def _cut(lines: list[str]) -> str:
         kept.append(line)
         budget -= cost
     return "\n".join(kept)
-
-
-def _read_lines(root: Path, file: Node) -> list[str] | None:
-    """The file's lines as the parser numbered them, or None when it can't be read.
-
-    Split on "\\n" only: tree-sitter counts rows that way, while str.splitlines
-    would also break at form feeds and other separators and shift every line after.
-    """
-    data = read_source(root, SourceFile(file.path, file.language, 0))
-    if not isinstance(data, bytes):
-        return None
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError:
-        return None
-    return [line.removesuffix("\r") for line in text.split("\n")]

@@ -72,3 +72,6 @@ class Graph:
     # Files left out and why: [(path, reason)].
     skipped: list[tuple[str, str]] = field(default_factory=list)
     loc: int = 0
+    # Each readable file's text (path -> text), for snippets, context and the keyword
+    # index; a graph made without them still stores and walks.
+    sources: dict[str, str] = field(default_factory=dict)

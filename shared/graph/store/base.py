@@ -26,12 +26,16 @@ from typing import Any, Callable, Iterable, Protocol, Sequence, TypeVar
 
 from shared.graph.model import Edge, EdgeKind, Graph, Node, NodeKind
 from shared.graph.store.schema import (
+    DOCUMENT_COLUMNS,
     EDGE_COLUMNS,
     MIGRATIONS,
     MIGRATIONS_TABLE,
     NODE_COLUMNS,
+    POSTING_COLUMNS,
+    SOURCE_COLUMNS,
     Dialect,
 )
+from shared.graph.store.text import KeywordHit, bm25, text_rows
 
 KEEP_SNAPSHOTS = 5
 # What "depends on" means by default: imports, calls and inheritance, never
@@ -54,6 +58,7 @@ class Snapshot:
     commit: str
     taken_at: float  # epoch seconds of the last write
     stats: dict = field(compare=False)
+    ready: bool = True  # its vectors are stored too (see mark_ready)
 
 
 @dataclass(frozen=True)
@@ -144,12 +149,14 @@ class GraphStore(abc.ABC):
                 self._query("SELECT version FROM schema_migrations ORDER BY version")]
 
     # --- writing ---------------------------------------------------------------------------
-    def write_snapshot(self, graph: Graph) -> Snapshot:
+    def write_snapshot(self, graph: Graph, ready: bool = True) -> Snapshot:
         """Store `graph` as the snapshot of (repo, commit), replacing any earlier one.
 
         One transaction: a failure leaves the previous snapshot as it was. Nodes
         that repeat an id keep their first occurrence (an id is a key); edges are
-        stored as given.
+        stored as given; the graph's sources and their keyword index go with them.
+        `ready=False` keeps queries on the previous ready snapshot until
+        `mark_ready` (the worker stores the vectors in between).
         """
         first_of_id: dict[int, Node] = {}
         for node in graph.nodes:
@@ -166,16 +173,23 @@ class GraphStore(abc.ABC):
                 "INSERT INTO repositories (url) VALUES (?) ON CONFLICT (url)"
                 " DO UPDATE SET url = excluded.url RETURNING id", (graph.repo,))[0][0]
             snapshot_id = writer.execute(
-                "INSERT INTO snapshots (repo_id, commit_sha, taken_at, stats)"
-                " VALUES (?, ?, ?, ?) ON CONFLICT (repo_id, commit_sha)"
-                " DO UPDATE SET taken_at = excluded.taken_at, stats = excluded.stats"
-                " RETURNING id",
-                (repo_id, graph.commit, taken_at, self._encode_stats(stats)))[0][0]
+                "INSERT INTO snapshots (repo_id, commit_sha, taken_at, stats, ready)"
+                " VALUES (?, ?, ?, ?, ?) ON CONFLICT (repo_id, commit_sha)"
+                " DO UPDATE SET taken_at = excluded.taken_at, stats = excluded.stats,"
+                " ready = excluded.ready RETURNING id",
+                (repo_id, graph.commit, taken_at, self._encode_stats({}), ready))[0][0]
             _delete_facts(writer, snapshot_id)
             writer.insert_rows("nodes", NODE_COLUMNS, _node_rows(snapshot_id, nodes))
             writer.insert_rows("edges", EDGE_COLUMNS, _edge_rows(snapshot_id, graph.edges))
+            text = text_rows(snapshot_id, graph, nodes)
+            writer.insert_rows("sources", SOURCE_COLUMNS, text.sources)
+            writer.insert_rows("documents", DOCUMENT_COLUMNS, text.documents)
+            writer.insert_rows("postings", POSTING_COLUMNS, text.postings)
+            full = {**stats, "text": text.stats}
+            writer.execute("UPDATE snapshots SET stats = ? WHERE id = ?",
+                           (self._encode_stats(full), snapshot_id))
             self._drop_old_snapshots(writer, repo_id)
-            return Snapshot(snapshot_id, graph.repo, graph.commit, taken_at, stats)
+            return Snapshot(snapshot_id, graph.repo, graph.commit, taken_at, full, ready)
 
         snapshot = self._write(work)
         self._after_snapshot_write()
@@ -192,32 +206,42 @@ class GraphStore(abc.ABC):
             _delete_facts(writer, old)
             writer.execute("DELETE FROM snapshots WHERE id = ?", (old,))
 
+    def mark_ready(self, snapshot: SnapshotRef) -> None:
+        """Queries may answer from this snapshot now (its vectors are stored)."""
+        self._write(lambda writer: writer.execute(
+            "UPDATE snapshots SET ready = ? WHERE id = ?", (True, _sid(snapshot))))
+
     # --- snapshots -------------------------------------------------------------------------
     def snapshots(self, repo_url: str) -> list[Snapshot]:
         """The repository's snapshots, newest first."""
-        rows = self._query(
-            "SELECT s.id, r.url, s.commit_sha, s.taken_at, s.stats FROM snapshots s"
-            " JOIN repositories r ON r.id = s.repo_id WHERE r.url = ?"
-            " ORDER BY s.taken_at DESC, s.id DESC", (repo_url,))
-        return [self._snapshot(row) for row in rows]
+        return self._snapshots("r.url = ? ORDER BY s.taken_at DESC, s.id DESC", (repo_url,))
 
-    def latest_snapshot(self, repo_url: str) -> Snapshot | None:
-        """The most recently written snapshot of the repository."""
-        found = self.snapshots(repo_url)
+    def latest_snapshot(self, repo_url: str, ready_only: bool = False) -> Snapshot | None:
+        """The most recently written snapshot of the repository (that is ready)."""
+        found = [s for s in self.snapshots(repo_url) if s.ready or not ready_only]
         return found[0] if found else None
 
     def find_snapshot(self, repo_url: str, commit: str) -> Snapshot | None:
+        found = self._snapshots("r.url = ? AND s.commit_sha = ?", (repo_url, commit))
+        return found[0] if found else None
+
+    def repositories(self) -> list[str]:
+        """Every repository with at least one snapshot, by URL."""
+        return [row[0] for row in self._query(
+            "SELECT r.url FROM repositories r WHERE EXISTS"
+            " (SELECT 1 FROM snapshots s WHERE s.repo_id = r.id) ORDER BY r.url")]
+
+    def _snapshots(self, where: str, params: Sequence[Any]) -> list[Snapshot]:
         rows = self._query(
-            "SELECT s.id, r.url, s.commit_sha, s.taken_at, s.stats FROM snapshots s"
-            " JOIN repositories r ON r.id = s.repo_id WHERE r.url = ? AND s.commit_sha = ?",
-            (repo_url, commit))
-        return self._snapshot(rows[0]) if rows else None
+            "SELECT s.id, r.url, s.commit_sha, s.taken_at, s.stats, s.ready FROM snapshots s"
+            f" JOIN repositories r ON r.id = s.repo_id WHERE {where}", params)
+        return [self._snapshot(row) for row in rows]
 
     def load_graph(self, snapshot: SnapshotRef) -> Graph:
-        """The whole stored graph of a snapshot (nodes by path and line)."""
+        """The whole stored graph of a snapshot (nodes by path and line), sources aside."""
         sid = _sid(snapshot)
         rows = self._query(
-            "SELECT s.id, r.url, s.commit_sha, s.taken_at, s.stats FROM snapshots s"
+            "SELECT s.id, r.url, s.commit_sha, s.taken_at, s.stats, s.ready FROM snapshots s"
             " JOIN repositories r ON r.id = s.repo_id WHERE s.id = ?", (sid,))
         if not rows:
             raise GraphStoreError(f"no snapshot {sid}")
@@ -231,12 +255,58 @@ class GraphStore(abc.ABC):
                      loc=meta.stats.get("loc", 0))
 
     def _snapshot(self, row: tuple) -> Snapshot:
-        return Snapshot(row[0], row[1], row[2], row[3], self._decode_stats(row[4]))
+        return Snapshot(row[0], row[1], row[2], row[3], self._decode_stats(row[4]), bool(row[5]))
+
+    # --- text ------------------------------------------------------------------------------
+    def sources(self, snapshot: SnapshotRef, paths: Iterable[str]) -> dict[str, str]:
+        """The stored text of each of `paths` that the snapshot holds (path -> text)."""
+        wanted = sorted(set(paths))
+        if not wanted:
+            return {}
+        return dict(self._query(
+            f"SELECT path, text FROM sources WHERE snapshot_id = ? AND {self._in('path', 'text')}",
+            (_sid(snapshot), self._pack(wanted))))
+
+    def source_hashes(self, snapshot: SnapshotRef) -> dict[str, str]:
+        """path -> sha256 of its text, for every stored source of the snapshot."""
+        return dict(self._query("SELECT path, sha256 FROM sources WHERE snapshot_id = ?",
+                                (_sid(snapshot),)))
+
+    def keyword_search(self, snapshot: Snapshot, terms: Sequence[str], limit: int,
+                       kinds: Sequence[str] = (),
+                       paths: Sequence[str] | None = None) -> list[KeywordHit]:
+        """BM25 over the snapshot's chunks (see shared/graph/store/text.py)."""
+        return bm25(self._query, self._in, self._pack, snapshot.id,
+                    snapshot.stats.get("text", {}), terms, limit, kinds, paths)
+
+    def files(self, snapshot: SnapshotRef) -> list[Node]:
+        """The snapshot's file nodes, by path."""
+        return self._nodes("snapshot_id = ? AND kind = 'file' ORDER BY path", (_sid(snapshot),))
+
+    def languages(self, snapshot: SnapshotRef) -> dict[str, int]:
+        """Files per language in the snapshot."""
+        return dict(self._query(
+            "SELECT language, COUNT(*) FROM nodes WHERE snapshot_id = ? AND kind = 'file'"
+            " GROUP BY language ORDER BY language", (_sid(snapshot),)))
+
+    def nodes_named(self, snapshot: SnapshotRef, names: Sequence[str]) -> list[Node]:
+        """Symbols whose own name or qualified name is one of `names` (exact)."""
+        if not names:
+            return []
+        sid, packed = _sid(snapshot), self._pack(list(names))
+        return self._nodes(
+            f"snapshot_id = ? AND kind <> 'file' AND ({self._in('name', 'text')}"
+            f" OR {self._in('qualname', 'text')}) ORDER BY path, start_line, qualname",
+            (sid, packed, packed))
 
     # --- nodes -----------------------------------------------------------------------------
     def node(self, snapshot: SnapshotRef, node_id: int) -> Node | None:
         found = self._nodes("snapshot_id = ? AND id = ?", (_sid(snapshot), node_id))
         return found[0] if found else None
+
+    def nodes(self, snapshot: SnapshotRef, ids: Sequence[int]) -> dict[int, Node]:
+        """The snapshot's nodes among `ids` (id -> node); unknown ids are left out."""
+        return self._nodes_by_id(_sid(snapshot), list(dict.fromkeys(ids)))
 
     def nodes_in_file(self, snapshot: SnapshotRef, path: str) -> list[Node]:
         """The file's node first, then its symbols in source order."""
@@ -278,6 +348,12 @@ class GraphStore(abc.ABC):
                    kinds: Iterable[EdgeKind | str] = DEPENDENCY_KINDS) -> list[Reached]:
         """What depends on `node_id`, up to `depth` edges away (None: no bound)."""
         return self._reach(_sid(snapshot), [node_id], depth, kinds, reverse=True)
+
+    def reach(self, snapshot: SnapshotRef, starts: Sequence[int], depth: int | None,
+              kinds: Iterable[EdgeKind | str], reverse: bool) -> list[Reached]:
+        """What any of `starts` reaches (reverse: what reaches any of them), each at
+        its distance from the nearest start; the starts themselves left out."""
+        return self._reach(_sid(snapshot), list(starts), depth, kinds, reverse) if starts else []
 
     def impact(self, snapshot: SnapshotRef, changed_paths: Iterable[str],
                depth: int | None = None) -> list[Reached]:
@@ -382,8 +458,8 @@ def snapshot_stats(graph: Graph, nodes: Sequence[Node]) -> dict:
 
 
 def _delete_facts(writer: Writer, snapshot_id: int) -> None:
-    writer.execute("DELETE FROM edges WHERE snapshot_id = ?", (snapshot_id,))
-    writer.execute("DELETE FROM nodes WHERE snapshot_id = ?", (snapshot_id,))
+    for table in ("edges", "nodes", "sources", "documents", "postings"):
+        writer.execute(f"DELETE FROM {table} WHERE snapshot_id = ?", (snapshot_id,))
 
 
 # Kind -> its text, for members and plain strings alike (a str enum hashes as its value).

@@ -34,6 +34,9 @@ _COPY_TYPES = {
                   docstring="text"),
     "edges": dict(snapshot_id="int8", src="int8", dst="int8", kind="text", line="int4",
                   weight="int4", type_only="bool"),
+    "sources": dict(snapshot_id="int8", path="text", sha256="text", text="text"),
+    "documents": dict(snapshot_id="int8", node_id="int8", length="float8"),
+    "postings": dict(snapshot_id="int8", term="text", node_id="int8", weight="float8"),
 }
 
 
@@ -132,7 +135,7 @@ class PostgresGraphStore(GraphStore):
         # Fresh planner statistics now, not whenever autovacuum comes by: with
         # none, a walk over a large frontier scans the whole snapshot.
         try:
-            self._query("ANALYZE nodes, edges")
+            self._query("ANALYZE nodes, edges, documents, postings")
         except GraphStoreError:
             pass  # the snapshot is committed; autovacuum will analyze later
 

@@ -18,6 +18,13 @@ and edges so that bulk loads do not pay a lookup per row):
 - edges: a Graph's edges. Indexed on (snapshot, src, kind, dst) and (snapshot,
   dst, kind, src) so that one step of a walk in either direction is an
   index-only lookup.
+- sources: each file's text at the snapshot's commit and its sha256, for
+  snippets, context bodies and snapshot diffs (impact of base..head).
+- documents, postings: the keyword index (see shared/graph/store/text.py): one
+  document per chunk (a symbol, or a file without symbols) with its length in
+  terms; postings (snapshot, term, node) with the term's weight in that document.
+- snapshots.ready: false from the snapshot's write until the worker has also
+  stored its vectors; queries answer from the newest ready snapshot.
 """
 from __future__ import annotations
 
@@ -94,8 +101,35 @@ MIGRATIONS: tuple[Migration, ...] = (
         "CREATE INDEX edges_out ON edges (snapshot_id, src, kind, dst)",
         "CREATE INDEX edges_in ON edges (snapshot_id, dst, kind, src)",
     )),
+    Migration(2, "sources, keyword index, ready snapshots", (
+        # Snapshots written before this step were complete when written.
+        "ALTER TABLE snapshots ADD COLUMN ready {bool} NOT NULL DEFAULT TRUE",
+        """CREATE TABLE sources (
+            snapshot_id {bigint} NOT NULL,
+            path TEXT NOT NULL,
+            sha256 TEXT NOT NULL,
+            text TEXT NOT NULL,
+            PRIMARY KEY (snapshot_id, path)
+        )""",
+        """CREATE TABLE documents (
+            snapshot_id {bigint} NOT NULL,
+            node_id {bigint} NOT NULL,
+            length {float} NOT NULL,
+            PRIMARY KEY (snapshot_id, node_id)
+        )""",
+        """CREATE TABLE postings (
+            snapshot_id {bigint} NOT NULL,
+            term TEXT NOT NULL,
+            node_id {bigint} NOT NULL,
+            weight {float} NOT NULL,
+            PRIMARY KEY (snapshot_id, term, node_id)
+        )""",
+    )),
 )
 
 NODE_COLUMNS = ("snapshot_id", "id", "kind", "path", "name", "qualname", "start_line",
                 "end_line", "language", "docstring")
 EDGE_COLUMNS = ("snapshot_id", "src", "dst", "kind", "line", "weight", "type_only")
+SOURCE_COLUMNS = ("snapshot_id", "path", "sha256", "text")
+DOCUMENT_COLUMNS = ("snapshot_id", "node_id", "length")
+POSTING_COLUMNS = ("snapshot_id", "term", "node_id", "weight")

@@ -1,0 +1,59 @@
+"""Which snapshot answers a question, and how the answer names it.
+
+Queries answer from a repository's newest *ready* snapshot (its vectors stored
+too), or from the one `commit=` names. The answer says which commit that is,
+when it was indexed, whether an ingest of the repository is under way
+(`indexing`) and whether the commit is behind the newest one the system knows
+(`stale`: an older `commit=` was asked, or a newer commit is being indexed).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+from cloud.query.errors import not_found
+from shared.graph.store import GraphStore, Snapshot
+
+# Repository URL -> what an ingest of it is doing now ("running", "queued"), from
+# the queue; empty when no queue is at hand.
+BusyRepos = Callable[[], dict[str, str]]
+
+
+@dataclass(frozen=True)
+class Target:
+    repo: str
+    snapshot: Snapshot  # the one that answers
+    latest: Snapshot  # the newest ready one (the cache follows it)
+    indexing: bool
+
+    @property
+    def stale(self) -> bool:
+        return self.indexing or self.snapshot.id != self.latest.id
+
+    def index(self) -> dict:
+        """How an answer names its evidence."""
+        return {"repo": self.repo, "commit": self.snapshot.commit,
+                "indexed_at": self.snapshot.taken_at, "stale": self.stale,
+                "indexing": self.indexing}
+
+
+def resolve(store: GraphStore, repo: str, commit: str | None, busy: dict[str, str]) -> Target:
+    snapshots = store.snapshots(repo)
+    ready = [s for s in snapshots if s.ready]
+    if not ready:
+        if snapshots:
+            raise not_found(f"repository {repo} is being indexed for the first time; "
+                            "ask again when its ingest is complete")
+        raise not_found(f"repository {repo} is not indexed; ingest it first "
+                        "(POST /api/v1/ingestion/ingest/...)")
+    latest = ready[0]
+    # A newer snapshot that is not ready yet is an ingest between its graph and vectors.
+    indexing = repo in busy or snapshots[0].id != latest.id
+    if commit is None:
+        return Target(repo, latest, latest, indexing)
+    found = [s for s in ready if s.commit.lower().startswith(commit)]
+    if len(found) != 1:
+        known = ", ".join(s.commit[:12] for s in ready)
+        what = "matches several indexed commits" if found else "is not an indexed commit"
+        raise not_found(f"commit {commit} {what} of {repo}; indexed: {known}")
+    return Target(repo, found[0], latest, indexing)

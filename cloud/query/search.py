@@ -1,0 +1,232 @@
+"""Code search: keyword, semantic, structural and hybrid, over one snapshot at a time.
+
+keyword     BM25 over the snapshot's chunks in the graph database (identifiers
+            split, terms stemmed: shared/lexical.py, shared/graph/store/text.py).
+semantic    cosine of the query's MiniLM vector to the chunks' vectors in Qdrant.
+structural  the query names a file or symbol; the files whose Node2Vec vectors are
+            nearest to its file's (code that sits in the same place of the graph).
+hybrid      candidates of keyword and semantic (CANDIDATES each), every candidate
+            scored on every signal (a keyword-only candidate's vector is read back,
+            so no signal is missing), then a weighted sum:
+
+              score = cosine + W_KEYWORD * bm25 / max bm25 + W_NAME * name
+                      + W_CENTRALITY * centrality
+
+            `name` is the share of the query's terms that the symbol's own name holds
+            (a question usually says what the function is called, in other words);
+            `centrality` the percentile of its file's PageRank in the import graph
+            (of two equal matches, the code the rest depends on).
+
+The weights are set on the development projects of bench/search_quality.py and
+never on the projects it reports.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+import numpy as np
+
+from cloud.query.errors import bad_request
+from cloud.query.glob import compile_glob
+from cloud.query.requests import SearchRequest
+from cloud.query.resolve import Target
+from shared.graph.chunks import node_lines, split_lines
+from shared.graph.model import Node, NodeKind
+from shared.graph.store import GraphStore
+from shared.lexical import identifier_terms, query_terms
+from shared.vectors import STRUCTURE_COLLECTION, VectorStore
+
+CANDIDATES = 50  # per signal, before fusion
+W_KEYWORD = 0.15
+W_NAME = 0.05
+W_CENTRALITY = 0.02
+SNIPPET_LINES = 6
+SNIPPET_SCAN_LINES = 300  # a snippet comes from the first lines of a long symbol
+
+
+@dataclass
+class Candidate:
+    node: Node
+    signals: dict[str, float] = field(default_factory=dict)
+    score: float = 0.0
+
+
+@dataclass
+class SearchContext:
+    """What a search needs besides the request, given by the service."""
+    store: GraphStore
+    vectors: Callable[[], VectorStore]
+    query_vector: Callable[[str], np.ndarray]  # raises QueryError(503) without a model
+    chunk_collection: Callable[[], str]
+    files: Callable[[Target], list[Node]]  # the snapshot's file nodes (cached)
+    centrality: Callable[[Target], dict[str, float]]  # path -> PageRank percentile (cached)
+
+
+def search_target(ctx: SearchContext, target: Target, request: SearchRequest) -> list[dict]:
+    """The request's hits in one repository, best first, as answer rows."""
+    paths = _allowed_paths(ctx, target, request)
+    if paths == []:
+        return []
+    kinds = [request.kind] if request.kind else []
+    if request.mode == "structural":
+        found = _structural(ctx, target, request, paths)
+    elif request.mode == "keyword":
+        found = _keyword(ctx, target, request.query, request.limit, kinds, paths)
+    elif request.mode == "semantic":
+        found = _semantic(ctx, target, ctx.query_vector(request.query), request.limit,
+                          kinds, paths)
+    else:
+        found = _hybrid(ctx, target, request, kinds, paths)
+    return _rows(ctx, target, request.query, found[:request.limit])
+
+
+def merge(per_repo: Sequence[list[dict]], limit: int) -> list[dict]:
+    rows = [row for rows in per_repo for row in rows]
+    rows.sort(key=lambda r: (-r["score"], r["repo"], r["path"], r["start_line"]))
+    return rows[:limit]
+
+
+# --- signals ---------------------------------------------------------------------------------
+
+def _keyword(ctx: SearchContext, target: Target, query: str, limit: int, kinds: list[str],
+             paths: list[str] | None) -> list[Candidate]:
+    terms = query_terms(query)
+    hits = ctx.store.keyword_search(target.snapshot, terms, limit, kinds, paths)
+    nodes = ctx.store.nodes(target.snapshot, [h.node_id for h in hits])
+    return [Candidate(nodes[h.node_id], {"keyword": h.score, "matched_terms": h.matched},
+                      h.score) for h in hits if h.node_id in nodes]
+
+
+def _semantic(ctx: SearchContext, target: Target, vector: np.ndarray, limit: int,
+              kinds: list[str], paths: list[str] | None) -> list[Candidate]:
+    where: dict = {"commit": target.snapshot.commit}
+    if kinds:
+        where["kind"] = kinds
+    if paths is not None:
+        where["file_path"] = paths
+    hits = ctx.vectors().search(ctx.chunk_collection(), vector, repo=target.repo,
+                                limit=limit, where=where)
+    nodes = ctx.store.nodes(target.snapshot, [h.id for h in hits])
+    return [Candidate(nodes[h.id], {"semantic": h.score}, h.score)
+            for h in hits if h.id in nodes]
+
+
+def _hybrid(ctx: SearchContext, target: Target, request: SearchRequest, kinds: list[str],
+            paths: list[str] | None) -> list[Candidate]:
+    vector = ctx.query_vector(request.query)
+    pool = max(CANDIDATES, request.limit)
+    found: dict[int, Candidate] = {}
+    for candidate in _semantic(ctx, target, vector, pool, kinds, paths) + \
+            _keyword(ctx, target, request.query, pool, kinds, paths):
+        known = found.setdefault(candidate.node.id, candidate)
+        if known is not candidate:
+            known.signals.update(candidate.signals)
+    _fill_semantic(ctx, vector, found)
+    top_keyword = max((c.signals.get("keyword", 0.0) for c in found.values()), default=0.0)
+    terms = set(query_terms(request.query))
+    central = ctx.centrality(target)
+    for candidate in found.values():
+        signals = candidate.signals
+        signals.setdefault("keyword", 0.0)
+        signals["name"] = _name_share(candidate.node, terms)
+        signals["centrality"] = central.get(candidate.node.path, 0.0)
+        candidate.score = (signals["semantic"]
+                           + W_KEYWORD * signals["keyword"] / (top_keyword or 1.0)
+                           + W_NAME * signals["name"] + W_CENTRALITY * signals["centrality"])
+    return sorted(found.values(), key=lambda c: -c.score)
+
+
+def _fill_semantic(ctx: SearchContext, vector: np.ndarray, found: dict[int, Candidate]) -> None:
+    """Cosine for the candidates that only the keyword index proposed."""
+    missing = [key for key, c in found.items() if "semantic" not in c.signals]
+    stored = ctx.vectors().vectors(ctx.chunk_collection(), missing) if missing else {}
+    for key in missing:
+        row = stored.get(key)
+        found[key].signals["semantic"] = float(row @ vector) if row is not None else 0.0
+
+
+def _name_share(node: Node, terms: set[str]) -> float:
+    if not terms:
+        return 0.0
+    name = node.name if node.kind is not NodeKind.FILE else node.path.rsplit("/", 1)[-1]
+    return len(terms & set(identifier_terms(name.rsplit(".", 1)[0]))) / len(terms)
+
+
+def _structural(ctx: SearchContext, target: Target, request: SearchRequest,
+                paths: list[str] | None) -> list[Candidate]:
+    anchor = _anchor_file(ctx, target, request.query.strip())
+    if request.kind not in (None, "file"):
+        raise bad_request("structural search finds files: kind must be file or omitted")
+    where: dict = {"commit": target.snapshot.commit}
+    if paths is not None:
+        where["file_path"] = paths
+    hits = ctx.vectors().similar(STRUCTURE_COLLECTION, anchor.id, repo=target.repo,
+                                 limit=request.limit, where=where)
+    nodes = ctx.store.nodes(target.snapshot, [h.id for h in hits])
+    return [Candidate(nodes[h.id], {"structural": h.score}, h.score)
+            for h in hits if h.id in nodes]
+
+
+def _anchor_file(ctx: SearchContext, target: Target, query: str) -> Node:
+    """The file a structural query names: a path (or its unique tail), or a symbol's file."""
+    files = ctx.files(target)
+    cleaned = query.replace("\\", "/").removeprefix("./")
+    exact = [f for f in files if f.path == cleaned]
+    tails = exact or [f for f in files if f.path.endswith("/" + cleaned)]
+    if len(tails) == 1:
+        return tails[0]
+    symbols = ctx.store.nodes_named(target.snapshot, [query])
+    owners = {s.path for s in symbols}
+    if len(owners) == 1:
+        return next(f for f in files if f.path in owners)
+    found = sorted(owners or {f.path for f in tails})
+    if found:
+        raise bad_request(f"structural: {query!r} is ambiguous in {target.repo}: "
+                          f"{', '.join(found[:10])}")
+    raise bad_request(f"structural: {query!r} names no file or symbol of {target.repo}")
+
+
+def _allowed_paths(ctx: SearchContext, target: Target,
+                   request: SearchRequest) -> list[str] | None:
+    """The file paths the filters leave (None: no path filter)."""
+    if request.path is None and not request.languages:
+        return None
+    pattern = compile_glob(request.path) if request.path else None
+    return [f.path for f in ctx.files(target)
+            if (pattern is None or pattern.match(f.path))
+            and (not request.languages or f.language in request.languages)]
+
+
+# --- rows ------------------------------------------------------------------------------------
+
+def _rows(ctx: SearchContext, target: Target, query: str, found: list[Candidate]) -> list[dict]:
+    texts = ctx.store.sources(target.snapshot, {c.node.path for c in found})
+    terms = set(query_terms(query))
+    rows = []
+    for c in found:
+        lines = split_lines(texts.get(c.node.path, ""))
+        start, snippet = snippet_of(c.node, lines, terms)
+        rows.append({"repo": target.repo, "commit": target.snapshot.commit,
+                     "path": c.node.path, "name": c.node.qualname or c.node.path,
+                     "kind": c.node.kind.value, "language": c.node.language,
+                     "start_line": c.node.start_line, "end_line": c.node.end_line,
+                     "score": round(c.score, 6), "snippet": snippet, "snippet_line": start,
+                     "signals": {k: round(v, 6) for k, v in c.signals.items()}})
+    return rows
+
+
+def snippet_of(node: Node, lines: list[str], terms: set[str]) -> tuple[int, str]:
+    """The SNIPPET_LINES of the node that hold most query terms (its head on a tie),
+    and the line number of the first."""
+    own = node_lines(node, lines)[:SNIPPET_SCAN_LINES] if lines else []
+    if not own:
+        return node.start_line, ""
+    hits = [terms.intersection(query_terms(line)) if terms else set() for line in own]
+    best, best_count = 0, -1
+    for offset in range(0, max(1, len(own) - SNIPPET_LINES + 1)):
+        count = len(set().union(*hits[offset:offset + SNIPPET_LINES]))
+        if count > best_count:
+            best, best_count = offset, count
+    return node.start_line + best, "\n".join(own[best:best + SNIPPET_LINES])

@@ -1,0 +1,352 @@
+"""The query layer's one entry point: every face (HTTP routes, the page, MCP tools)
+asks its questions here, as JSON-like mappings, and gets JSON-ready answers.
+
+Each question: its input is checked (cloud/query/requests.py), its repository
+resolved to the snapshot that answers (cloud/query/resolve.py), the answer made
+by the module of that question and cached per repository (cloud/query/cache.py),
+then stamped with the evidence: the `index` (repository, commit, when, stale,
+indexing) and the time it took. Stores and the text model open on first use,
+so graph questions keep working while the model or Qdrant is missing.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from typing import Any, Callable, Mapping
+
+import numpy as np
+
+from cloud.query import context as context_mod
+from cloud.query import graph as graph_mod
+from cloud.query import impact as impact_mod
+from cloud.query.cache import AnswerCache
+from cloud.query.errors import QueryError, bad_request, not_found, unavailable
+from cloud.query.requests import (
+    ContextRequest,
+    SearchRequest,
+    parse_context,
+    parse_impact,
+    parse_node,
+    parse_path,
+    parse_search,
+    parse_snapshot,
+)
+from cloud.query.resolve import Target, resolve
+from cloud.query.search import SearchContext, merge, search_target
+from cloud.query.tokens import tokenizer_name
+from shared.graph.model import NodeKind
+from shared.graph.store import GraphStore
+from shared.query_encoder import QueryEncoder, QueryEncoderError
+from shared.vectors import VectorStore, chunk_collection
+
+QUERY_VECTORS = 1_024  # query text -> vector, most recent kept
+
+
+class QueryService:
+    def __init__(self, open_store: Callable[[], GraphStore],
+                 open_vectors: Callable[[], VectorStore],
+                 open_encoder: Callable[[], QueryEncoder],
+                 busy_repos: Callable[[], dict[str, str]] = dict,
+                 recent_jobs: Callable[[], list[dict]] = list,
+                 allow_local: bool = False, owns_stores: bool = True):
+        self._open = {"store": open_store, "vectors": open_vectors, "encoder": open_encoder}
+        self._opened: dict[str, Any] = {}
+        self._failed: dict[str, str] = {}
+        self._lock = threading.Lock()
+        self._busy_repos, self._recent_jobs = busy_repos, recent_jobs
+        self.allow_local, self.owns_stores = allow_local, owns_stores
+        self.cache = AnswerCache()
+        self._query_vectors: OrderedDict[str, np.ndarray] = OrderedDict()
+
+    @classmethod
+    def from_settings(cls, settings, **options: Any) -> "QueryService":
+        from shared.graph.store import open_graph_store
+        from shared.query_encoder import default_model_dir
+        from shared.vectors import open_vector_store
+
+        return cls(lambda: open_graph_store(settings), lambda: open_vector_store(settings),
+                   lambda: QueryEncoder(default_model_dir()),
+                   allow_local=settings.allow_local_repos, **options)
+
+    # --- resources -------------------------------------------------------------------------
+    def _get(self, name: str) -> Any:
+        with self._lock:
+            if name not in self._opened:
+                if name in self._failed:  # a missing model stays missing until a restart
+                    raise unavailable("model_unavailable", self._failed[name])
+                try:
+                    self._opened[name] = self._open[name]()
+                except QueryEncoderError as exc:
+                    self._failed[name] = (f"the query encoder is not installed: {exc}; "
+                                          "install requirements-cloud.txt, then restart")
+                    raise unavailable("model_unavailable", self._failed[name]) from None
+            return self._opened[name]
+
+    @property
+    def store(self) -> GraphStore:
+        return self._get("store")
+
+    @property
+    def vectors(self) -> VectorStore:
+        return self._get("vectors")
+
+    @property
+    def encoder(self) -> QueryEncoder:
+        return self._get("encoder")
+
+    def encoder_status(self) -> dict:
+        """For /health: whether search can embed queries, and what to do if not."""
+        try:
+            encoder = self.encoder
+        except QueryError as exc:
+            return {"ok": False, "detail": exc.detail}
+        return {"ok": True, "model": encoder.model}
+
+    def query_vector(self, text: str) -> np.ndarray:
+        with self._lock:
+            if text in self._query_vectors:
+                self._query_vectors.move_to_end(text)
+                return self._query_vectors[text]
+        (vector,) = self.encoder.encode([text])
+        with self._lock:
+            self._query_vectors[text] = vector
+            while len(self._query_vectors) > QUERY_VECTORS:
+                self._query_vectors.popitem(last=False)
+        return vector
+
+    def close(self) -> None:
+        if self.owns_stores:
+            for name in ("store", "vectors"):
+                resource = self._opened.pop(name, None)
+                if resource is not None:
+                    resource.close()
+
+    # --- targets and cached snapshot data --------------------------------------------------
+    def target(self, repo: str, commit: str | None = None) -> Target:
+        return resolve(self.store, repo, commit, self._busy_repos())
+
+    def _cached(self, target: Target, key: tuple, make: Callable[[], Any]) -> Any:
+        return self.cache.get_or_make(target.repo, target.latest.id,
+                                      (target.snapshot.id, *key), make)
+
+    def _files(self, target: Target):
+        return self._cached(target, ("files",), lambda: self.store.files(target.snapshot))
+
+    def _file_graph(self, target: Target) -> graph_mod.FileGraph:
+        return self._cached(target, ("file_graph",), lambda: graph_mod.FileGraph.of(
+            self.store.load_graph(target.snapshot)))
+
+    def _centrality(self, target: Target) -> dict[str, float]:
+        def make() -> dict[str, float]:
+            files = self._file_graph(target)
+            rank = graph_mod.pagerank(len(files.paths), files.src, files.dst)
+            order = np.argsort(np.argsort(rank, kind="stable"), kind="stable")
+            scale = max(len(files.paths) - 1, 1)
+            return {path: float(order[i]) / scale for i, path in enumerate(files.paths)}
+        return self._cached(target, ("centrality",), make)
+
+    def _symbol_graph(self, target: Target) -> context_mod.SymbolGraph:
+        def make() -> context_mod.SymbolGraph:
+            paths = set(self.store.source_hashes(target.snapshot))
+            return context_mod.SymbolGraph.of(self.store.load_graph(target.snapshot), paths)
+        return self._cached(target, ("symbol_graph",), make)
+
+    def _search_context(self) -> SearchContext:
+        return SearchContext(store=self.store, vectors=lambda: self.vectors,
+                             query_vector=self.query_vector,
+                             chunk_collection=lambda: chunk_collection(self.encoder.model),
+                             files=self._files, centrality=self._centrality)
+
+    # --- questions -------------------------------------------------------------------------
+    def search(self, body: Mapping) -> dict:
+        started = time.perf_counter()
+        request = parse_search(body, self.allow_local)
+        if request.mode == "structural" and request.repo is None:
+            raise bad_request("structural search needs repo: the file or symbol is in one")
+        targets = [self.target(request.repo)] if request.repo else self._all_targets()
+        per_repo = [self._cached(t, ("search", request),
+                                 lambda t=t: search_target(self._search_context(), t, request))
+                    for t in targets]
+        return {"results": merge(per_repo, request.limit), "mode": request.mode,
+                "took_ms": _ms(started), "index": [t.index() for t in targets]}
+
+    def context(self, body: Mapping) -> dict:
+        started = time.perf_counter()
+        request = parse_context(body, self.allow_local)
+        target = self.target(request.repo)
+        answer = self._cached(target, ("context", request),
+                              lambda: self._make_context(target, request))
+        return {**answer, "took_ms": _ms(started), "index": target.index()}
+
+    def impact(self, body: Mapping) -> dict:
+        started = time.perf_counter()
+        request = parse_impact(body, self.allow_local)
+        base = None
+        if request.files:
+            head = self.target(request.repo)
+            changes = {path: "modified" for path in request.files}
+        else:
+            head = self.target(request.repo, request.head)
+            base = self.target(request.repo, request.base).snapshot
+            changes = impact_mod.changed_between(self.store, base, head.snapshot)
+        answer = self._cached(head, ("impact", request, base.id if base else None),
+                              lambda: impact_mod.impact(self.store, head, changes, base))
+        return {**answer, "base": base.commit if base else None, "took_ms": _ms(started),
+                "index": head.index()}
+
+    def dependencies(self, params: Mapping) -> dict:
+        return self._neighbours(params, reverse=False)
+
+    def dependents(self, params: Mapping) -> dict:
+        return self._neighbours(params, reverse=True)
+
+    def _neighbours(self, params: Mapping, reverse: bool) -> dict:
+        started = time.perf_counter()
+        request = parse_node(params, self.allow_local)
+        target = self.target(request.repo, request.commit)
+        answer = self._cached(target, ("neighbours", request, reverse),
+                              lambda: graph_mod.neighbours(self.store, target, request, reverse))
+        return {**answer, "took_ms": _ms(started), "index": target.index()}
+
+    def path(self, params: Mapping) -> dict:
+        started = time.perf_counter()
+        request = parse_path(params, self.allow_local)
+        target = self.target(request.repo, request.commit)
+        answer = self._cached(target, ("path", request),
+                              lambda: graph_mod.shortest_path(self.store, target, request))
+        return {**answer, "took_ms": _ms(started), "index": target.index()}
+
+    def hot_spots(self, params: Mapping) -> dict:
+        started = time.perf_counter()
+        request = parse_snapshot(params, self.allow_local)
+        target = self.target(request.repo, request.commit)
+        found = graph_mod.hot_spots(self._file_graph(target), request.limit)
+        return {"results": found, "took_ms": _ms(started), "index": target.index()}
+
+    def cycles(self, params: Mapping) -> dict:
+        started = time.perf_counter()
+        request = parse_snapshot(params, self.allow_local)
+        target = self.target(request.repo, request.commit)
+        found = self._cached(target, ("cycles",),
+                             lambda: graph_mod.cycles(self._file_graph(target)))
+        return {"cycles": found[:request.limit], "total": len(found),
+                "took_ms": _ms(started), "index": target.index()}
+
+    def snapshot(self, params: Mapping) -> dict:
+        started = time.perf_counter()
+        request = parse_snapshot(params, self.allow_local)
+        target = self.target(request.repo, request.commit)
+        graph = graph_mod.snapshot_json(self.store.load_graph(target.snapshot))
+        return {**graph, "took_ms": _ms(started), "index": target.index()}
+
+    def repos(self) -> dict:
+        """Every indexed repository with its indexed commit, sizes and last job."""
+        last: dict[str, dict] = {}
+        for record in self._recent_jobs():  # newest first
+            last.setdefault(record.get("repo_url", ""), record)
+        busy = self._busy_repos()
+        found = []
+        for repo in self.store.repositories():
+            snapshots = self.store.snapshots(repo)
+            ready = next((s for s in snapshots if s.ready), None)
+            stats = ready.stats if ready else {}
+            nodes = stats.get("nodes", {})
+            record = last.get(repo)
+            job = ({"state": busy[repo]} if repo in busy else
+                   {"state": record.get("status"), "job_id": record.get("job_id"),
+                    "finished_at": record.get("timestamp")} if record else None)
+            found.append({
+                "url": repo, "commit": ready.commit if ready else None,
+                "indexed_at": ready.taken_at if ready else None,
+                "files": nodes.get(NodeKind.FILE.value, 0),
+                "symbols": sum(nodes.get(k.value, 0) for k in
+                               (NodeKind.CLASS, NodeKind.FUNCTION, NodeKind.METHOD)),
+                "chunks": stats.get("text", {}).get("documents", 0),
+                "loc": stats.get("loc", 0),
+                "languages": self.store.languages(ready) if ready else {},
+                "indexing": repo in busy or bool(snapshots and not snapshots[0].ready),
+                "last_job": job})
+        return {"repos": found}
+
+    # --- helpers ---------------------------------------------------------------------------
+    def _all_targets(self) -> list[Target]:
+        targets = []
+        for repo in self.store.repositories():
+            try:
+                targets.append(self.target(repo))
+            except QueryError:
+                continue  # a repository whose first ingest is still running
+        return targets
+
+    def _make_context(self, target: Target, request: ContextRequest) -> dict:
+        symbols = self._symbol_graph(target)
+        seeds, notes = self._context_seeds(target, request, symbols)
+        scores = context_mod.rank(symbols, seeds)
+        paths = {symbols.nodes[i].path for i in symbols.ranked_chunks(scores)}
+        texts = context_mod.text_lines(self.store.sources(target.snapshot, paths))
+        header = (f"# Context: {request.task.splitlines()[0][:120]}\n"
+                  f"{target.repo} @ {target.snapshot.commit[:12]}\n")
+        items, text, tokens = context_mod.fit(symbols, scores, seeds, texts,
+                                              request.budget_tokens, header)
+        answer = {"tokens": tokens, "budget_tokens": request.budget_tokens,
+                  "tokenizer": tokenizer_name(), "notes": notes, "format": request.format}
+        if request.format == "markdown":
+            return {**answer, "text": text}
+        return {**answer, "items": [
+            {**graph_mod.describe(item.node), "name": item.node.qualname or item.node.path,
+             "end_line": item.node.end_line if item.body
+             else item.node.start_line + len(item.lines) - 1,
+             "text": "\n".join(item.lines), "reason": item.reason,
+             "form": "body" if item.body else "signature"}
+            for item in sorted(items, key=lambda it: it.rank)]}
+
+    def _context_seeds(self, target: Target, request: ContextRequest,
+                       symbols: context_mod.SymbolGraph) -> tuple[dict, list[str]]:
+        seeds: dict[int, tuple[float, str]] = {}
+        notes: list[str] = []
+        mode = "hybrid"
+        try:
+            self.encoder  # noqa: B018 - semantic seeds need the model
+        except QueryError as exc:
+            mode = "keyword"
+            notes.append(f"semantic seeds unavailable, keyword search only: {exc.detail}")
+        query = SearchRequest(query=request.task[:1_000], repo=target.repo, mode=mode,
+                              limit=context_mod.SEARCH_SEEDS)
+        hits = search_target(self._search_context(), target, query)
+        for rank, hit in enumerate(hits):
+            node_id = _node_id_of(symbols, hit)
+            if node_id is not None:
+                seeds[node_id] = (1.0 / (1 + rank), f"search hit #{rank + 1} ({mode})")
+        names, paths = context_mod.named_in(request.task)
+        for node in self.store.nodes_named(target.snapshot, names):
+            seeds[node.id] = (context_mod.NAMED_WEIGHT, "named in the task")
+        files = {f.path: f for f in self._files(target)}
+        for path in paths:
+            matches = [f for p, f in files.items() if p == path or p.endswith("/" + path)]
+            for file in matches[:3]:
+                seeds[file.id] = (context_mod.NAMED_WEIGHT, "file named in the task")
+        for path in request.files:
+            if path not in files:
+                raise bad_request(f"files: unknown path {path!r} in {target.repo} at "
+                                  f"{target.snapshot.commit[:12]}")
+            members = symbols.by_path.get(path, ())
+            for i in members:  # the file's weight is shared among its symbols
+                seeds[symbols.nodes[i].id] = (context_mod.EDITED_WEIGHT / len(members),
+                                              "file being edited")
+        return seeds, notes
+
+
+def _node_id_of(symbols: context_mod.SymbolGraph, hit: dict) -> int | None:
+    for i in symbols.by_path.get(hit["path"], ()):
+        node = symbols.nodes[i]
+        if (node.qualname or node.path) == hit["name"] and node.start_line == hit["start_line"]:
+            return node.id
+    return None
+
+
+def _ms(started: float) -> float:
+    return round(1000 * (time.perf_counter() - started), 2)
+
+
+__all__ = ["QueryService", "QueryError", "not_found"]
