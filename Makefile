@@ -9,7 +9,11 @@ TORCH ?= torch==2.13.0
 
 .PHONY: run worker demo test bench clean
 
-$(STAMP): requirements-base.txt requirements-cloud.txt requirements-edge.txt requirements-dev.txt
+# requirements-cloud.txt builds deploy/query-model: a changed builder reinstalls the model.
+QUERY_MODEL := $(wildcard deploy/query-model/pyproject.toml deploy/query-model/*.py)
+
+$(STAMP): requirements-base.txt requirements-cloud.txt requirements-edge.txt requirements-dev.txt \
+		$(QUERY_MODEL)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -c 'import torch' 2>/dev/null || $(PY) -m pip install -q "$(TORCH)"

@@ -163,6 +163,20 @@ def node2vec_command(args) -> int:
     return 0
 
 
+def export_command(args) -> int:
+    """The control plane's query model, made from the worker's weights by the converter its
+    install runs (deploy/query-model): for a folder of one's own or to compare."""
+    from edge.embed.minilm import EncoderError
+    from edge.embed.onnx_export import export_onnx
+
+    try:
+        print(export_onnx(args.dir))
+    except EncoderError as exc:
+        print(f"export-onnx: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
 def keep_caches_in(data_dir: Path) -> None:
     """torch makes a compiler cache folder in the temp dir as soon as torch-geometric or
     transformers is imported; a worker keeps it with its other files, not in /tmp."""
@@ -220,9 +234,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "node2vec":  # needs no settings: it runs on any machine, on any graph
         return node2vec_command(args)
     if args.command == "export-onnx":
-        from edge.embed.onnx_export import export_onnx
-        print(export_onnx(args.dir))
-        return 0
+        return export_command(args)
     try:
         return _with_settings(args, Settings.from_env())
     except SettingsError as exc:  # at start, or DEVICE=cuda without a GPU

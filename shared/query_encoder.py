@@ -1,18 +1,25 @@
 """Search queries to vectors on the control plane, with the worker's model and no torch.
 
-Reads only the directory `python -m edge export-onnx DIR` wrote (see
-edge/embed/onnx_export.py): model.onnx run by onnxruntime on the CPU,
-tokenizer.json run by the `tokenizers` library with the same 256-token window
-and padding to the longest text, and encoder.json. Mean pooling over the
-attention mask and L2 normalisation, as sentence-transformers does them, are
-numpy here. Vectors agree with the worker's MiniLMEncoder to cosine >= 0.999, so
-a query lands next to the chunks it describes.
+The model arrives as an installed package: `pip install -r requirements-cloud.txt`
+builds deploy/query-model, whose build converts the worker's all-MiniLM-L6-v2
+weights to ONNX without torch, and `default_model_dir()` finds its folder. Any
+folder of the same three files works too (`python -m edge export-onnx DIR` writes
+one with the same converter): model.onnx run by onnxruntime on the CPU,
+tokenizer.json run by the `tokenizers` library with the same 256-token window and
+padding to the longest text, and encoder.json. Mean pooling over the attention
+mask and L2 normalisation, as sentence-transformers does them, are numpy here.
+Vectors agree with the worker's MiniLMEncoder to cosine >= 0.999, so a query
+lands next to the chunks it describes.
 
-Never imports torch, sentence-transformers or the model package: the control
-plane's host has 512 MB.
+Every failure is a QueryEncoderError whose message says what to install: the
+control plane answers 503 with it, and its other routes keep working.
+
+Never imports torch, sentence-transformers or onnx (the model package is files
+and a path): the control plane's host has 512 MB.
 """
 from __future__ import annotations
 
+import importlib
 import json
 from pathlib import Path
 
@@ -24,10 +31,24 @@ CONFIG_FILE = "encoder.json"
 # Texts per onnxruntime call: queries are short, and this bounds the activations
 # (batch x window x 384 floats per layer) a long list could ask for at once.
 BATCH = 32
+# The installed package holding the three files (deploy/query-model).
+MODEL_PACKAGE = "neo_alexandria_query_model"
+INSTALL_HINT = ("install the query model from the repository root: pip install -r "
+                "requirements-cloud.txt (it builds ./deploy/query-model: all-MiniLM-L6-v2 as "
+                "ONNX, no torch); to repair it, pip install --force-reinstall ./deploy/query-model")
 
 
 class QueryEncoderError(RuntimeError):
-    """The exported model is missing, incomplete or unusable."""
+    """The model is missing, incomplete or unusable; the message says what to install."""
+
+
+def default_model_dir() -> Path:
+    """The installed query-model package's folder, which QueryEncoder opens."""
+    try:
+        package = importlib.import_module(MODEL_PACKAGE)
+    except ImportError:
+        raise QueryEncoderError(f"the query model is not installed: {INSTALL_HINT}") from None
+    return Path(package.MODEL_DIR)
 
 
 class QueryEncoder:
@@ -69,7 +90,7 @@ class QueryEncoder:
         try:
             (tokens,) = self._session.run(None, {name: feeds[name] for name in self._inputs})
         except Exception as exc:  # onnxruntime raises its own unexported exception types
-            raise QueryEncoderError(f"the ONNX model failed to run: {exc}") from exc
+            raise QueryEncoderError(f"the ONNX model failed to run: {exc}; {INSTALL_HINT}") from exc
         mask = feeds["attention_mask"][:, :, None].astype(np.float32)
         pooled = (tokens * mask).sum(axis=1) / np.maximum(mask.sum(axis=1), 1e-9)
         return pooled / np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
@@ -79,26 +100,25 @@ def _read_config(path: Path) -> dict:
     try:
         config = json.loads(path.read_text())
     except FileNotFoundError:
-        raise QueryEncoderError(f"{path} is missing: export the model with "
-                                f"`python -m edge export-onnx {path.parent}`") from None
+        raise QueryEncoderError(f"{path} is missing: {INSTALL_HINT}") from None
     except (OSError, ValueError) as exc:
-        raise QueryEncoderError(f"cannot read {path}: {exc}") from exc
-    missing = {"model", "dim", "window"} - set(config)
+        raise QueryEncoderError(f"cannot read {path}: {exc}; {INSTALL_HINT}") from exc
+    missing = {"model", "dim", "window"} - set(config if isinstance(config, dict) else ())
     if missing:
-        raise QueryEncoderError(f"{path} lacks {', '.join(sorted(missing))}")
+        raise QueryEncoderError(f"{path} lacks {', '.join(sorted(missing))}; {INSTALL_HINT}")
     return config
 
 
 def load_tokenizer(path: Path, window: int):
     """tokenizer.json set to `window` tokens and padding to the longest text (the
-    sentence-transformers recipe); the exporter uses it too, so both sides agree."""
+    sentence-transformers recipe, which the model builder also writes into the file)."""
     from tokenizers import Tokenizer
     if not path.is_file():
-        raise QueryEncoderError(f"{path} is missing: export the model again")
+        raise QueryEncoderError(f"{path} is missing: {INSTALL_HINT}")
     try:
         tokenizer = Tokenizer.from_file(str(path))
     except Exception as exc:  # tokenizers raises a bare Exception on a bad file
-        raise QueryEncoderError(f"cannot read {path}: {exc}") from exc
+        raise QueryEncoderError(f"cannot read {path}: {exc}; {INSTALL_HINT}") from exc
     # Set here too, not only trusted from the file: the model's own tokenizer.json says 128.
     tokenizer.enable_truncation(window)
     pad = tokenizer.padding or {}
@@ -110,8 +130,7 @@ def load_tokenizer(path: Path, window: int):
 def _load_session(model_file: Path, threads: int | None):
     import onnxruntime
     if not model_file.is_file():
-        raise QueryEncoderError(f"{model_file} is missing: export the model with "
-                                f"`python -m edge export-onnx {model_file.parent}`")
+        raise QueryEncoderError(f"{model_file} is missing: {INSTALL_HINT}")
     options = onnxruntime.SessionOptions()
     if threads:
         options.intra_op_num_threads = threads
@@ -120,4 +139,4 @@ def _load_session(model_file: Path, threads: int | None):
         return onnxruntime.InferenceSession(str(model_file), options,
                                             providers=["CPUExecutionProvider"])
     except Exception as exc:  # onnxruntime's load errors share no public base class
-        raise QueryEncoderError(f"cannot load {model_file}: {exc}") from exc
+        raise QueryEncoderError(f"cannot load {model_file}: {exc}; {INSTALL_HINT}") from exc

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import re
 import subprocess
+import tomllib
 from importlib import metadata
 from pathlib import Path
 
@@ -80,9 +81,17 @@ def _requirements(name: str, seen: set[str] | None = None) -> list[Requirement]:
             if included not in seen:
                 seen.add(included)
                 found += _requirements(included, seen)
+        elif line.startswith("./"):
+            found.append(_local_project(ROOT / line))
         elif line:
             found.append(Requirement(line))
     return found
+
+
+def _local_project(folder: Path) -> Requirement:
+    """A folder pip builds (deploy/query-model): its name at exactly its version."""
+    project = tomllib.loads((folder / "pyproject.toml").read_text())["project"]
+    return Requirement(f"{project['name']}=={project['version']}")
 
 
 @pytest.mark.parametrize("name", REQUIREMENTS)
@@ -121,7 +130,8 @@ def _closure(requirements: list[Requirement]) -> set[str]:
 
 def test_the_control_plane_installs_no_torch():
     cloud = _closure(_requirements("requirements-cloud.txt"))
-    assert {"starlette", "uvicorn", "redis", "onnxruntime", "tokenizers"} <= cloud
+    assert {"starlette", "uvicorn", "redis", "onnxruntime", "tokenizers",
+            "neo-alexandria-query-model"} <= cloud
     assert not cloud & HEAVY, sorted(cloud & HEAVY)
     edge = _closure(_requirements("requirements-edge.txt"))
     assert {"torch", "torch-geometric", "gitpython", "tree-sitter"} <= edge
