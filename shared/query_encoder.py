@@ -28,9 +28,11 @@ import numpy as np
 MODEL_FILE = "model.onnx"
 TOKENIZER_FILE = "tokenizer.json"
 CONFIG_FILE = "encoder.json"
-# Texts per onnxruntime call: queries are short, and this bounds the activations
-# (batch x window x 384 floats per layer) a long list could ask for at once.
-BATCH = 32
+# Texts per onnxruntime call. Activations grow with batch x window^2 (attention scores)
+# and onnxruntime's arena keeps its peak: 32 full-window texts took the process to 643 MB
+# (the host has 512), 4 to 248 MB, and 4 are as fast (21.6 against 12.0 full-window
+# texts/s, short queries 533 against 613/s; 2 cores, deploy/query-model/measure.py's venv).
+BATCH = 4
 # The installed package holding the three files (deploy/query-model).
 MODEL_PACKAGE = "neo_alexandria_query_model"
 INSTALL_HINT = ("install the query model from the repository root: pip install -r "

