@@ -59,8 +59,8 @@ def run_all(settings) -> int:
     keep_caches_in(settings.data_dir)
     worker = build_worker(settings, stop_grace_seconds=STOP_GRACE_SECONDS)
     server = uvicorn.Server(uvicorn.Config(
-        create_app(settings), host=settings.host, port=settings.port, log_config=None,
-        timeout_graceful_shutdown=DRAIN_SECONDS))
+        create_app(settings, query=shared_query(settings, worker.pipeline)), host=settings.host,
+        port=settings.port, log_config=None, timeout_graceful_shutdown=DRAIN_SECONDS))
     # uvicorn holds the signals while it serves and hands them back to these handlers
     # once it has drained; the worker stops after the server, so no request finds it gone
     stop_on_signals(worker)
@@ -75,6 +75,17 @@ def run_all(settings) -> int:
         worker_thread.join()
         close_worker(worker)
     return 0 if server.started else 1
+
+
+def shared_query(settings, pipeline):
+    """The query layer on the worker's own stores: Qdrant's local mode and SQLite
+    belong to one client in one process."""
+    from cloud.query import QueryService
+    from shared.query_encoder import QueryEncoder, default_model_dir
+
+    return QueryService(lambda: pipeline.store, lambda: pipeline.vectors,
+                        lambda: QueryEncoder(default_model_dir()),
+                        allow_local=settings.allow_local_repos, owns_stores=False)
 
 
 def _announce(server, settings, generated: bool, worker) -> None:

@@ -4,38 +4,69 @@ from __future__ import annotations
 import contextlib
 import logging
 import sys
+import time
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 
 from cloud.auth import BearerAuth
 from cloud.errors import EXCEPTION_HANDLERS
+from cloud.query import QueryService
 from cloud.routes import ROUTES, OverviewCache
-from shared.queue import JobQueue, open_queue
+from shared.jobs import WorkerState
+from shared.queue import JobQueue, QueueError, open_queue
+from shared.queue.base import HISTORY_LIMIT
 from shared.settings import Settings
 
 log = logging.getLogger("cloud")
 
 
-def create_app(settings: Settings | None = None, queue: JobQueue | None = None) -> Starlette:
-    """Settings default to the environment, read once at startup; the queue to
-    the backend they name. A queue passed in is the caller's to close."""
+def create_app(settings: Settings | None = None, queue: JobQueue | None = None,
+               query: QueryService | None = None) -> Starlette:
+    """Settings default to the environment, read once at startup; the queue and the
+    query layer's stores to the backends they name. A queue or query service passed
+    in is the caller's to close (the all-in-one run shares the worker's stores)."""
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette):
         app.state.settings = startup_settings(settings)
         app.state.queue = queue or open_queue(app.state.settings)
         app.state.overview_cache = OverviewCache()
+        app.state.query = query or QueryService.from_settings(app.state.settings)
+        app.state.query.watch_jobs(*job_readers(app.state.queue, app.state.overview_cache))
         log.info("control plane ready (queue: %s, cap %d, ttl %d s)", app.state.queue.backend,
                  app.state.settings.max_queue_size, app.state.settings.task_ttl)
         try:
             yield
         finally:
+            if query is None:
+                app.state.query.close()
             if queue is None:
                 app.state.queue.close()
 
     return Starlette(routes=ROUTES, middleware=[Middleware(BearerAuth)],
                      exception_handlers=EXCEPTION_HANDLERS, lifespan=lifespan)
+
+
+def job_readers(queue: JobQueue, cache: OverviewCache):
+    """What the query layer reads of the queue: the repositories being ingested now
+    (from the status page's one-second cache: on Upstash every read is billed) and
+    the recent history (for the repository list's last job)."""
+    def busy_repos() -> dict[str, str]:
+        try:
+            workers = cache.get(queue).workers
+        except QueueError:
+            return {}  # answers lose their 'indexing' hint, not their content
+        now = time.time()  # a worker whose heartbeat stopped is not ingesting anything
+        return {w.repo_url: "running" for w in workers
+                if w.repo_url and w.public(now)["state"] == WorkerState.RUNNING.value}
+
+    def recent_jobs() -> list[dict]:
+        try:
+            return queue.history(HISTORY_LIMIT)
+        except QueueError:
+            return []
+    return busy_repos, recent_jobs
 
 
 def startup_settings(given: Settings | None) -> Settings:

@@ -7,13 +7,17 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
+from cloud.query import QueryError
+from shared.graph.store import GraphStoreError
 from shared.queue import QueueError, QueueFull, QueueUnavailable
 from shared.repo_url import InvalidRepoUrl
+from shared.vectors import VectorStoreError
 
 log = logging.getLogger("cloud.errors")
 
 _HTTP_CODES = {400: "bad_request", 401: "unauthorized", 404: "not_found",
-               405: "method_not_allowed", 429: "queue_full", 503: "unavailable"}
+               405: "method_not_allowed", 413: "too_large", 429: "queue_full",
+               503: "unavailable"}
 
 
 class ApiError(Exception):
@@ -31,6 +35,15 @@ async def handle(request: Request, exc: Exception) -> JSONResponse:
         return error_response(exc.status, exc.code, exc.detail, exc.headers)
     if isinstance(exc, InvalidRepoUrl):
         return error_response(400, "invalid_repo_url", str(exc))
+    if isinstance(exc, QueryError):
+        retry = {"Retry-After": "30"} if exc.status == 503 else None
+        return error_response(exc.status, exc.code, exc.detail, retry)
+    if isinstance(exc, (GraphStoreError, VectorStoreError)):
+        which = "graph_store" if isinstance(exc, GraphStoreError) else "vector_store"
+        log.error("%s unavailable: %s", which, exc)
+        return error_response(503, f"{which}_unavailable",
+                              f"the {which.replace('_', ' ')} is unreachable; try again shortly",
+                              {"Retry-After": "5"})
     if isinstance(exc, QueueFull):
         return error_response(429, "queue_full", str(exc), {"Retry-After": "60"})
     if isinstance(exc, QueueUnavailable):
@@ -50,4 +63,5 @@ async def handle(request: Request, exc: Exception) -> JSONResponse:
 # Exception itself goes to Starlette's outermost (500) middleware; the rest are
 # answered inside, where the response still passes through the middleware stack.
 EXCEPTION_HANDLERS = {ApiError: handle, InvalidRepoUrl: handle, QueueError: handle,
+                      QueryError: handle, GraphStoreError: handle, VectorStoreError: handle,
                       HTTPException: handle, Exception: handle}

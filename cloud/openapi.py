@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from functools import lru_cache
 
+from cloud.openapi_query import query_paths
+
 _JOB_ID = "3f1c2a9e8b7d4c6e9a0b1c2d3e4f5a6b"
 _REPO = "https://github.com/psf/requests"
 
@@ -61,7 +63,8 @@ def openapi_spec() -> dict:
     return {
         "openapi": "3.1.0",
         "info": {"title": "Neo Alexandria control plane", "version": "1.0.0",
-                 "description": "Queue repositories for ingestion and watch the edge workers."},
+                 "description": "Queue repositories for ingestion, watch the edge workers, and "
+                                "ask the index: search, graph questions, task context, impact."},
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
             "schemas": {"Error": {
@@ -130,6 +133,7 @@ def openapi_spec() -> dict:
                               "404": _error("not_found", f"no job with id '{_JOB_ID}'"),
                               "503": _UNAVAILABLE},
             }},
+            **query_paths(),
             "/health": {"get": {
                 "summary": "Liveness (always 200) and each backend's reachability",
                 "responses": {"200": _ok("Health", {

@@ -11,6 +11,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse
 from starlette.routing import Route
 
+from cloud import query_routes as query
 from cloud.errors import ApiError
 from cloud.openapi import openapi_spec
 from shared.jobs import WorkerState
@@ -20,6 +21,7 @@ from shared.repo_url import normalize_repo_url
 from shared.settings import Settings
 
 PREFIX = "/api/v1/ingestion"
+QUERY = "/api/v1"
 
 
 class AnyTextConvertor(PathConvertor):
@@ -140,7 +142,8 @@ def overview(request: Request) -> JSONResponse:
 
 
 def health(request: Request) -> JSONResponse:
-    """Liveness (always 200 while the process serves) plus each backend's reachability."""
+    """Liveness (always 200 while the process serves) plus each backend's reachability
+    and whether search can embed queries."""
     queue = _queue(request)
     started = time.perf_counter()
     try:
@@ -149,8 +152,10 @@ def health(request: Request) -> JSONResponse:
     except QueueError as exc:
         backend = {"ok": False, "backend": queue.backend, "detail": str(exc)[:200]}
     backend["latency_ms"] = round(1000 * (time.perf_counter() - started), 2)
-    return JSONResponse({"status": "ok" if backend["ok"] else "degraded",
-                         "backends": {"queue": backend}})
+    encoder = request.app.state.query.encoder_status()
+    ok = backend["ok"] and encoder["ok"]
+    return JSONResponse({"status": "ok" if ok else "degraded",
+                         "backends": {"queue": backend, "query_encoder": encoder}})
 
 
 def openapi(request: Request) -> JSONResponse:
@@ -171,4 +176,14 @@ ROUTES = [
     Route(f"{PREFIX}/jobs/history", history, methods=["GET"]),
     Route(f"{PREFIX}/jobs/dead", dead_jobs, methods=["GET"]),
     Route(f"{PREFIX}/jobs/{{job_id}}", job_detail, methods=["GET"]),
+    Route(f"{QUERY}/search", query.search, methods=["POST"]),
+    Route(f"{QUERY}/context", query.context, methods=["POST"]),
+    Route(f"{QUERY}/impact", query.impact, methods=["POST"]),
+    Route(f"{QUERY}/repos", query.repos, methods=["GET"]),
+    Route(f"{QUERY}/graph/dependencies", query.dependencies, methods=["GET"]),
+    Route(f"{QUERY}/graph/dependents", query.dependents, methods=["GET"]),
+    Route(f"{QUERY}/graph/path", query.path, methods=["GET"]),
+    Route(f"{QUERY}/graph/hotspots", query.hot_spots, methods=["GET"]),
+    Route(f"{QUERY}/graph/cycles", query.cycles, methods=["GET"]),
+    Route(f"{QUERY}/graph/snapshot", query.snapshot, methods=["GET"]),
 ]

@@ -47,14 +47,15 @@ class QueryService:
     def __init__(self, open_store: Callable[[], GraphStore],
                  open_vectors: Callable[[], VectorStore],
                  open_encoder: Callable[[], QueryEncoder],
-                 busy_repos: Callable[[], dict[str, str]] = dict,
-                 recent_jobs: Callable[[], list[dict]] = list,
                  allow_local: bool = False, owns_stores: bool = True):
+        """Each `open_*` makes its resource on first use; `owns_stores`: close() closes
+        the stores (not when they are the worker's, in the all-in-one run)."""
         self._open = {"store": open_store, "vectors": open_vectors, "encoder": open_encoder}
         self._opened: dict[str, Any] = {}
         self._failed: dict[str, str] = {}
         self._lock = threading.Lock()
-        self._busy_repos, self._recent_jobs = busy_repos, recent_jobs
+        self._busy_repos: Callable[[], dict[str, str]] = dict
+        self._recent_jobs: Callable[[], list[dict]] = list
         self.allow_local, self.owns_stores = allow_local, owns_stores
         self.cache = AnswerCache()
         self._query_vectors: OrderedDict[str, np.ndarray] = OrderedDict()
@@ -68,6 +69,11 @@ class QueryService:
         return cls(lambda: open_graph_store(settings), lambda: open_vector_store(settings),
                    lambda: QueryEncoder(default_model_dir()),
                    allow_local=settings.allow_local_repos, **options)
+
+    def watch_jobs(self, busy_repos: Callable[[], dict[str, str]],
+                   recent_jobs: Callable[[], list[dict]]) -> None:
+        """Where answers learn of ingests under way (repo -> state) and of recent jobs."""
+        self._busy_repos, self._recent_jobs = busy_repos, recent_jobs
 
     # --- resources -------------------------------------------------------------------------
     def _get(self, name: str) -> Any:

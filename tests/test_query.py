@@ -1,0 +1,282 @@
+"""The query side on a real ingested repository: search in every mode and filter, graph
+questions, context within budgets, impact, evidence and caching, over HTTP as scripts
+use it. One ingest (real pipeline: tree-sitter, Node2Vec, MiniLM, SQLite, Qdrant local
+mode) per module; the query encoder is the installed ONNX model."""
+from __future__ import annotations
+
+import re
+
+import pytest
+from starlette.testclient import TestClient
+
+from cloud.app import create_app
+from cloud.query.tokens import count_tokens
+from edge.embed.minilm import MiniLMEncoder
+from shared.queue.sqlite import SqliteQueue
+from shared.settings import Settings
+from tests.query_repo import FILES, IndexedRepo, commit_all, indexed_repo
+
+TOKEN = "query-token"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+@pytest.fixture(scope="module")
+def shop(tmp_path_factory) -> IndexedRepo:
+    indexed = indexed_repo(tmp_path_factory.mktemp("query"), MiniLMEncoder(device="cpu"))
+    yield indexed
+    indexed.close()
+
+
+@pytest.fixture(scope="module")
+def http(shop, tmp_path_factory):
+    queue = SqliteQueue(tmp_path_factory.mktemp("queue") / "queue.db")
+    app = create_app(Settings(admin_token=TOKEN, allow_local_repos=True), queue=queue,
+                     query=shop.service)
+    with TestClient(app) as client:
+        yield client
+    queue.close()
+
+
+def search(http, **body):
+    answer = http.post("/api/v1/search", json=body, headers=AUTH)
+    assert answer.status_code == 200, answer.text
+    return answer.json()
+
+
+def names(answer) -> list[str]:
+    return [r["name"] for r in answer["results"]]
+
+
+# --- search ----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("mode", ["keyword", "semantic", "hybrid"])
+def test_each_mode_finds_the_function_a_question_describes(http, shop, mode):
+    answer = search(http, query="take a percentage off the price", repo=shop.url, mode=mode)
+    assert "apply_discount" in names(answer)[:3], names(answer)
+    answer = search(http, query="email the customer to confirm their order", repo=shop.url,
+                    mode=mode)
+    assert "Order.send_confirmation_email" in names(answer)[:3], names(answer)
+
+
+def test_a_hit_names_its_evidence_with_exact_lines(http, shop):
+    answer = search(http, query="apply discount", repo=shop.url, mode="hybrid")
+    hit = answer["results"][0]
+    lines = FILES[hit["path"]].split("\n")
+    assert hit["name"] == "apply_discount" and hit["kind"] == "function"
+    assert lines[hit["start_line"] - 1].startswith("def apply_discount")
+    assert lines[hit["end_line"] - 1].strip() == "return amount - amount * percent // 100"
+    assert hit["repo"] == shop.url and re.fullmatch(r"[0-9a-f]{40}", hit["commit"])
+    assert "discount" in hit["snippet"] and hit["snippet_line"] >= hit["start_line"]
+    assert set(hit["signals"]) >= {"semantic", "keyword", "name", "centrality"}
+    assert answer["index"] == [{"repo": shop.url, "commit": hit["commit"],
+                                "indexed_at": answer["index"][0]["indexed_at"],
+                                "stale": False, "indexing": False}]
+    assert answer["took_ms"] >= 0
+
+
+def test_keyword_search_splits_identifiers_and_weighs_rare_terms(http, shop):
+    # "confirmation" appears only inside the identifier send_confirmation_email, whose
+    # name weighs more than the body of the class that holds it
+    answer = search(http, query="confirmation", repo=shop.url, mode="keyword")
+    assert names(answer) == ["Order.send_confirmation_email", "Order"]
+    assert answer["results"][0]["signals"]["matched_terms"] == 1
+    assert search(http, query="zebra quantum", repo=shop.url, mode="keyword")["results"] == []
+
+
+def test_filters_path_language_and_kind(http, shop):
+    web = search(http, query="price", repo=shop.url, mode="hybrid", path="web/**", limit=20)
+    assert web["results"] and all(r["path"].startswith("web/") for r in web["results"])
+    typescript = search(http, query="orders", repo=shop.url, language="typescript", limit=20)
+    assert {r["language"] for r in typescript["results"]} == {"typescript"}
+    classes = search(http, query="shopping cart items", repo=shop.url, kind="class", limit=20)
+    assert classes["results"] and {r["kind"] for r in classes["results"]} == {"class"}
+    one_file = search(http, query="price", repo=shop.url, path="shop/pricing.py", limit=20)
+    assert {r["path"] for r in one_file["results"]} == {"shop/pricing.py"}
+    assert search(http, query="price", repo=shop.url, path="nothing/*.py")["results"] == []
+
+
+def test_structural_search_returns_files_nearest_in_the_graph(http, shop):
+    answer = search(http, query="shop/cart.py", repo=shop.url, mode="structural", limit=5)
+    found = [r["path"] for r in answer["results"]]
+    assert found and "shop/cart.py" not in found and all(r["kind"] == "file"
+                                                         for r in answer["results"])
+    by_symbol = search(http, query="Cart", repo=shop.url, mode="structural", limit=5)
+    assert [r["path"] for r in by_symbol["results"]] == found
+    unknown = http.post("/api/v1/search", headers=AUTH, json={
+        "query": "no/such/file.py", "repo": shop.url, "mode": "structural"})
+    assert unknown.status_code == 400 and "names no file or symbol" in unknown.json()["detail"]
+
+
+def test_search_without_repo_covers_every_repository(http, shop):
+    answer = search(http, query="apply discount", mode="keyword")
+    assert [i["repo"] for i in answer["index"]] == [shop.url]
+    assert answer["results"][0]["name"] == "apply_discount"
+
+
+# --- repositories and graph ------------------------------------------------------------------
+
+def test_repos_lists_what_is_indexed(http, shop):
+    (repo,) = http.get("/api/v1/repos", headers=AUTH).json()["repos"]
+    assert repo["url"] == shop.url and repo["files"] == len(FILES)
+    assert repo["languages"] == {"python": 7, "typescript": 2}
+    assert repo["symbols"] >= 14 and repo["chunks"] >= repo["symbols"]
+    assert repo["indexing"] is False
+
+
+def graph(http, route: str, **params):
+    answer = http.get(f"/api/v1/graph/{route}", params=params, headers=AUTH)
+    assert answer.status_code == 200, answer.text
+    return answer.json()
+
+
+def test_dependencies_and_dependents(http, shop):
+    deps = graph(http, "dependencies", repo=shop.url, path="shop/cart.py", kinds="IMPORTS")
+    # `from shop import pricing` imports the submodule, not the package (grimp's rule)
+    assert {r["path"] for r in deps["results"]} == {"shop/pricing.py", "shop/models.py"}
+    callers = graph(http, "dependents", repo=shop.url, path="shop/pricing.py",
+                    symbol="apply_discount", kinds="CALLS")
+    assert [r["name"] for r in callers["results"]] == ["Cart.total"]
+    deeper = graph(http, "dependents", repo=shop.url, path="shop/pricing.py",
+                   symbol="apply_discount", kinds="CALLS", depth=3)
+    assert {(r["name"], r["distance"]) for r in deeper["results"]} >= {
+        ("Cart.total", 1), ("Order.checkout", 2)}
+    capped = graph(http, "dependents", repo=shop.url, path="shop/models.py", depth=10, limit=1)
+    assert len(capped["results"]) == 1 and capped["truncated"] and capped["total"] > 1
+
+
+def test_path_hot_spots_cycles_and_snapshot(http, shop):
+    route = graph(http, "path", repo=shop.url, **{"from": "tests/test_cart.py",
+                                                  "to": "shop/models.py"})
+    assert [n["path"] for n in route["path"]][0] == "tests/test_cart.py"
+    assert route["path"][-1]["path"] == "shop/models.py" and route["length"] == 1
+    none = graph(http, "path", repo=shop.url, **{"from": "shop/models.py", "to": "web/api.ts"})
+    assert none["path"] is None
+    spots = graph(http, "hotspots", repo=shop.url)["results"]
+    assert spots[0]["path"] == "shop/models.py" and spots[0]["dependents"] == 3
+    assert graph(http, "cycles", repo=shop.url)["cycles"] == [["shop/inventory.py",
+                                                                "shop/orders.py"]]
+    snapshot = graph(http, "snapshot", repo=shop.url)
+    files = {n["path"] for n in snapshot["nodes"] if n["kind"] == "file"}
+    assert files == set(FILES) and snapshot["edges"]
+
+
+# --- context ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("budget", [256, 512, 2048])
+def test_context_never_exceeds_its_budget(http, shop, budget):
+    answer = http.post("/api/v1/context", headers=AUTH, json={
+        "task": "change how discounts are applied to the cart total", "repo": shop.url,
+        "budget_tokens": budget}).json()
+    assert answer["tokens"] == count_tokens(answer["text"]) <= budget
+    assert answer["budget_tokens"] == budget and answer["tokenizer"].startswith("cl100k")
+    assert "apply_discount" in answer["text"]
+
+
+def test_context_items_seeded_by_search_names_and_edited_files(http, shop):
+    answer = http.post("/api/v1/context", headers=AUTH, json={
+        "task": "make `reserve_stock` refuse negative quantities", "repo": shop.url,
+        "files": ["shop/orders.py"], "format": "json"}).json()
+    items = {item["name"]: item for item in answer["items"]}
+    assert items["reserve_stock"]["reason"] == "named in the task"
+    # the class's body holds its methods: they are not repeated as items of their own
+    assert items["Order"]["reason"] == "file being edited" and items["Order"]["form"] == "body"
+    assert "Order.checkout" not in items and "def checkout" in items["Order"]["text"]
+    text = FILES["shop/inventory.py"].split("\n")
+    found = items["reserve_stock"]
+    assert found["text"].split("\n")[0] == text[found["start_line"] - 1]
+    assert answer["tokens"] <= answer["budget_tokens"] == 2048
+    unknown = http.post("/api/v1/context", headers=AUTH, json={
+        "task": "x", "repo": shop.url, "files": ["shop/nope.py"]})
+    assert unknown.status_code == 400 and "unknown path" in unknown.json()["detail"]
+
+
+# --- impact ----------------------------------------------------------------------------------
+
+def test_impact_of_changed_files(http, shop):
+    answer = http.post("/api/v1/impact", headers=AUTH, json={
+        "repo": shop.url, "files": ["shop/pricing.py"]}).json()
+    files = {f["path"]: f for f in answer["files"]}
+    assert files["shop/cart.py"]["distance"] == 1
+    assert files["tests/test_cart.py"]["is_test"] and files["tests/test_cart.py"]["distance"] == 2
+    (changed,) = answer["changed"]
+    assert changed["tests"] == ["tests/test_cart.py"] and changed["direct_dependents"] == 1
+    # 4 of the 9 files depend on it (20% or more of the repository): high
+    assert changed["dependents"] == 5 and changed["risk"] == "high"
+    symbols = {s["name"]: s["distance"] for s in answer["symbols"]}
+    assert symbols["Cart.total"] == 1 and symbols["Order.checkout"] == 2
+    assert "shop/pricing.py" in answer["summary"]
+
+
+# --- errors ----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("route,body,fragment", [
+    ("search", {"query": ""}, "query must not be empty"),
+    ("search", {"query": "x" * 1001}, "at most 1000"),
+    ("search", {"query": "x", "mode": "fuzzy"}, "mode must be one of"),
+    ("search", {"query": "x", "limit": 0}, "limit must be between 1 and 100"),
+    ("search", {"query": "x", "limit": 101}, "limit must be between 1 and 100"),
+    ("search", {"query": "x", "path": "src/[a"}, "malformed glob"),
+    ("search", {"query": "x", "querry": "y"}, "unknown field 'querry'"),
+    ("search", {"query": "x", "language": "cobol"}, "language must be one of"),
+    ("search", {"query": "x", "mode": "structural"}, "structural search needs repo"),
+    ("context", {"task": "x", "repo": "github.com/a/b", "budget_tokens": 100}, "between 256"),
+    ("context", {"task": "x", "repo": "github.com/a/b", "budget_tokens": 32001}, "32000"),
+    ("impact", {"repo": "github.com/a/b"}, "give files"),
+    ("search", [1, 2], "JSON object"),
+])
+def test_bad_input_is_400_with_the_reason(http, route, body, fragment):
+    answer = http.post(f"/api/v1/{route}", headers=AUTH, json=body)
+    assert answer.status_code == 400 and fragment in answer.json()["detail"], answer.text
+    assert answer.json()["error"] == "bad_request"
+
+
+def test_unknown_path_symbol_and_repository(http, shop):
+    answer = http.get("/api/v1/graph/dependencies", headers=AUTH,
+                      params={"repo": shop.url, "path": "shop/nope.py"})
+    assert answer.status_code == 400 and "unknown path" in answer.json()["detail"]
+    answer = http.get("/api/v1/graph/dependencies", headers=AUTH,
+                      params={"repo": shop.url, "path": "shop/cart.py", "symbol": "Nope"})
+    assert answer.status_code == 400 and "not in shop/cart.py" in answer.json()["detail"]
+    answer = http.post("/api/v1/search", headers=AUTH,
+                       json={"query": "x", "repo": "github.com/nobody/nothing"})
+    assert answer.status_code == 404 and "not indexed" in answer.json()["detail"]
+    answer = http.get("/api/v1/graph/hotspots", headers=AUTH,
+                      params={"repo": shop.url, "commit": "abcdef1"})
+    assert answer.status_code == 404 and "not an indexed commit" in answer.json()["detail"]
+    assert http.post("/api/v1/search", content=b"{not json", headers=AUTH).status_code == 400
+    assert http.post("/api/v1/search", json={"query": "x"}).status_code == 401
+
+
+# --- snapshots over time ---------------------------------------------------------------------
+
+def test_a_new_snapshot_drops_the_cache_and_an_unready_one_is_not_answered_from(http, shop):
+    first = search(http, query="apply discount", repo=shop.url, mode="keyword")
+    old_commit = first["index"][0]["commit"]
+    pricing = shop.root / "shop/pricing.py"
+    pricing.write_text(pricing.read_text() + "\n\ndef loyalty_bonus(points: int) -> int:\n"
+                       "    return points // 10\n")
+    new_commit = commit_all(shop.root, "two")
+    # The graph of the new commit lands first, not ready: answers stay on the old one.
+    store = shop.pipeline.store
+    graph = store.load_graph(store.latest_snapshot(shop.url))
+    graph.commit, graph.sources = new_commit, {"shop/pricing.py": pricing.read_text()}
+    pending = store.write_snapshot(graph, ready=False)
+    during = search(http, query="apply discount", repo=shop.url, mode="keyword")
+    assert during["index"][0] | {"indexed_at": 0} == {
+        "repo": shop.url, "commit": old_commit, "indexed_at": 0, "stale": True,
+        "indexing": True}
+    assert search(http, query="loyalty bonus", repo=shop.url, mode="keyword")["results"] == []
+    # The whole ingest of the new commit: answers move to it, the cache is dropped.
+    assert shop.ingest() == new_commit and pending.commit == new_commit
+    after = search(http, query="loyalty bonus", repo=shop.url, mode="hybrid")
+    assert after["index"][0]["commit"] == new_commit and not after["index"][0]["stale"]
+    assert after["results"][0]["name"] == "loyalty_bonus"
+    # The old commit is still answerable by name, and says it is stale.
+    old = graph_of_old = http.get("/api/v1/graph/hotspots", headers=AUTH,
+                                  params={"repo": shop.url, "commit": old_commit[:10]}).json()
+    assert graph_of_old["index"]["commit"] == old_commit and old["index"]["stale"] is True
+    impact = http.post("/api/v1/impact", headers=AUTH, json={
+        "repo": shop.url, "base": old_commit, "head": new_commit}).json()
+    assert [(c["path"], c["change"]) for c in impact["changed"]] == [("shop/pricing.py",
+                                                                     "modified")]
+    assert impact["base"] == old_commit
