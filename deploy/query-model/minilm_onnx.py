@@ -62,8 +62,7 @@ def build(source: str | Path, target: str | Path, name: str = MODEL_NAME,
     window = window or int(_read_json(source / "sentence_bert_config.json")["max_seq_length"])
     _check_recipe(source, config, window)
     tokenizer = _windowed_tokenizer(_read_json(source / TOKENIZER_FILE), window)
-    model = encoder_graph(read_safetensors(source / "model.safetensors"), config)
-    _write_atomic(model_file, model.SerializeToString())
+    _write_model(model_file, encoder_graph(read_safetensors(source / "model.safetensors"), config))
     _write_atomic(model_file.parent / TOKENIZER_FILE, json.dumps(tokenizer).encode())
     summary = {"model": name, "dim": int(config["hidden_size"]), "window": window,
                "pooling": "mean", "normalize": True}
@@ -72,14 +71,15 @@ def build(source: str | Path, target: str | Path, name: str = MODEL_NAME,
 
 
 def read_safetensors(path: Path) -> dict[str, np.ndarray]:
-    """Every tensor of a .safetensors file, as read-only numpy views of its bytes."""
+    """Every tensor of a .safetensors file, as read-only numpy views of the mapped file
+    (mapped, not read: the build's peak memory is the graph, not a second copy of it)."""
     try:
-        data = Path(path).read_bytes()
-        (size,) = struct.unpack("<Q", data[:8])
-        header = json.loads(data[8:8 + size])
-        body = memoryview(data)[8 + size:]
-        return {key: np.frombuffer(body[info["data_offsets"][0]:info["data_offsets"][1]],
-                                   dtype=SAFETENSORS_DTYPES[info["dtype"]]).reshape(info["shape"])
+        data = np.memmap(path, dtype=np.uint8, mode="r")
+        (size,) = struct.unpack("<Q", data[:8].tobytes())
+        header = json.loads(data[8:8 + size].tobytes())
+        body = data[8 + size:]
+        return {key: body[info["data_offsets"][0]:info["data_offsets"][1]]
+                .view(SAFETENSORS_DTYPES[info["dtype"]]).reshape(info["shape"])
                 for key, info in header.items() if key != "__metadata__"}
     except (OSError, struct.error, ValueError, KeyError, TypeError) as exc:
         raise BuildError(f"cannot read {path}: {exc!r}") from exc
@@ -98,7 +98,7 @@ class _Graph:
         from onnx import numpy_helper
         name = key + (".T" if transpose else "")
         if name not in self.initializers:
-            array = self.weights[key].astype(np.float32)
+            array = self.weights[key].astype(np.float32, copy=False)
             array = np.ascontiguousarray(array.T if transpose else array)
             self.initializers[name] = numpy_helper.from_array(array, name)
         return name
@@ -125,8 +125,7 @@ class _Graph:
 
 
 def encoder_graph(weights: dict[str, np.ndarray], config: dict):
-    """The BERT encoder as an onnx ModelProto (checked)."""
-    import onnx
+    """The BERT encoder as an onnx ModelProto (`_write_model` checks it)."""
     from onnx import TensorProto, helper
 
     g = _Graph(weights)
@@ -149,10 +148,6 @@ def encoder_graph(weights: dict[str, np.ndarray], config: dict):
     model = helper.make_model(graph, producer_name="neo-alexandria",
                               opset_imports=[helper.make_opsetid("", OPSET)])
     model.ir_version = IR_VERSION
-    try:
-        onnx.checker.check_model(model, full_check=True)
-    except onnx.checker.ValidationError as exc:
-        raise BuildError(f"the written graph is invalid: {exc}") from exc
     return model
 
 
@@ -246,6 +241,23 @@ def _read_json(path: Path):
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise BuildError(f"cannot read {path}: {exc}") from exc
+
+
+def _write_model(model_file: Path, model) -> None:
+    """Serialise, check the file (onnx's checker with shape inference), then rename.
+
+    The file is checked, not the object: the checker would serialise a second copy."""
+    import onnx
+
+    partial = model_file.with_name(model_file.name + ".partial")
+    try:
+        partial.write_bytes(model.SerializeToString())
+        del model
+        onnx.checker.check_model(str(partial), full_check=True)
+        os.replace(partial, model_file)
+    except (OSError, onnx.checker.ValidationError) as exc:
+        partial.unlink(missing_ok=True)
+        raise BuildError(f"cannot write a valid {model_file}: {exc}") from exc
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
