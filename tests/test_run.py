@@ -18,7 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from shared.graph.model import EdgeKind, NodeKind
+from shared.graph.model import Edge, EdgeKind, Graph, Node, NodeKind, node_id
 from shared.graph.store import open_graph_store
 from shared.queue import open_queue
 from shared.settings import Settings
@@ -178,18 +178,42 @@ def test_a_busy_port_is_a_clear_failure_not_a_hang(tmp_path):
     assert "Neo Alexandria is running" not in app.output
 
 
+def _one_file_snapshot(data_dir: Path, repo: str) -> None:
+    """A stored snapshot to search (its vectors are not needed for the keyword side)."""
+    text = "def retry_with_backoff(call):\n    return call()\n"
+    file = Node(node_id(repo, "net.py"), NodeKind.FILE, "net.py", "net.py", "", 1, 2, "python")
+    function = Node(node_id(repo, "net.py", "retry_with_backoff"), NodeKind.FUNCTION, "net.py",
+                    "retry_with_backoff", "retry_with_backoff", 1, 2, "python")
+    store = open_graph_store(Settings.from_env({"DATA_DIR": str(data_dir)}))
+    try:
+        store.write_snapshot(Graph(repo, "ab" * 20, [file, function],
+                                   [Edge(file.id, function.id, EdgeKind.CONTAINS)],
+                                   sources={"net.py": text}))
+    finally:
+        store.close()
+
+
 @pytest.mark.parametrize("entry", [["run.py"], ["-m", "cloud"]])
 def test_mode_cloud_never_imports_torch_or_the_worker(tmp_path, entry):
+    """...and still embeds queries: the ONNX query model, no torch."""
     env = _env(tmp_path, MODE="CLOUD", PHAROS_ADMIN_TOKEN="t0ken")
+    repo = "https://github.com/example/net"
+    _one_file_snapshot(Path(env["DATA_DIR"]), repo)
     app = Process(env, "-X", "importtime", *entry)  # every import goes to stderr
     try:
         app.line_with(r"Uvicorn running on")
         base = f"http://127.0.0.1:{env['PORT']}"
         auth = {"Authorization": "Bearer t0ken"}
-        with httpx.Client(base_url=base, headers=auth, timeout=10) as http:
+        with httpx.Client(base_url=base, headers=auth, timeout=30) as http:
             assert http.get("/").status_code == 200
             assert http.get(f"{PREFIX}/overview").status_code == 200
             assert http.post(f"{PREFIX}/ingest/github.com/psf/requests").status_code == 200
+            found = http.post("/api/v1/search", json={"query": "retry with backoff",
+                                                      "repo": repo, "mode": "hybrid"})
+            assert found.status_code == 200, found.text  # hybrid embeds the query first
+            assert [r["name"] for r in found.json()["results"]] == ["retry_with_backoff"]
+            encoder = http.get("/health").json()["backends"]["query_encoder"]
+            assert encoder == {"ok": True, "model": "all-MiniLM-L6-v2"}
     finally:
         code = app.stop(signal.SIGTERM)
     assert code == 0, app.output
