@@ -1,0 +1,212 @@
+"""Query speed and memory of the control plane (MODE=CLOUD), over HTTP, on >= 10,000 chunks.
+
+1. Index: the source folders of the search benchmark's corpora (bench/search_corpora.py
+   fetches them) copied into ONE git repository and ingested by the real pipeline
+   (`python -m edge ingest`, MiniLM on the CPU) into bench/.query-speed/data: the
+   embedded stores (SQLite, Qdrant local mode). Done once; later runs reuse it.
+2. Serve: `python -m cloud` (MODE=CLOUD) on those stores, in a process of its own.
+3. Ask, over HTTP, in one client thread: QUERIES mixed questions, each text new (no
+   answer cache hit): hybrid/keyword/semantic searches (queries are identifiers of the
+   index split into words, as a person would type them), contexts at 2,048 tokens,
+   dependents, hot spots and impacts. Latency per kind: p50, p99.
+4. Memory: the server's peak RSS (VmHWM) with the encoder loaded, after all queries.
+5. The query encoder alone, in this process: ms per query over 200 queries.
+
+    .venv/bin/python bench/query_speed.py [--queries 1000] [--seed 7]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import re
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path[:0] = [str(ROOT)]
+
+from shared.graph.store import open_graph_store  # noqa: E402
+from shared.settings import Settings  # noqa: E402
+
+WORK = HERE / ".query-speed"
+CORPORA = HERE / "corpora"
+SOURCES = {"click": "src", "jinja2": "src", "requests": "src", "boltons": "boltons",
+           "more-itertools": "more_itertools", "rxjs": "src", "luxon": "src",
+           "lodash-es": ".", "tanstack-query-core": "src", "ws": "lib"}
+MIN_CHUNKS = 10_000
+TOKEN = "speed-token"
+
+
+def build_index() -> str:
+    """The one repository, ingested; its URL."""
+    repo = WORK / "repo"
+    data = WORK / "data"
+    if (data / "graph.db").exists():
+        return repo.as_uri()
+    shutil.rmtree(WORK, ignore_errors=True)
+    repo.mkdir(parents=True)
+    for name, folder in SOURCES.items():
+        source = CORPORA / name / folder
+        if not source.is_dir():
+            sys.exit(f"{source} is missing: run bench/search_corpora.py first")
+        shutil.copytree(source, repo / name, ignore=shutil.ignore_patterns(
+            "node_modules", "__pycache__", "*.min.js", "*.map", "dist", "bundles", "tests",
+            "test", "*.md", "*.json"))
+    for args in (["init", "-q", "-b", "main"], ["add", "-A"],
+                 ["-c", "user.name=b", "-c", "user.email=b@b", "commit", "-qm", "corpus"]):
+        subprocess.run(["git", *args], cwd=repo, check=True, capture_output=True)
+    env = {**os.environ, "DATA_DIR": str(data), "DEVICE": "cpu", "PYTHONPATH": str(ROOT)}
+    started = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "edge", "ingest", str(repo)], cwd=ROOT, env=env,
+                   check=True, stdout=subprocess.DEVNULL)
+    print(f"ingested in {time.perf_counter() - started:.0f} s")
+    return repo.as_uri()
+
+
+def index_facts(url: str) -> tuple[int, list[str], list[str]]:
+    """Chunks indexed, symbol names (for queries), file paths (for graph questions)."""
+    store = open_graph_store(Settings.from_env({"DATA_DIR": str(WORK / "data")}))
+    try:
+        snapshot = store.latest_snapshot(url)
+        graph = store.load_graph(snapshot)
+        chunks = snapshot.stats["text"]["documents"]
+    finally:
+        store.close()
+    names = sorted({n.name for n in graph.nodes if n.qualname and len(n.name) > 5})
+    files = sorted({n.path for n in graph.nodes if n.kind.value == "file"})
+    return chunks, names, files
+
+
+def words(identifier: str) -> str:
+    parts = re.findall(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|\d+", identifier)
+    return " ".join(p.lower() for p in parts) or identifier
+
+
+def questions(url: str, names: list[str], files: list[str], count: int,
+              rng: random.Random) -> list[tuple[str, str, str, dict]]:
+    """(kind, method, route, payload), each search text different."""
+    picked = rng.sample(names, min(len(names), count))
+    found = []
+    for i in range(count):
+        name = picked[i % len(picked)]
+        text = f"{words(name)} {rng.choice(['', 'for', 'with', 'of the'])} {i}".strip()
+        roll = i % 20
+        if roll < 6:
+            found.append(("search hybrid", "POST", "/api/v1/search",
+                          {"query": text, "repo": url}))
+        elif roll < 9:
+            found.append(("search keyword", "POST", "/api/v1/search",
+                          {"query": text, "repo": url, "mode": "keyword"}))
+        elif roll < 12:
+            found.append(("search semantic", "POST", "/api/v1/search",
+                          {"query": text, "repo": url, "mode": "semantic"}))
+        elif roll < 15:
+            found.append(("context", "POST", "/api/v1/context",
+                          {"task": f"change how {words(name)} works ({i})", "repo": url}))
+        elif roll < 17:
+            found.append(("dependents", "GET", "/api/v1/graph/dependents",
+                          {"repo": url, "path": rng.choice(files), "depth": "2"}))
+        elif roll < 18:
+            found.append(("hotspots", "GET", "/api/v1/graph/hotspots",
+                          {"repo": url, "limit": str(1 + i % 50)}))
+        else:
+            found.append(("impact", "POST", "/api/v1/impact",
+                          {"repo": url, "files": rng.sample(files, 2)}))
+    return found
+
+
+def serve(port: int) -> subprocess.Popen:
+    env = {**os.environ, "MODE": "CLOUD", "PHAROS_ADMIN_TOKEN": TOKEN, "PORT": str(port),
+           "DATA_DIR": str(WORK / "data"), "PYTHONPATH": str(ROOT)}
+    for name in ("DATABASE_URL", "QDRANT_URL", "REDIS_URL", "UPSTASH_REDIS_REST_URL"):
+        env.pop(name, None)
+    server = subprocess.Popen([sys.executable, "-m", "cloud"], cwd=ROOT, env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/openapi.json").status_code == 200:
+                return server
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    server.kill()
+    sys.exit("the control plane did not start")
+
+
+def peak_rss_mb(pid: int) -> float:
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(re.search(r"VmHWM:\s+(\d+) kB", status).group(1)) / 1024
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+
+
+def encoder_ms(names: list[str]) -> dict:
+    from shared.query_encoder import QueryEncoder, default_model_dir
+    encoder = QueryEncoder(default_model_dir())
+    encoder.encode(["warm up"])
+    times = []
+    for name in names[:200]:
+        started = time.perf_counter()
+        encoder.encode([f"{words(name)} function"])
+        times.append(1000 * (time.perf_counter() - started))
+    return {"p50": round(statistics.median(times), 2), "p99": round(percentile(times, 0.99), 2)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--queries", type=int, default=1000)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--port", type=int, default=8731)
+    args = parser.parse_args()
+    url = build_index()
+    chunks, names, files = index_facts(url)
+    if chunks < MIN_CHUNKS:
+        sys.exit(f"only {chunks} chunks indexed; add corpora to reach {MIN_CHUNKS}")
+    asked = questions(url, names, files, args.queries, random.Random(args.seed))
+    server = serve(args.port)
+    latencies: dict[str, list[float]] = {}
+    failures = 0
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{args.port}", timeout=60,
+                          headers={"Authorization": f"Bearer {TOKEN}"}) as http:
+            rss_idle = peak_rss_mb(server.pid)
+            http.post("/api/v1/search", json={"query": "warm up", "repo": url})  # load model
+            for kind, method, route, payload in asked:
+                started = time.perf_counter()
+                answer = (http.post(route, json=payload) if method == "POST"
+                          else http.get(route, params=payload))
+                latencies.setdefault(kind, []).append(1000 * (time.perf_counter() - started))
+                failures += answer.status_code != 200
+            rss_peak = peak_rss_mb(server.pid)
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(30)
+    report = {
+        "date": time.strftime("%Y-%m-%d"), "chunks": chunks, "files": len(files),
+        "queries": len(asked), "failures": failures,
+        "latency_ms": {kind: {"n": len(v), "p50": round(statistics.median(v), 1),
+                              "p99": round(percentile(v, 0.99), 1)}
+                       for kind, v in sorted(latencies.items())},
+        "rss_mb": {"started": round(rss_idle, 1), "peak_after_queries": round(rss_peak, 1)},
+        "encoder_ms": encoder_ms(names),
+    }
+    out = HERE / "results" / "query_speed.json"
+    out.write_text(json.dumps(report, indent=2) + "\n")
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()
