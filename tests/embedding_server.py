@@ -197,6 +197,7 @@ _ROUTES: list[tuple[str, re.Pattern, str]] = [
         ("POST", r"^/collections/([^/]+)/points/delete$", "delete"),
         ("POST", r"^/collections/([^/]+)/points/count$", "count"),
         ("POST", r"^/collections/([^/]+)/points/query$", "query"),
+        ("POST", r"^/collections/([^/]+)/points$", "retrieve"),
     ]
 ]
 _UPDATED = {"operation_id": 0, "status": "completed"}
@@ -313,6 +314,14 @@ class QdrantRestServer(_Server):
                                           limit=request.limit or 10,
                                           with_payload=request.with_payload or False)
         return result.model_dump(mode="json")
+
+    def _retrieve(self, collection: str, body: Any) -> Any:
+        self._need(collection)
+        request = models.PointRequest.model_validate(body)
+        points = self.engine.retrieve(collection, ids=request.ids,
+                                      with_payload=request.with_payload or False,
+                                      with_vectors=request.with_vector or False)
+        return [p.model_dump(mode="json") for p in points]
 
     def stop(self) -> None:
         super().stop()

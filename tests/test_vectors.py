@@ -245,6 +245,36 @@ def test_similar_finds_a_stored_points_neighbours_without_itself(store):
     assert store.similar(CHUNK_COLLECTION, anchor) == []
 
 
+def test_search_filters_on_payload_values_and_lists(store):
+    items = [Chunk(f"pkg/{name}.py", f"f{i}", kind, 1, 2, "x")
+             for i, (name, kind) in enumerate([("a", "function"), ("a", "class"),
+                                               ("b", "function"), ("c", "method")])]
+    store.write_chunks(REPO, "c1", "i1", items, vectors(4, 384), "all-MiniLM-L6-v2")
+    query = vectors(1, 384, seed=9)[0]
+
+    def found(**where):
+        return sorted((h.payload["file_path"], h.payload["kind"]) for h in store.search(
+            CHUNK_COLLECTION, query, repo=REPO, limit=10, where=where))
+
+    assert found(file_path=["pkg/a.py", "pkg/c.py"]) == [
+        ("pkg/a.py", "class"), ("pkg/a.py", "function"), ("pkg/c.py", "method")]
+    assert found(kind=["function"], commit="c1") == [("pkg/a.py", "function"),
+                                                     ("pkg/b.py", "function")]
+    assert found(commit="other") == [] and found(file_path=[]) == []
+
+
+def test_stored_vectors_are_read_back_by_id(store):
+    matrix = vectors(3, 384)
+    store.write_chunks(REPO, "c1", "i1", chunks(3), matrix, "all-MiniLM-L6-v2")
+    ids = [node_id(REPO, "pkg/a.py", f"f{i}") for i in range(3)]
+    back = store.vectors(CHUNK_COLLECTION, [ids[2], ids[0], 12345])
+    assert set(back) == {ids[0], ids[2]}
+    unit = matrix / np.linalg.norm(matrix, axis=1, keepdims=True)  # cosine stores normalised
+    np.testing.assert_allclose(back[ids[2]], unit[2], atol=1e-6)
+    assert store.vectors("no_such_collection", ids) == {} and store.vectors(
+        CHUNK_COLLECTION, []) == {}
+
+
 def test_search_and_count_of_a_missing_collection_are_empty(store):
     assert store.count(REPO, CHUNK_COLLECTION) == 0
     assert store.search(CHUNK_COLLECTION, np.ones(384)) == []
@@ -315,8 +345,9 @@ def test_open_vector_store_follows_the_settings(tmp_path, qdrant_server):
         assert not served.is_local
         served.write_structure(REPO, "c", "j", files(2), vectors(2))
         assert qdrant_server.calls["upsert"] == 1
-        assert qdrant_server.indexes[STRUCTURE_COLLECTION] == {"repo_url": "keyword",
-                                                               "file_path": "keyword"}
+        assert qdrant_server.indexes[STRUCTURE_COLLECTION] == {
+            "repo_url": "keyword", "file_path": "keyword", "commit": "keyword",
+            "kind": "keyword"}
     finally:
         served.close()
 
