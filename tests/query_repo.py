@@ -7,15 +7,21 @@ same stores, as the all-in-one run wires them.
 """
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Iterator
 
+from starlette.testclient import TestClient
+
+from cloud.app import create_app
 from cloud.query import QueryService
 from edge.pipeline import IngestPipeline
 from shared.jobs import Job, new_job_id
 from shared.query_encoder import QueryEncoder, default_model_dir
+from shared.queue.sqlite import SqliteQueue
 from shared.settings import Settings
 
 FILES = {
@@ -175,3 +181,16 @@ def indexed_repo(workdir: Path, encoder) -> IndexedRepo:
     indexed = IndexedRepo(root, root.as_uri(), pipeline, service)
     indexed.ingest()
     return indexed
+
+
+@contextlib.contextmanager
+def api_client(service: QueryService, folder: Path, token: str) -> Iterator[TestClient]:
+    """The real app over `service`, with a SQLite queue of its own in `folder`."""
+    queue = SqliteQueue(folder / "queue.db")
+    app = create_app(Settings(admin_token=token, allow_local_repos=True), queue=queue,
+                     query=service)
+    try:
+        with TestClient(app) as client:
+            yield client
+    finally:
+        queue.close()

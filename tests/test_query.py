@@ -7,14 +7,10 @@ from __future__ import annotations
 import re
 
 import pytest
-from starlette.testclient import TestClient
 
-from cloud.app import create_app
 from cloud.query.tokens import count_tokens
 from edge.embed.minilm import MiniLMEncoder
-from shared.queue.sqlite import SqliteQueue
-from shared.settings import Settings
-from tests.query_repo import FILES, IndexedRepo, commit_all, indexed_repo
+from tests.query_repo import FILES, IndexedRepo, api_client, commit_all, indexed_repo
 
 TOKEN = "query-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -29,12 +25,8 @@ def shop(tmp_path_factory) -> IndexedRepo:
 
 @pytest.fixture(scope="module")
 def http(shop, tmp_path_factory):
-    queue = SqliteQueue(tmp_path_factory.mktemp("queue") / "queue.db")
-    app = create_app(Settings(admin_token=TOKEN, allow_local_repos=True), queue=queue,
-                     query=shop.service)
-    with TestClient(app) as client:
+    with api_client(shop.service, tmp_path_factory.mktemp("queue"), TOKEN) as client:
         yield client
-    queue.close()
 
 
 def search(http, **body):

@@ -11,17 +11,12 @@ import math
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from starlette.testclient import TestClient
-
-from cloud.app import create_app
 from cloud.query import QueryService
 from edge.embed.minilm import MiniLMEncoder
 from shared.graph.store import PostgresGraphStore
 from shared.lexical import query_terms
 from shared.query_encoder import QueryEncoder, QueryEncoderError, default_model_dir
-from shared.queue.sqlite import SqliteQueue
-from shared.settings import Settings
-from tests.query_repo import IndexedRepo, indexed_repo
+from tests.query_repo import IndexedRepo, api_client, indexed_repo
 
 TOKEN = "contract-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -119,12 +114,8 @@ def test_keyword_scores_are_bm25_on_both(shop, postgres_service):
 
 @pytest.fixture(scope="module")
 def http(shop, tmp_path_factory):
-    queue = SqliteQueue(tmp_path_factory.mktemp("queue") / "queue.db")
-    app = create_app(Settings(admin_token=TOKEN, allow_local_repos=True), queue=queue,
-                     query=shop.service)
-    with TestClient(app) as client:
+    with api_client(shop.service, tmp_path_factory.mktemp("queue"), TOKEN) as client:
         yield client
-    queue.close()
 
 
 _values = st.one_of(st.none(), st.booleans(), st.integers(-10**6, 10**6),
@@ -180,10 +171,7 @@ def test_without_the_model_search_is_503_and_graph_questions_still_answer(shop, 
 
     service = QueryService(lambda: shop.pipeline.store, lambda: shop.pipeline.vectors, missing,
                            allow_local=True, owns_stores=False)
-    queue = SqliteQueue(tmp_path / "queue.db")
-    app = create_app(Settings(admin_token=TOKEN, allow_local_repos=True), queue=queue,
-                     query=service)
-    with TestClient(app) as http:
+    with api_client(service, tmp_path, TOKEN) as http:
         for mode in ("hybrid", "semantic"):
             answer = http.post("/api/v1/search", headers=AUTH,
                                json={"query": "discount", "repo": shop.url, "mode": mode})
@@ -201,4 +189,3 @@ def test_without_the_model_search_is_503_and_graph_questions_still_answer(shop, 
         health = http.get("/health").json()
         assert health["status"] == "degraded"
         assert health["backends"]["query_encoder"]["ok"] is False
-    queue.close()
