@@ -111,6 +111,12 @@ def test_make_run_entry_point_serves_works_and_stops_cleanly(tmp_path):
 
             job = wait_for(finished, 120, "the job to finish")
             assert job["state"] == "complete", (job, app.output)
+            # the query side reads the worker's own stores in this one process
+            found = http.post("/api/v1/search", json={"query": "add two numbers",
+                                                      "repo": str(source)})
+            assert found.status_code == 200, found.text
+            assert found.json()["results"][0]["name"] == "add"
+            assert found.json()["index"][0]["commit"] == commit
             record = http.get(f"{PREFIX}/jobs/history").json()["jobs"][0]
             status = http.get(f"{PREFIX}/worker/status").json()
         assert [(w["worker_id"], w["status"]) for w in status["workers"]] == \
