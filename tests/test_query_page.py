@@ -231,10 +231,18 @@ def test_a_hit_opens_its_files_neighbourhood_drawn_as_a_graph(page: Page):
     assert paths_of(graph.locator('g.node[data-side="dependent"]')) == sorted(dependents)
     expect(graph.locator('g.node[data-path="tests/test_api.py"]')).to_have_attribute(
         "data-distance", "2")
-    # the snapshot's real edges between the shown files, arrows from importer to imported
+    # the snapshot's real edges, arrows from importer to imported: by default those one
+    # step nearer the centre, and on request every edge between the shown files
+    def edge(src: str, dst: str):
+        return page.locator(f'#graph path.edge[data-src="{src}"][data-dst="{dst}"]')
+
     for src, dst in [("app/api.py", "app/util.py"), ("app/store.py", "app/util.py"),
-                     ("app/api.py", "app/store.py"), ("tests/test_api.py", "app/api.py")]:
-        expect(graph.locator(f'path.edge[data-src="{src}"][data-dst="{dst}"]')).to_have_count(1)
+                     ("tests/test_api.py", "app/api.py")]:
+        expect(edge(src, dst)).to_have_count(1)
+    expect(edge("app/api.py", "app/store.py")).to_have_count(0)  # both one step away
+    page.check("#graph-all-edges")
+    expect(edge("app/api.py", "app/store.py")).to_have_count(1)
+    expect(edge("app/api.py", "app/util.py")).to_have_count(1)
     expect(page.locator("#dependents-list li")).to_have_count(len(dependents))
     expect(page.locator("#deps-list")).to_contain_text("nothing at this depth")
     expect(page.locator("#file-index")).to_contain_text("answered from")
@@ -408,9 +416,13 @@ def test_without_the_text_model_semantic_search_says_why_and_keyword_still_works
         assert found.status == 200
         expect(tab.locator("#search-message")).to_be_hidden()
         expect(tab.locator(".hit .loc").first).to_have_text("app/util.py:1")
-        # a phone-width screen: nothing wider than the screen but the code itself
+        # a phone-width screen: only code and the graph scroll sideways, in their boxes
         assert tab.evaluate("document.documentElement.scrollWidth") <= 390
         tab.screenshot(path=str(SCREENSHOTS / "query_page_phone.png"), full_page=True)
+        tab.locator(".hit .loc").first.click()
+        expect(tab.locator("#graph g.node")).to_have_count(4, timeout=WAIT_MS)
+        assert tab.evaluate("document.documentElement.scrollWidth") <= 390
+        tab.screenshot(path=str(SCREENSHOTS / "query_page_phone_graph.png"), full_page=True)
         assert not errors, errors
     finally:
         context.close()
