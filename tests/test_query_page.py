@@ -25,7 +25,7 @@ from cloud.app import create_app
 from cloud.query import QueryService
 from edge.embed.minilm import MiniLMEncoder
 from edge.pipeline import IngestPipeline
-from shared.jobs import Job, new_job_id
+from shared.jobs import Job, JobResult, JobState, WorkerState, WorkerStatus, new_job_id
 from shared.query_encoder import QueryEncoder, default_model_dir
 from shared.queue.sqlite import SqliteQueue
 from shared.settings import Settings
@@ -104,22 +104,27 @@ def indexed(tmp_path_factory) -> Iterator[Indexed]:
     pipeline.close()
 
 
-def _serve(service: QueryService, folder: Path) -> tuple[LiveServer, SqliteQueue]:
-    queue = SqliteQueue(folder / "queue.sqlite3")
+def _serve(service: QueryService, queue: SqliteQueue, folder: Path) -> LiveServer:
     live = LiveServer(create_app(Settings(admin_token=TOKEN, data_dir=folder), queue=queue,
                                  query=service))
     live.start()
-    return live, queue
+    return live
 
 
 @pytest.fixture(scope="module")
-def server(indexed: Indexed, tmp_path_factory) -> Iterator[LiveServer]:
+def queue(tmp_path_factory) -> Iterator[SqliteQueue]:
+    q = SqliteQueue(tmp_path_factory.mktemp("queue") / "queue.sqlite3")
+    yield q
+    q.close()
+
+
+@pytest.fixture(scope="module")
+def server(indexed: Indexed, queue: SqliteQueue, tmp_path_factory) -> Iterator[LiveServer]:
     """Overrides test_status_page's `server` for its `page` fixture: this app answers
     queries from the ingested repository."""
-    live, queue = _serve(indexed.service, tmp_path_factory.mktemp("control-plane"))
+    live = _serve(indexed.service, queue, tmp_path_factory.mktemp("control-plane"))
     yield live
     live.stop()
-    queue.close()
 
 
 @pytest.fixture(scope="module")
@@ -376,6 +381,36 @@ def test_api_errors_are_shown_with_their_detail(page: Page, indexed: Indexed):
     expect(page.locator("#imp-message")).to_have_text(missing.json()["detail"])
 
 
+def test_answers_say_when_a_newer_commit_is_being_indexed(page: Page, queue: SqliteQueue,
+                                                          indexed: Indexed):
+    # A worker holds a job for the repository: its ingest is under way.
+    queue.enqueue(indexed.url)
+    idle = WorkerStatus(worker_id="edge-busy", device="cpu")
+    job = queue.claim(idle)
+    assert job is not None and job.repo_url == indexed.url
+    running = replace(idle, state=WorkerState.RUNNING, repo_url=indexed.url, job_id=job.id,
+                      stage="parsing", progress=20.0)
+    assert queue.heartbeat(running, job)
+    try:
+        sign_in(page)
+        search(page, "slug for a title")
+        note = page.locator("#search-index .index-note")
+        expect(note).to_contain_text(f"answered from {indexed.commit[:7]}")
+        expect(note).to_contain_text("indexing a newer commit")
+        expect(note).to_have_attribute("data-stale", "true")
+
+        open_tab(page, "repos")
+        summary = page.locator("#repo-summary")
+        expect(summary.locator('[data-field="commit"]')).to_contain_text("indexing",
+                                                                         timeout=WAIT_MS)
+        expect(summary.locator('[data-field="last-job"] .badge')).to_have_text("running")
+        expect(page.locator("#repo-index")).to_contain_text("indexing a newer commit")
+    finally:
+        done = replace(running, state=WorkerState.IDLE, repo_url="", job_id="", stage="",
+                       progress=0.0)
+        assert queue.finish(job, JobState.COMPLETE, done, result=JobResult(len(FILES), 1))
+
+
 def test_a_rejected_token_on_a_query_tab_returns_to_sign_in(page: Page):
     page.goto("/#search")
     page.evaluate("sessionStorage.setItem('na-token', 'an-old-token')")
@@ -399,7 +434,8 @@ def test_without_the_text_model_semantic_search_says_why_and_keyword_still_works
     service = QueryService(lambda: indexed.pipeline.store, lambda: indexed.pipeline.vectors,
                            lambda: QueryEncoder(tmp_path / "no-model" / "model.onnx"),
                            allow_local=True, owns_stores=False)
-    live, queue = _serve(service, tmp_path)
+    queue = SqliteQueue(tmp_path / "queue.sqlite3")
+    live = _serve(service, queue, tmp_path)
     context = browser.new_context(viewport={"width": 390, "height": 844}, base_url=live.url)
     try:
         tab = context.new_page()
