@@ -10,6 +10,8 @@ The browser, the live server and sign-in come from tests/test_status_page.py.
 """
 from __future__ import annotations
 
+import gc
+import os
 import re
 import subprocess
 import time
@@ -19,7 +21,7 @@ from typing import Iterator
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Page, Response, expect
+from playwright.sync_api import Browser, Page, Response, expect, sync_playwright
 
 from cloud.app import create_app
 from cloud.query import QueryService
@@ -29,11 +31,12 @@ from shared.jobs import Job, JobResult, JobState, WorkerState, WorkerStatus, new
 from shared.query_encoder import QueryEncoder, default_model_dir
 from shared.queue.sqlite import SqliteQueue
 from shared.settings import Settings
-from tests.test_status_page import (  # noqa: F401 - browser and page are fixtures used here
+from tests.test_status_page import (  # noqa: F401 - page is a fixture used here
+    CHROMIUM,
+    CHROMIUM_ARGS,
     TOKEN,
     WAIT_MS,
     LiveServer,
-    browser,
     page,
     sign_in,
 )
@@ -132,6 +135,34 @@ def http(server: LiveServer) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {TOKEN}"},
                       trust_env=False, timeout=30) as client:
         yield client
+
+
+# ---------------------------------------------------------------------------
+# The browser
+# ---------------------------------------------------------------------------
+
+
+def _running_browser() -> Browser | None:
+    return next((o for o in gc.get_objects() if isinstance(o, Browser) and o.is_connected()),
+                None)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    """Chromium for test_status_page's `page` fixture. One sync Playwright can run in a
+    thread at a time and that module's browser is session-scoped: when that module ran
+    first its browser is still up, and is used; otherwise this module starts its own and
+    stops it at its end, before that module starts one."""
+    running = _running_browser()
+    if running is not None:
+        yield running
+        return
+    if not os.path.exists(CHROMIUM):
+        pytest.fail(f"{CHROMIUM} is missing: install the Debian package chromium", pytrace=False)
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
 
 
 # ---------------------------------------------------------------------------
@@ -329,6 +360,7 @@ def test_the_context_form_shows_text_within_its_budget(page: Page, indexed: Inde
         if first["end_line"] != first["start_line"] else f"{first['path']}:{first['start_line']}")
     expect(shown.first).to_contain_text(first["reason"])
     expect(shown.first.locator("pre")).to_contain_text(first["text"].splitlines()[0])
+    page.screenshot(path=str(SCREENSHOTS / "query_page_context.png"), full_page=True)
 
 
 def test_the_impact_form_shows_risk_dependents_and_tests(page: Page):
@@ -370,6 +402,7 @@ def test_api_errors_are_shown_with_their_detail(page: Page, indexed: Indexed):
     unknown = answer_of(page, "/api/v1/graph/dependencies", lambda: page.click("#file-submit"))
     assert unknown.status == 400 and "unknown path" in unknown.json()["detail"]
     expect(page.locator("#file-message")).to_have_text(unknown.json()["detail"])
+    page.screenshot(path=str(SCREENSHOTS / "query_page_error.png"))
 
     open_tab(page, "impact")
     page.check('input[name="imp-mode"][value="commits"]')
