@@ -87,9 +87,10 @@ def project_tasks(project: SearchProject, cap: int, seed: int) -> tuple[list[Tas
         tasks += function_tasks(project.name, path.relative_to(root).as_posix(),
                                 path.read_bytes(), language_of(path.name))
     tasks = unique_queries(tasks)
-    if len(tasks) > cap:
+    available = len(tasks)
+    if available > cap:
         tasks = random.Random(f"{seed}:{project.name}").sample(tasks, cap)
-    return sorted(tasks, key=lambda t: (t.path, t.start_line)), len(tasks)
+    return sorted(tasks, key=lambda t: (t.path, t.start_line)), available
 
 
 def answers(task: Task, path: str | None, name: str | None, start_line: int | None) -> bool:
@@ -201,8 +202,7 @@ def run_direct(indexed: list[Indexed], records: dict) -> None:
                 found = store.search(CHUNK_COLLECTION, vector, repo=entry.repo, limit=TOP)
                 hits = [(h.payload.get("file_path"), h.payload.get("qualified_name"),
                          h.payload.get("start_line")) for h in found]
-                _record(records, task, DIRECT_MODE, rank_of(task, hits),
-                        time.perf_counter() - started)
+                _record(records, task, DIRECT_MODE, rank_of(task, hits), _since(started))
         finally:
             store.close()
 
@@ -240,10 +240,10 @@ def _search(service, repo: str, task: Task, mode: str, records: dict) -> None:
         answer = service.search({"query": task.query, "repo": repo, "mode": mode,
                                  "limit": TOP})
     except Exception as exc:  # counted and shown, the run goes on
-        _record(records, task, mode, None, time.perf_counter() - started, error=repr(exc))
+        _record(records, task, mode, None, _since(started), error=repr(exc))
         return
     hits = [(r.get("path"), r.get("name"), r.get("start_line")) for r in answer["results"]]
-    _record(records, task, mode, rank_of(task, hits), time.perf_counter() - started)
+    _record(records, task, mode, rank_of(task, hits), _since(started))
 
 
 def _context(service, repo: str, task: Task, budget: int, records: dict) -> None:
@@ -253,7 +253,7 @@ def _context(service, repo: str, task: Task, budget: int, records: dict) -> None
         ctx = service.context({"task": task.query, "repo": repo, "budget_tokens": budget,
                                "format": "json"})
     except Exception as exc:
-        entry["context"] = {"error": repr(exc), "seconds": time.perf_counter() - started}
+        entry["context"] = {"error": repr(exc), "seconds": _since(started)}
         return
     items = ctx.get("items", [])
     entry["context"] = {
@@ -262,8 +262,12 @@ def _context(service, repo: str, task: Task, budget: int, records: dict) -> None
                      for i in items),
         "body": any(holds_body(task, i) for i in items),
         "tokens": ctx.get("tokens"), "budget": ctx.get("budget_tokens", budget),
-        "items": len(items), "seconds": time.perf_counter() - started,
+        "items": len(items), "seconds": _since(started),
     }
+
+
+def _since(started: float) -> float:
+    return round(time.perf_counter() - started, 5)  # 10 µs is plenty, and keeps the JSON short
 
 
 def _key(task: Task) -> tuple:
@@ -361,8 +365,8 @@ def _percentiles(seconds: list[float]) -> dict | None:
     if not seconds:
         return None
     ordered = sorted(seconds)
-    return {"p50_ms": 1000 * statistics.median(ordered),
-            "p95_ms": 1000 * ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))],
+    return {"p50_ms": round(1000 * statistics.median(ordered), 2),
+            "p95_ms": round(1000 * ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))], 2),
             "n": len(ordered)}
 
 
@@ -411,17 +415,23 @@ def machine() -> dict:
         pass
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
                             capture_output=True, text=True).stdout.strip()
+    python = os.path.relpath(sys.executable, ROOT) if sys.executable.startswith(str(ROOT)) \
+        else sys.executable
     return {"cpu": model, "cores": os.cpu_count(), "python": platform.python_version(),
             "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-            "git_commit": commit, "command": " ".join([Path(sys.executable).name, *sys.argv])}
+            "load_average": os.getloadavg(), "git_commit": commit,
+            "command": " ".join([python, *sys.argv])}
 
 
 def write_json(path: Path, meta: dict, summary: dict, records: dict) -> None:
-    tasks = [{**asdict(e["task"]), "modes": e["modes"], "context": e.get("context")}
+    """Meta and summary indented; one line per task, so the file stays small and diffs
+    line by line."""
+    tasks = [json.dumps({**asdict(e["task"]), "modes": e["modes"],
+                         "context": e.get("context")}, separators=(",", ":"))
              for e in records.values()]
+    head = json.dumps({"meta": meta, "summary": summary}, indent=1)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"meta": meta, "summary": summary, "tasks": tasks}, indent=1)
-                    + "\n")
+    path.write_text(head[:-2] + ',\n "tasks": [\n' + ",\n".join(tasks) + "\n ]\n}\n")
 
 
 # ---------------------------------------------------------------------------
