@@ -7,6 +7,7 @@ Add new fixtures in a section of their own below.
 
 from __future__ import annotations
 
+import os
 from typing import Iterator
 
 import pytest
@@ -121,3 +122,27 @@ def postgres_url(postgres_server: PostgresServer) -> Iterator[str]:
         yield postgres_server.url_for(name)
     finally:
         postgres_server.drop_database(name)
+
+
+# ---------------------------------------------------------------------------
+# Chromium (Debian's, headless; one sync Playwright per thread, so one per session)
+# ---------------------------------------------------------------------------
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """The session's headless Chromium, shared by every page test module."""
+    from playwright.sync_api import sync_playwright
+
+    if not os.path.exists(CHROMIUM):
+        pytest.fail(f"{CHROMIUM} is missing: install the Debian package chromium "
+                    "(apt-get install chromium); these tests never download a browser",
+                    pytrace=False)
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()

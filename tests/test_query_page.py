@@ -10,8 +10,6 @@ The browser, the live server and sign-in come from tests/test_status_page.py.
 """
 from __future__ import annotations
 
-import gc
-import os
 import re
 import subprocess
 import time
@@ -21,7 +19,7 @@ from typing import Iterator
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Page, Response, expect, sync_playwright
+from playwright.sync_api import Browser, Page, Response, expect
 
 from cloud.app import create_app
 from cloud.query import QueryService
@@ -32,8 +30,6 @@ from shared.query_encoder import QueryEncoder, default_model_dir
 from shared.queue.sqlite import SqliteQueue
 from shared.settings import Settings
 from tests.test_status_page import (  # noqa: F401 - page is a fixture used here
-    CHROMIUM,
-    CHROMIUM_ARGS,
     TOKEN,
     WAIT_MS,
     LiveServer,
@@ -135,34 +131,6 @@ def http(server: LiveServer) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {TOKEN}"},
                       trust_env=False, timeout=30) as client:
         yield client
-
-
-# ---------------------------------------------------------------------------
-# The browser
-# ---------------------------------------------------------------------------
-
-
-def _running_browser() -> Browser | None:
-    return next((o for o in gc.get_objects() if isinstance(o, Browser) and o.is_connected()),
-                None)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    """Chromium for test_status_page's `page` fixture. One sync Playwright can run in a
-    thread at a time and that module's browser is session-scoped: when that module ran
-    first its browser is still up, and is used; otherwise this module starts its own and
-    stops it at its end, before that module starts one."""
-    running = _running_browser()
-    if running is not None:
-        yield running
-        return
-    if not os.path.exists(CHROMIUM):
-        pytest.fail(f"{CHROMIUM} is missing: install the Debian package chromium", pytrace=False)
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
 
 
 # ---------------------------------------------------------------------------

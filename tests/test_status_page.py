@@ -6,7 +6,6 @@ chromium driven by Playwright. The page's requests are never intercepted.
 """
 from __future__ import annotations
 
-import os
 import re
 import secrets
 import socket
@@ -19,7 +18,7 @@ from typing import Iterator
 import httpx
 import pytest
 import uvicorn
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
 from cloud.app import create_app
 from edge.worker import Worker
@@ -28,9 +27,6 @@ from shared.queue import Lease
 from shared.queue.sqlite import SqliteQueue
 from shared.settings import Settings
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
 LOOPBACK = "127.0.0.1"
 TOKEN = "test-admin-" + secrets.token_urlsafe(12)
 API = "/api/v1/ingestion"
@@ -168,18 +164,6 @@ def worker(queue: SqliteQueue, server: LiveServer) -> Iterator[WorkerThread]:
 # ---------------------------------------------------------------------------
 # The browser
 # ---------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="session")
-def browser() -> Iterator[Browser]:
-    if not os.path.exists(CHROMIUM):
-        pytest.fail(f"{CHROMIUM} is missing: install the Debian package chromium "
-                    "(apt-get install chromium); these tests never download a browser",
-                    pytrace=False)
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
 
 
 @pytest.fixture
