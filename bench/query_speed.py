@@ -1,7 +1,9 @@
 """Query speed and memory of the control plane (MODE=CLOUD), over HTTP, on >= 10,000 chunks.
 
 1. Index: the source folders of the search benchmark's corpora (bench/search_corpora.py
-   fetches them) copied into ONE git repository and ingested by the real pipeline
+   fetches them) copied COPIES times (5,459 chunks each: two copies make one repository of
+   more than 10,000, every copy under its own folder so every chunk is a node of its own)
+   into ONE git repository and ingested by the real pipeline
    (`python -m edge ingest`, MiniLM on the CPU) into bench/.query-speed/data: the
    embedded stores (SQLite, Qdrant local mode). Done once; later runs reuse it.
 2. Serve: `python -m cloud` (MODE=CLOUD) on those stores, in a process of its own.
@@ -44,6 +46,7 @@ SOURCES = {"click": "src", "jinja2": "src", "requests": "src", "boltons": "bolto
            "more-itertools": "more_itertools", "rxjs": "src", "luxon": "src",
            "lodash-es": ".", "tanstack-query-core": "src", "ws": "lib"}
 MIN_CHUNKS = 10_000
+COPIES = ("a", "b")
 TOKEN = "speed-token"
 
 
@@ -55,13 +58,14 @@ def build_index() -> str:
         return repo.as_uri()
     shutil.rmtree(WORK, ignore_errors=True)
     repo.mkdir(parents=True)
-    for name, folder in SOURCES.items():
-        source = CORPORA / name / folder
-        if not source.is_dir():
-            sys.exit(f"{source} is missing: run bench/search_corpora.py first")
-        shutil.copytree(source, repo / name, ignore=shutil.ignore_patterns(
-            "node_modules", "__pycache__", "*.min.js", "*.map", "dist", "bundles", "tests",
-            "test", "*.md", "*.json"))
+    for copy in COPIES:
+        for name, folder in SOURCES.items():
+            source = CORPORA / name / folder
+            if not source.is_dir():
+                sys.exit(f"{source} is missing: run bench/search_corpora.py first")
+            shutil.copytree(source, repo / copy / name, ignore=shutil.ignore_patterns(
+                "node_modules", "__pycache__", "*.min.js", "*.map", "dist", "bundles",
+                "tests", "test", "*.md", "*.json"))
     for args in (["init", "-q", "-b", "main"], ["add", "-A"],
                  ["-c", "user.name=b", "-c", "user.email=b@b", "commit", "-qm", "corpus"]):
         subprocess.run(["git", *args], cwd=repo, check=True, capture_output=True)

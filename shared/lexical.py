@@ -51,6 +51,13 @@ def _stem(word: str) -> str:
     return _stemmer.stemWord(word)
 
 
+def words(identifier: str) -> str:
+    """An identifier as the plain words it is made of: `sendConfirmationEmail`,
+    `send_confirmation_email` -> "send confirmation email" (nothing dropped, not stemmed)."""
+    return " ".join(p.lower() for chunk in re.split(r"[^A-Za-z0-9]+", identifier)
+                    for p in _HUMP.findall(chunk))
+
+
 @lru_cache(maxsize=200_000)
 def identifier_terms(identifier: str) -> tuple[str, ...]:
     """The terms of one identifier: itself whole and its parts, stemmed, no stop words."""

@@ -80,12 +80,13 @@ def test_one_chunk_per_symbol_with_header_and_its_exact_lines(tmp_path):
         c.qualname for c in chunks}
     for chunk in chunks:
         lines = (root / chunk.path).read_text().split("\n")
-        first, code = chunk.text.split("\n", 1)
-        assert first == header(chunk.path, chunk.qualname) == f"{chunk.path}: {chunk.qualname}"
+        head, code = chunk.text.split("\n", 2)[:2], chunk.text.split("\n", 2)[2]
+        assert "\n".join(head) == header(chunk.path, chunk.qualname)
+        assert head[0] == f"{chunk.path}: {chunk.qualname}"
         assert code == "\n".join(lines[chunk.start_line - 1:chunk.end_line])
 
     by_name = {c.qualname: c for c in chunks}
-    assert by_name["decorated"].text.split("\n")[1] == "@functools.cache"
+    assert by_name["decorated"].text.split("\n")[2] == "@functools.cache"
     assert '"""A shape."""' in by_name["Shape"].text and "def area" in by_name["Shape"].text
     assert by_name["Stack.push"].text.endswith("this.items.push(item);\n  }")
 
@@ -103,8 +104,8 @@ def test_a_file_without_symbols_is_one_chunk_and_an_empty_file_none(tmp_path):
     assert set(chunks) == {"settings.py", "index.js", "lib.py"}
     settings = chunks["settings.py"]
     assert (settings.kind, settings.qualname, settings.start_line) == ("file", "", 1)
-    assert settings.text == "settings.py\nDEBUG = True\nNAMES = ['a', 'b']"
-    assert chunks["index.js"].text == "index.js\nexport * from './a.js';"
+    assert settings.text == "settings.py\nsettings\nDEBUG = True\nNAMES = ['a', 'b']"
+    assert chunks["index.js"].text == "index.js\nindex\nexport * from './a.js';"
     assert chunks["lib.py"].kind == "function"  # a file with symbols has no file chunk
 
 
@@ -118,7 +119,7 @@ def test_long_code_is_cut_where_the_window_is_already_full(tmp_path):
     huge = chunks["huge"]
 
     assert (huge.start_line, huge.end_line) == (1, 5002)  # the node's range, not the cut's
-    code_lines = huge.text.split("\n")[1:]
+    code_lines = huge.text.split("\n")[2:]
     assert len(code_lines) < 200
     assert sum(len(line.strip()) for line in code_lines) <= CODE_CHAR_BUDGET
     assert code_lines[:2] == ["def huge(value):", "    total_0 = compute(value_0, factor=0) + offset"]
@@ -126,14 +127,14 @@ def test_long_code_is_cut_where_the_window_is_already_full(tmp_path):
     tokenizer.no_truncation()
     tokenizer.no_padding()
     assert len(tokenizer.encode(huge.text).ids) > WINDOW_TOKENS  # the cut left the window full
-    assert chunks["tiny"].text == "small.py: tiny\ndef tiny():\n    return 1"
+    assert chunks["tiny"].text == "small.py: tiny\ntiny\ndef tiny():\n    return 1"
 
 
 def test_one_overlong_line_is_cut_inside_the_line(tmp_path):
     line = "    data = [" + ", ".join(str(i) for i in range(3000)) + "]"
     root = write(tmp_path, {"table.py": f"def table():\n{line}\n    return data\n"})
     (chunk,) = chunks_of(root)
-    code_lines = chunk.text.split("\n")[1:]
+    code_lines = chunk.text.split("\n")[2:]
     assert code_lines[0] == "def table():"
     assert code_lines[1].startswith("    data = [0, 1, 2")
     assert len(code_lines) == 2 and len(code_lines[1].strip()) < len(line.strip())
@@ -161,11 +162,19 @@ def test_lines_match_the_parser_across_form_feeds_crlf_and_declared_encodings(tm
     })
     chunks = {c.qualname: c for c in chunks_of(root)}
 
-    assert chunks["after_feed"].text == "feed.py: after_feed\ndef after_feed():\n    return 2"
-    assert chunks["dos"].text == "dos.py: dos\ndef dos():\n    return 3"
+    assert chunks["after_feed"].text == \
+        "feed.py: after_feed\nafter feed\ndef after_feed():\n    return 2"
+    assert chunks["dos"].text == "dos.py: dos\ndos\ndef dos():\n    return 3"
     assert chunks["caf\u00e9_name"].text.endswith("return 'caf\u00e9'")
 
 
-@pytest.mark.parametrize("qualname, expected", [("", "a/b.py"), ("C.m", "a/b.py: C.m")])
-def test_header(qualname, expected):
-    assert header("a/b.py", qualname) == expected
+@pytest.mark.parametrize("path, qualname, expected", [
+    ("a/b.py", "", "a/b.py\nb"),
+    ("a/b.py", "C.m", "a/b.py: C.m\nm (in c)"),
+    ("src/DateTime.js", "DateTime.fromISO", "src/DateTime.js: DateTime.fromISO\n"
+                                            "from iso (in date time)"),
+    ("q.py", "Outer.Inner.send_email", "q.py: Outer.Inner.send_email\nsend email (in outer inner)"),
+    ("web/http_client.ts", "", "web/http_client.ts\nhttp client"),
+])
+def test_header_says_the_name_in_words(path, qualname, expected):
+    assert header(path, qualname) == expected

@@ -84,8 +84,7 @@ class QueryService:
                 try:
                     self._opened[name] = self._open[name]()
                 except QueryEncoderError as exc:
-                    self._failed[name] = (f"the query encoder is not installed: {exc}; "
-                                          "install requirements-cloud.txt, then restart")
+                    self._failed[name] = f"{exc}; then restart the control plane"
                     raise unavailable("model_unavailable", self._failed[name]) from None
             return self._opened[name]
 
