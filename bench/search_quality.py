@@ -413,14 +413,23 @@ def machine() -> dict:
                       if line.startswith("Model name")), "")
     except OSError:
         pass
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
-                            capture_output=True, text=True).stdout.strip()
     python = os.path.relpath(sys.executable, ROOT) if sys.executable.startswith(str(ROOT)) \
         else sys.executable
     return {"cpu": model, "cores": os.cpu_count(), "python": platform.python_version(),
             "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-            "load_average": os.getloadavg(), "git_commit": commit,
+            "load_average": os.getloadavg(),
             "command": " ".join([python, *sys.argv])}
+
+
+def code_state() -> dict:
+    """The commit and any uncommitted change to the code that ingests and answers:
+    the figures belong to that state (others may be editing the checkout)."""
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True,
+                              text=True).stdout.strip()
+    return {"commit": git("rev-parse", "--short", "HEAD"),
+            "uncommitted": git("status", "--porcelain", "--", "edge", "cloud",
+                               "shared").splitlines()}
 
 
 def write_json(path: Path, meta: dict, summary: dict, records: dict) -> None:
@@ -493,6 +502,7 @@ def main() -> None:
     projects = chosen(args)
     modes = list(dict.fromkeys(args.modes))
     started = time.perf_counter()
+    code_at_start = code_state()
     scratch = None
     if args.data_dir is None:
         scratch = Path(tempfile.mkdtemp(prefix="search-quality-"))
@@ -501,7 +511,8 @@ def main() -> None:
         indexed, info = prepare(projects, args, data_root)
         ingest_seconds = time.perf_counter() - started
         meta, records = query_all(indexed, modes, args)
-        meta.update(machine(), projects=info, modes=modes, cap=args.cap, seed=args.seed,
+        meta.update(machine(), code_at_start=code_at_start, code_at_end=code_state(),
+                    projects=info, modes=modes, cap=args.cap, seed=args.seed,
                     budget=args.budget, ingest_seconds=ingest_seconds,
                     total_seconds=time.perf_counter() - started)
     finally:
@@ -534,6 +545,8 @@ def report(meta: dict, records: dict, projects: list[SearchProject], modes: list
     print(f"\nlatency: {json.dumps(summary['latency'])}")
     print(f"ingest {meta['ingest_seconds']:.0f} s, queries {meta['query_seconds']:.0f} s, "
           f"total {meta['total_seconds']:.0f} s; {meta['cpu']}, {meta['cores']} cores")
+    if meta["code_at_start"] != meta["code_at_end"]:
+        print("warning: the code changed during the run (see code_at_start/code_at_end)")
     print(f"results: {out}")
 
 
