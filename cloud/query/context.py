@@ -13,8 +13,8 @@ budget), driven by the task instead of by the files in a chat:
    class, its file's imports.
 3. Fitting: chunks (functions, methods, classes, symbol-less files) in rank
    order; the best get their whole body while the bodies use at most
-   BODY_SHARE of the budget, the rest their signature; each item only if the
-   rendering still fits. Files appear by relevance, items in file order with a
+   BODY_SHARE (half) of the budget, the rest their signature; each item only if
+   the rendering still fits. Files appear by relevance, items in file order with a
    line marker, gaps shown as "⋮".
 
 Tokens are counted by cl100k_base (cloud/query/tokens.py) on the exact text
@@ -38,7 +38,10 @@ BACKWARD = 0.5  # how much relevance flows from a used symbol back to its users
 CONTAINS_WEIGHT = 0.5
 NAMED_WEIGHT = 2.0  # a symbol or path the task names outweighs the first search hit
 EDITED_WEIGHT = 3.0
-BODY_SHARE = 0.75  # bodies stop here; signatures may use the rest of the budget
+# Bodies stop at this share of the budget; signatures may use the rest. On the dev projects
+# at 2,048 tokens, 0.75 -> 0.5 put the wanted function in 81% -> 84% of contexts (its
+# whole body in 74% -> 68%): more candidates seen beats fewer seen whole.
+BODY_SHARE = 0.5
 MAX_SIGNATURE_LINES = 8
 MAX_ITEMS_SCANNED = 150  # far more than a 32K budget holds; bounds the sources read
 
