@@ -54,6 +54,7 @@ from tenacity import (
 )
 
 from shared.graph.model import node_id
+from shared.local_index import RepoPoints
 from shared.settings import Settings
 
 __all__ = ["CHUNK_COLLECTION", "DEFAULT_CHUNK_MODEL", "STRUCTURE_COLLECTION", "STRUCTURE_DIM",
@@ -141,6 +142,9 @@ class VectorStore:
         # Local mode is not thread-safe (one SQLite connection, in-memory indexes).
         self._lock: contextlib.AbstractContextManager = (
             contextlib.nullcontext() if url else threading.Lock())
+        # Local mode only: (collection, repo) -> its points in numpy (shared/local_index.py).
+        self._points: dict[tuple[str, str], RepoPoints] = {}
+        self._points_lock = threading.Lock()
         self._client = self._connect(url, api_key, path, timeout, check_compatibility)
 
     def _connect(self, url: str, api_key: str, path: Path | str | None, timeout: int,
@@ -234,6 +238,7 @@ class VectorStore:
                    points_selector=models.FilterSelector(filter=models.Filter(
                        must=[_match("repo_url", repo)], must_not=[_match("ingest", ingest)])),
                    wait=True)
+        self._forget(collection, repo)
         return total
 
     def _ensure_collection(self, collection: str, dim: int) -> None:
@@ -316,6 +321,9 @@ class VectorStore:
             return []
         query = np.asarray(vector, dtype=np.float32).reshape(-1)
         self._check_size(collection, query.shape[0])
+        if self._local and repo:
+            found = self._repo_points(collection, repo).nearest(query, limit, where)
+            return self._hits(collection, found)
         result = self._call(f"search {collection}", self._client.query_points,
                             collection_name=collection, query=query.tolist(),
                             query_filter=_filter(repo, where), limit=limit, with_payload=True)
@@ -326,6 +334,12 @@ class VectorStore:
         """The `limit` points nearest to a stored point (itself left out)."""
         if not self._exists(collection):
             return []
+        if self._local and repo:
+            points = self._repo_points(collection, repo)
+            vector = points.vector_of(point_id)
+            if vector is None:
+                return []
+            return self._hits(collection, points.nearest(vector, limit, where, point_id))
         result = self._call(f"search {collection}", self._client.query_points,
                             collection_name=collection, query=point_id,
                             query_filter=_filter(repo, where), limit=limit, with_payload=True)
@@ -339,6 +353,36 @@ class VectorStore:
                             collection_name=collection, ids=list(ids), with_vectors=True,
                             with_payload=False)
         return {int(p.id): np.asarray(p.vector, dtype=np.float32) for p in points}
+
+    def _repo_points(self, collection: str, repo: str) -> RepoPoints:
+        """Local mode: the repository's points of `collection`, read on first use."""
+        key = (collection, repo)
+        with self._points_lock:
+            points = self._points.get(key)
+        if points is None:
+            points = RepoPoints.read(
+                lambda **page: self._call(f"read {collection}", self._client.scroll,
+                                          collection_name=collection, **page),
+                models.Filter(must=[_match("repo_url", repo)]))
+            with self._points_lock:
+                self._points[key] = points
+        return points
+
+    def _hits(self, collection: str, found: list[tuple[int, float]]) -> list[Hit]:
+        """Hits with their whole payloads (read by id: no scan)."""
+        if not found:
+            return []
+        points = self._call(f"read {collection}", self._client.retrieve,
+                            collection_name=collection, ids=[i for i, _ in found],
+                            with_payload=True, with_vectors=False)
+        payloads = {int(p.id): dict(p.payload or {}) for p in points}
+        return [Hit(i, score, payloads.get(i, {})) for i, score in found]
+
+    def _forget(self, collection: str, repo: str | None = None) -> None:
+        with self._points_lock:
+            for key in [k for k in self._points if k[0] == collection
+                        and (repo is None or k[1] == repo)]:
+                del self._points[key]
 
     def collections(self) -> list[str]:
         """This store's collections (structure and every model's chunks) that exist."""
@@ -354,6 +398,7 @@ class VectorStore:
                        points_selector=models.FilterSelector(
                            filter=models.Filter(must=[_match("repo_url", repo)])),
                        wait=True)
+            self._forget(collection, repo)
 
     def close(self) -> None:
         with self._lock:

@@ -263,6 +263,20 @@ def test_search_filters_on_payload_values_and_lists(store):
     assert found(commit="other") == [] and found(file_path=[]) == []
 
 
+def test_a_search_sees_every_upload_and_deletion_before_it(store):
+    """Local mode answers from a copy of the repository's points: writes must drop it."""
+    matrix = vectors(3, 384)
+    store.write_chunks(REPO, "c1", "i1", chunks(2), matrix[:2], "all-MiniLM-L6-v2")
+    assert len(store.search(CHUNK_COLLECTION, matrix[2], repo=REPO, limit=10)) == 2
+    store.write_chunks(REPO, "c2", "i2", chunks(3), matrix, "all-MiniLM-L6-v2")
+    (best, *_) = store.search(CHUNK_COLLECTION, matrix[2], repo=REPO, limit=10)
+    assert best.payload["qualified_name"] == "f2" and best.score == pytest.approx(1.0)
+    assert {h.payload["commit"] for h in store.search(CHUNK_COLLECTION, matrix[0], repo=REPO,
+                                                      limit=10)} == {"c2"}
+    store.delete_repo(REPO)
+    assert store.search(CHUNK_COLLECTION, matrix[2], repo=REPO, limit=10) == []
+
+
 def test_stored_vectors_are_read_back_by_id(store):
     matrix = vectors(3, 384)
     store.write_chunks(REPO, "c1", "i1", chunks(3), matrix, "all-MiniLM-L6-v2")
