@@ -57,7 +57,7 @@ def candidates(data: Path, tasks: list[dict]) -> list[list[tuple]]:
                 known = found.setdefault(candidate.node.id, candidate)
                 if known is not candidate:
                     known.signals.update(candidate.signals)
-            search._fill_semantic(context, vector, found)
+            search._fill_semantic(context, target, vector, found)
             terms = set(query_terms(task["query"]))
             top = max((c.signals.get("keyword", 0.0) for c in found.values()), default=0.0) or 1
             found_all.append([

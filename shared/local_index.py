@@ -26,7 +26,10 @@ SCROLL_PAGE = 2_000
 class RepoPoints:
     ids: np.ndarray  # int64 [n]
     vectors: np.ndarray  # float32 [n, dim], unit rows
-    fields: dict[str, np.ndarray]  # FILTER_FIELDS -> object [n]
+    # FILTER_FIELDS -> (the field's distinct values, int32 [n] index of each point's value):
+    # masks are then integer comparisons, not string ones.
+    fields: dict[str, tuple[dict[Any, int], np.ndarray]]
+    _row: dict[int, int] | None = None  # id -> row, made on first use
 
     @classmethod
     def read(cls, scroll: Callable[..., Any], repo_filter: Any) -> "RepoPoints":
@@ -48,7 +51,7 @@ class RepoPoints:
                 break
         matrix = np.asarray(rows, dtype=np.float32) if rows else np.zeros((0, 0), np.float32)
         return cls(np.asarray(ids, dtype=np.int64), matrix,
-                   {name: np.asarray(values, dtype=object) for name, values in fields.items()})
+                   {name: _codes(values) for name, values in fields.items()})
 
     def nearest(self, query: np.ndarray, limit: int, where: dict | None,
                 exclude: int | None = None) -> list[tuple[int, float]]:
@@ -59,18 +62,29 @@ class RepoPoints:
         for name, wanted in (where or {}).items():
             if name not in self.fields:
                 raise KeyError(f"local searches filter on {FILTER_FIELDS}, not {name!r}")
-            values = list(wanted) if isinstance(wanted, (list, tuple)) else [wanted]
-            mask &= np.isin(self.fields[name], values)
+            known, codes = self.fields[name]
+            values = wanted if isinstance(wanted, (list, tuple)) else [wanted]
+            mask &= np.isin(codes, [known[v] for v in values if v in known])
         if exclude is not None:
             mask &= self.ids != exclude
-        candidates = np.flatnonzero(mask)
-        if not len(candidates):
+        if not mask.any():
             return []
         unit = query / max(float(np.linalg.norm(query)), 1e-12)
-        scores = self.vectors[candidates] @ unit
-        top = np.argsort(-scores, kind="stable")[:limit]
-        return [(int(self.ids[candidates[i]]), float(scores[i])) for i in top]
+        scores = np.where(mask, self.vectors @ unit, -np.inf)  # one pass, no row copies
+        count = min(limit, int(mask.sum()))
+        top = np.argpartition(-scores, count - 1)[:count]
+        top = top[np.argsort(-scores[top], kind="stable")]
+        return [(int(self.ids[i]), float(scores[i])) for i in top]
 
     def vector_of(self, point_id: int) -> np.ndarray | None:
-        found = np.flatnonzero(self.ids == point_id)
-        return self.vectors[found[0]] if len(found) else None
+        if self._row is None:
+            self._row = {int(i): n for n, i in enumerate(self.ids)}
+        row = self._row.get(point_id)
+        return self.vectors[row] if row is not None else None
+
+
+def _codes(values: list) -> tuple[dict[Any, int], np.ndarray]:
+    known: dict[Any, int] = {}
+    codes = np.fromiter((known.setdefault(v, len(known)) for v in values), dtype=np.int32,
+                        count=len(values))
+    return known, codes

@@ -314,19 +314,21 @@ class VectorStore:
         return result.count
 
     def search(self, collection: str, vector: Any, repo: str | None = None,
-               limit: int = 10, where: Where | None = None) -> list[Hit]:
+               limit: int = 10, where: Where | None = None, payload: bool = True) -> list[Hit]:
         """The `limit` points nearest to `vector` (cosine), of `repo` only when given,
-        and whose payload matches `where` (field -> a value, or a list of any)."""
+        and whose payload matches `where` (field -> a value, or a list of any);
+        `payload=False` leaves hits' payloads empty (the caller has the node ids)."""
         if not self._exists(collection):
             return []
         query = np.asarray(vector, dtype=np.float32).reshape(-1)
         self._check_size(collection, query.shape[0])
         if self._local and repo:
             found = self._repo_points(collection, repo).nearest(query, limit, where)
-            return self._hits(collection, found)
+            return self._hits(collection, found) if payload else [Hit(i, s, {}) for i, s in found]
         result = self._call(f"search {collection}", self._client.query_points,
                             collection_name=collection, query=query.tolist(),
-                            query_filter=_filter(repo, where), limit=limit, with_payload=True)
+                            query_filter=_filter(repo, where), limit=limit,
+                            with_payload=payload)
         return [Hit(int(p.id), float(p.score), dict(p.payload or {})) for p in result.points]
 
     def similar(self, collection: str, point_id: int, repo: str | None = None,
@@ -345,10 +347,16 @@ class VectorStore:
                             query_filter=_filter(repo, where), limit=limit, with_payload=True)
         return [Hit(int(p.id), float(p.score), dict(p.payload or {})) for p in result.points]
 
-    def vectors(self, collection: str, ids: Sequence[int]) -> dict[int, np.ndarray]:
-        """The stored vectors of `ids` that exist (id -> float32 vector)."""
+    def vectors(self, collection: str, ids: Sequence[int],
+                repo: str | None = None) -> dict[int, np.ndarray]:
+        """The stored vectors of `ids` that exist (id -> float32 vector); given the
+        repository they belong to, local mode reads them from its copy."""
         if not ids or not self._exists(collection):
             return {}
+        if self._local and repo:
+            points = self._repo_points(collection, repo)
+            found = {i: points.vector_of(i) for i in ids}
+            return {i: v for i, v in found.items() if v is not None}
         points = self._call(f"read {collection}", self._client.retrieve,
                             collection_name=collection, ids=list(ids), with_vectors=True,
                             with_payload=False)

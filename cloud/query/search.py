@@ -109,7 +109,7 @@ def _semantic(ctx: SearchContext, target: Target, vector: np.ndarray, limit: int
     if paths is not None:
         where["file_path"] = paths
     hits = ctx.vectors().search(ctx.chunk_collection(), vector, repo=target.repo,
-                                limit=limit, where=where)
+                                limit=limit, where=where, payload=False)
     nodes = ctx.store.nodes(target.snapshot, [h.id for h in hits])
     return [Candidate(nodes[h.id], {"semantic": h.score}, h.score)
             for h in hits if h.id in nodes]
@@ -125,7 +125,7 @@ def _hybrid(ctx: SearchContext, target: Target, request: SearchRequest, kinds: l
         known = found.setdefault(candidate.node.id, candidate)
         if known is not candidate:
             known.signals.update(candidate.signals)
-    _fill_semantic(ctx, vector, found)
+    _fill_semantic(ctx, target, vector, found)
     top_keyword = max((c.signals.get("keyword", 0.0) for c in found.values()), default=0.0)
     terms = set(query_terms(request.query))
     central = ctx.centrality(target)
@@ -140,10 +140,12 @@ def _hybrid(ctx: SearchContext, target: Target, request: SearchRequest, kinds: l
     return sorted(found.values(), key=lambda c: -c.score)
 
 
-def _fill_semantic(ctx: SearchContext, vector: np.ndarray, found: dict[int, Candidate]) -> None:
+def _fill_semantic(ctx: SearchContext, target: Target, vector: np.ndarray,
+                   found: dict[int, Candidate]) -> None:
     """Cosine for the candidates that only the keyword index proposed."""
     missing = [key for key, c in found.items() if "semantic" not in c.signals]
-    stored = ctx.vectors().vectors(ctx.chunk_collection(), missing) if missing else {}
+    stored = ctx.vectors().vectors(ctx.chunk_collection(), missing, repo=target.repo) \
+        if missing else {}
     for key in missing:
         row = stored.get(key)
         found[key].signals["semantic"] = float(row @ vector) if row is not None else 0.0
