@@ -14,11 +14,19 @@
 4. Memory: the server's peak RSS (VmHWM) with the encoder loaded, after all queries.
 5. The query encoder alone, in this process: ms per query over 200 queries.
 
-    .venv/bin/python bench/query_speed.py [--queries 1000] [--seed 7]
+`--stores servers` asks the same questions of the deployed shape instead: the snapshot
+copied into a real PostgreSQL (tests/servers.py) and the vectors into a Qdrant REST
+server in a process of its own (tests/embedding_server.py: Qdrant's engine behind its
+HTTP API), the control plane given DATABASE_URL and QDRANT_URL as on Render. Its RSS is
+then the control plane's alone, as on a free host whose Qdrant is Qdrant Cloud; its
+latencies are the emulator's (a Python engine that filters point by point), not Qdrant's.
+
+    .venv/bin/python bench/query_speed.py [--queries 1000] [--seed 7] [--stores servers]
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import random
@@ -129,11 +137,69 @@ def questions(url: str, names: list[str], files: list[str], count: int,
     return found
 
 
-def serve(port: int) -> subprocess.Popen:
+QDRANT_PROCESS = """
+import sys, time
+from tests.embedding_server import QdrantRestServer
+server = QdrantRestServer()
+print(server.url, flush=True)
+sys.stdin.read()  # until the bench closes our stdin
+"""
+
+
+def server_stores(url: str, stack: contextlib.ExitStack) -> dict[str, str]:
+    """PostgreSQL and a Qdrant REST server holding the embedded index; their variables."""
+    from qdrant_client import QdrantClient
+
+    from shared.graph.store import PostgresGraphStore
+    from shared.vectors import VectorStore
+    from tests.servers import PostgresServer
+
+    postgres = PostgresServer()
+    stack.callback(postgres.stop)
+    database = postgres.url_for(postgres.create_database())
+    qdrant = subprocess.Popen([sys.executable, "-c", QDRANT_PROCESS], cwd=ROOT, text=True,
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                              env={**os.environ, "PYTHONPATH": str(ROOT)})
+    stack.callback(qdrant.wait, 30)
+    stack.callback(qdrant.stdin.close)
+    qdrant_url = qdrant.stdout.readline().strip()
+    local = open_graph_store(Settings.from_env({"DATA_DIR": str(WORK / "data")}))
+    remote = PostgresGraphStore(database)
+    try:
+        snapshot = local.latest_snapshot(url)
+        graph = local.load_graph(snapshot)
+        graph.sources = local.sources(snapshot, local.source_hashes(snapshot))
+        remote.write_snapshot(graph)
+    finally:
+        local.close()
+        remote.close()
+    source = VectorStore(path=WORK / "data" / "qdrant")
+    target = QdrantClient(url=qdrant_url, check_compatibility=False)
+    try:
+        for collection in source.collections():
+            info = source._client.get_collection(collection)
+            target.create_collection(collection, vectors_config=info.config.params.vectors)
+            offset = None
+            while True:
+                points, offset = source._client.scroll(collection, limit=500, offset=offset,
+                                                       with_vectors=True, with_payload=True)
+                target.upsert(collection, points=[
+                    {"id": p.id, "vector": p.vector, "payload": p.payload} for p in points])
+                if offset is None:
+                    break
+    finally:
+        source.close()
+        target.close()
+    return {"DATABASE_URL": database, "QDRANT_URL": qdrant_url}
+
+
+def serve(port: int, stores: dict[str, str]) -> subprocess.Popen:
     env = {**os.environ, "MODE": "CLOUD", "PHAROS_ADMIN_TOKEN": TOKEN, "PORT": str(port),
-           "DATA_DIR": str(WORK / "data"), "PYTHONPATH": str(ROOT)}
+           "DATA_DIR": str(WORK / "data"), "PYTHONPATH": str(ROOT),
+           "ALLOW_LOCAL_REPOS": "true"}  # the indexed repository is a local folder
     for name in ("DATABASE_URL", "QDRANT_URL", "REDIS_URL", "UPSTASH_REDIS_REST_URL"):
         env.pop(name, None)
+    env.update(stores)
     server = subprocess.Popen([sys.executable, "-m", "cloud"], cwd=ROOT, env=env,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 60
@@ -174,13 +240,16 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--port", type=int, default=8731)
+    parser.add_argument("--stores", choices=("embedded", "servers"), default="embedded")
     args = parser.parse_args()
     url = build_index()
     chunks, names, files = index_facts(url)
     if chunks < MIN_CHUNKS:
         sys.exit(f"only {chunks} chunks indexed; add corpora to reach {MIN_CHUNKS}")
     asked = questions(url, names, files, args.queries, random.Random(args.seed))
-    server = serve(args.port)
+    stack = contextlib.ExitStack()
+    stores = server_stores(url, stack) if args.stores == "servers" else {}
+    server = serve(args.port, stores)
     latencies: dict[str, list[float]] = {}
     failures = 0
     try:
@@ -193,13 +262,19 @@ def main() -> None:
                 answer = (http.post(route, json=payload) if method == "POST"
                           else http.get(route, params=payload))
                 latencies.setdefault(kind, []).append(1000 * (time.perf_counter() - started))
-                failures += answer.status_code != 200
+                if answer.status_code != 200:
+                    failures += 1
+                    print(f"{kind}: {answer.status_code} {answer.text[:200]}", file=sys.stderr)
             rss_peak = peak_rss_mb(server.pid)
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(30)
+        stack.close()
+    if failures:
+        sys.exit(f"{failures} questions failed: no figures written")
     report = {
-        "date": time.strftime("%Y-%m-%d"), "chunks": chunks, "files": len(files),
+        "date": time.strftime("%Y-%m-%d"), "stores": args.stores, "chunks": chunks,
+        "files": len(files),
         "queries": len(asked), "failures": failures,
         "latency_ms": {kind: {"n": len(v), "p50": round(statistics.median(v), 1),
                               "p99": round(percentile(v, 0.99), 1)}
@@ -207,7 +282,7 @@ def main() -> None:
         "rss_mb": {"started": round(rss_idle, 1), "peak_after_queries": round(rss_peak, 1)},
         "encoder_ms": encoder_ms(names),
     }
-    out = HERE / "results" / "query_speed.json"
+    out = HERE / "results" / f"query_speed-{args.stores}.json"
     out.write_text(json.dumps(report, indent=2) + "\n")
     print(json.dumps(report, indent=2))
 

@@ -16,7 +16,7 @@ import numpy as np
 from cloud.query.errors import bad_request
 from cloud.query.requests import NodeRequest, PathRequest
 from cloud.query.resolve import Target
-from shared.graph.model import EdgeKind, Graph, Node, NodeKind
+from shared.graph.model import Graph, Node, NodeKind
 from shared.graph.store import GraphStore, Reached
 
 DAMPING = 0.85  # PageRank: the chance a walk follows an edge rather than restarting
@@ -43,14 +43,15 @@ class FileGraph:
         self.index = {path: i for i, path in enumerate(self.paths)}
 
     @classmethod
-    def of(cls, graph: Graph) -> "FileGraph":
-        files = sorted((n for n in graph.nodes if n.kind is NodeKind.FILE), key=lambda n: n.path)
-        index = {n.id: i for i, n in enumerate(files)}
-        pairs = sorted({(index[e.src], index[e.dst]) for e in graph.edges
-                        if e.kind is EdgeKind.IMPORTS and e.src in index and e.dst in index
-                        and e.src != e.dst})
+    def of(cls, paths: list[str], imports: list[tuple[str, str]]) -> "FileGraph":
+        """From the snapshot's file paths and its (importer, imported) path pairs: two
+        small reads, not the whole graph."""
+        paths = sorted(paths)
+        index = {path: i for i, path in enumerate(paths)}
+        pairs = sorted({(index[a], index[b]) for a, b in imports
+                        if a in index and b in index and a != b})
         array = np.array(pairs, dtype=np.int64).reshape(-1, 2)
-        return cls([n.path for n in files], array[:, 0], array[:, 1])
+        return cls(paths, array[:, 0], array[:, 1])
 
 
 def pagerank(n: int, src: np.ndarray, dst: np.ndarray, weights: np.ndarray | None = None,

@@ -140,7 +140,7 @@ class QueryService:
 
     def _file_graph(self, target: Target) -> graph_mod.FileGraph:
         return self._cached(target, ("file_graph",), lambda: graph_mod.FileGraph.of(
-            self.store.load_graph(target.snapshot)))
+            [f.path for f in self._files(target)], self.store.file_imports(target.snapshot)))
 
     def _centrality(self, target: Target) -> dict[str, float]:
         def make() -> dict[str, float]:

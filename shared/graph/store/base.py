@@ -283,6 +283,15 @@ class GraphStore(abc.ABC):
         """The snapshot's file nodes, by path."""
         return self._nodes("snapshot_id = ? AND kind = 'file' ORDER BY path", (_sid(snapshot),))
 
+    def file_imports(self, snapshot: SnapshotRef) -> list[tuple[str, str]]:
+        """(importing path, imported path) of every IMPORTS edge between two files."""
+        return self._query(
+            "SELECT a.path, b.path FROM edges e"
+            " JOIN nodes a ON a.snapshot_id = e.snapshot_id AND a.id = e.src"
+            " JOIN nodes b ON b.snapshot_id = e.snapshot_id AND b.id = e.dst"
+            " WHERE e.snapshot_id = ? AND e.kind = 'IMPORTS' AND a.kind = 'file'"
+            " AND b.kind = 'file'", (_sid(snapshot),))
+
     def languages(self, snapshot: SnapshotRef) -> dict[str, int]:
         """Files per language in the snapshot."""
         return dict(self._query(
