@@ -33,7 +33,8 @@ NSSM_SCRIPT = ROOT / "deploy" / "windows" / "install-worker.ps1"
 SECRET_NAME = re.compile(r"TOKEN|KEY|SECRET|PASSWORD|DATABASE_URL|REDIS")
 ENV_LINE = re.compile(r"^(#\s*)?([A-Z][A-Z0-9_]*)=(.*)$")
 # Render's own variable (the Python it builds with), not one of ours.
-RENDER_VARIABLES = {"PYTHON_VERSION"}
+# Read by Render itself, and by glibc's allocator (not by our settings).
+RENDER_VARIABLES = {"PYTHON_VERSION", "MALLOC_ARENA_MAX"}
 # Read by the control plane only, or drills: not the worker's template's business.
 NOT_FOR_THE_WORKER = {"PHAROS_ADMIN_TOKEN", "MAX_QUEUE_SIZE", "TASK_TTL", "ALLOW_LOCAL_REPOS",
                       "HOST", "PORT", "NODE2VEC_FORCE_OOM"}
