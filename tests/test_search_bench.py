@@ -190,7 +190,7 @@ def test_blanking_a_file_without_docstrings_changes_nothing():
 
 @pytest.mark.parametrize("docstring, query", [
     ("Add two numbers together. Then more words.", "Add two numbers together"),
-    ("Compute the area of the shape, e.g. a square.\n\n>>> area(2)", 
+    ("Compute the area of the shape, e.g. a square.\n\n>>> area(2)",
      "Compute the area of the shape, e.g. a square"),
     ("Return the :class:`~pkg.mod.Thing` for ``name``!", "Return the Thing for name"),
     ("Send a {@link Message} to the server. Retries.", "Send a Message to the server"),
