@@ -60,14 +60,26 @@ def variant(name: str, chunk: Chunk) -> str:
     raise ValueError(name)
 
 
+def load_tasks(results: Path) -> list[dict]:
+    """The tasks of a bench/search_quality.py results file (one JSON object a line)."""
+    return [t if isinstance(t, dict) else json.loads(t)
+            for t in json.loads(results.read_text())["tasks"]]
+
+
+def reciprocal_rank(scores: np.ndarray, answers: np.ndarray) -> float:
+    """1 / rank of the first answer among the 10 best scores, else 0."""
+    for rank, index in enumerate(np.argsort(-scores, kind="stable")[:10], 1):
+        if answers[index]:
+            return 1 / rank
+    return 0.0
+
+
 def mrr_at_10(scores: np.ndarray, chunks: list[Chunk], tasks: list[dict]) -> float:
     total = 0.0
     for row, task in zip(scores, tasks):
-        for rank, index in enumerate(np.argsort(-row)[:10], 1):
-            chunk = chunks[index]
-            if chunk.path == task["path"] and chunk.qualname == task["qualname"]:
-                total += 1 / rank
-                break
+        total += reciprocal_rank(row, np.array([c.path == task["path"] and
+                                                c.qualname == task["qualname"]
+                                                for c in chunks]))
     return total / len(tasks)
 
 
@@ -78,8 +90,7 @@ def main() -> None:
     parser.add_argument("--projects", nargs="+", required=True)
     parser.add_argument("--variants", nargs="+", default=["A", "B", "D", "E"])
     args = parser.parse_args()
-    tasks = [t if isinstance(t, dict) else json.loads(t)
-             for t in json.loads(args.results.read_text())["tasks"]]
+    tasks = load_tasks(args.results)
     encoder = MiniLMEncoder(device="cpu")
     table: dict[str, dict[str, float]] = {}
     for project in args.projects:

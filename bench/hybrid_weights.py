@@ -20,15 +20,15 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import json
 import sys
 from pathlib import Path
 
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
-sys.path[:0] = [str(HERE.parent)]
+sys.path[:0] = [str(HERE.parent), str(HERE)]
 
+from chunk_text_variants import load_tasks, reciprocal_rank  # noqa: E402
 from cloud.query import QueryService  # noqa: E402
 from cloud.query import search  # noqa: E402
 from shared.lexical import query_terms  # noqa: E402
@@ -77,10 +77,7 @@ def mrr(per_task: list[list[tuple]], weights: tuple[float, float, float]) -> flo
             continue
         table = np.array([row[1:] for row in rows])
         scores = table[:, 0] + table[:, 1:] @ np.array(weights)
-        for rank, index in enumerate(np.argsort(-scores, kind="stable")[:10], 1):
-            if rows[index][0]:
-                total += 1 / rank
-                break
+        total += reciprocal_rank(scores, np.array([row[0] for row in rows]))
     return total / len(per_task)
 
 
@@ -90,8 +87,7 @@ def main() -> None:
     parser.add_argument("--results", type=Path, required=True)
     parser.add_argument("--projects", nargs="+", default=list(DEV))
     args = parser.parse_args()
-    tasks = [t if isinstance(t, dict) else json.loads(t)
-             for t in json.loads(args.results.read_text())["tasks"]]
+    tasks = load_tasks(args.results)
     per_project = {p: candidates(args.data_root / p, [t for t in tasks if t["project"] == p])
                    for p in args.projects}
     scored = []

@@ -24,8 +24,8 @@ import re
 
 from cloud.query.graph import describe
 from cloud.query.resolve import Target
-from shared.graph.model import EdgeKind, NodeKind
-from shared.graph.store import GraphStore, Snapshot
+from shared.graph.model import EdgeKind, Node, NodeKind
+from shared.graph.store import GraphStore, Reached, Snapshot
 
 MAX_DEPTH = 10
 HIGH_DEPENDENTS = 10
@@ -63,7 +63,8 @@ def impact(store: GraphStore, head: Target, changes: dict[str, str],
             if known is None or r.distance < known["distance"]:
                 files[r.node.path] = {**describe(r.node), "distance": r.distance,
                                       "is_test": is_test(r.node.path), "via": path}
-        for r in _symbol_dependents(store, snapshot, path, set(changes)):
+        nodes = store.nodes_in_file(snapshot, path)
+        for r in _symbol_dependents(store, snapshot, nodes, set(changes)):
             key = (r.node.path, r.node.qualname)
             if key not in symbols or r.distance < symbols[key]["distance"]:
                 symbols[key] = {**describe(r.node), "distance": r.distance,
@@ -71,7 +72,7 @@ def impact(store: GraphStore, head: Target, changes: dict[str, str],
         dependents = {r.node.path for r in file_hits}
         tests = sorted(p for p in dependents if is_test(p))
         per_file.append({"path": path, "change": change,
-                         "known": bool(store.nodes_in_file(snapshot, path)),
+                         "known": bool(nodes),
                          "direct_dependents": sum(1 for r in file_hits if r.distance == 1),
                          "dependents": len(dependents), "tests": tests,
                          "risk": risk(len(dependents) - len(tests), bool(tests), n_files)})
@@ -107,8 +108,10 @@ def summary(per_file: list[dict], files: list[dict], symbols: list[dict]) -> str
             f"{len(worst['tests'])} test(s))")
 
 
-def _symbol_dependents(store: GraphStore, snapshot: Snapshot, path: str, changed: set[str]):
-    starts = [n.id for n in store.nodes_in_file(snapshot, path) if n.kind is not NodeKind.FILE]
+def _symbol_dependents(store: GraphStore, snapshot: Snapshot, nodes: list[Node],
+                       changed: set[str]) -> list[Reached]:
+    """Symbols outside the changed files that call or extend `nodes`, transitively."""
+    starts = [n.id for n in nodes if n.kind is not NodeKind.FILE]
     reached = store.reach(snapshot, starts, MAX_DEPTH, (EdgeKind.CALLS, EdgeKind.EXTENDS),
                           reverse=True)
     return [r for r in reached if r.node.path not in changed and r.node.kind is not NodeKind.FILE]

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 
 from cloud.query.errors import bad_request
+from cloud.query.glob import compile_glob
 from shared.graph.model import EdgeKind
 from shared.repo_url import InvalidRepoUrl, normalize_repo_url
 
@@ -205,7 +206,6 @@ def parse_search(raw: Any, allow_local: bool = False) -> SearchRequest:
     language = fields.choice("language", tuple(LANGUAGES) + tuple(LANGUAGE_ALIASES), None)
     path = fields.text("path", 300)
     if path is not None:
-        from cloud.query.glob import compile_glob
         compile_glob(path)  # a malformed glob is refused here, before any work
     return SearchRequest(
         query=query, repo=fields.repo(required=False),

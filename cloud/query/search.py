@@ -22,7 +22,6 @@ The weights are set on the development projects of bench/search_quality.py
 """
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
@@ -68,6 +67,11 @@ class SearchContext:
 
 def search_target(ctx: SearchContext, target: Target, request: SearchRequest) -> list[dict]:
     """The request's hits in one repository, best first, as answer rows."""
+    return _rows(ctx, target, request.query, ranked(ctx, target, request))
+
+
+def ranked(ctx: SearchContext, target: Target, request: SearchRequest) -> list[Candidate]:
+    """The request's best `limit` candidates in one repository, best first."""
     paths = _allowed_paths(ctx, target, request)
     if paths == []:
         return []
@@ -81,7 +85,7 @@ def search_target(ctx: SearchContext, target: Target, request: SearchRequest) ->
                           kinds, paths)
     else:
         found = _hybrid(ctx, target, request, kinds, paths)
-    return _rows(ctx, target, request.query, found[:request.limit])
+    return found[:request.limit]
 
 
 def merge(per_repo: Sequence[list[dict]], limit: int) -> list[dict]:

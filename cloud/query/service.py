@@ -33,7 +33,7 @@ from cloud.query.requests import (
     parse_snapshot,
 )
 from cloud.query.resolve import Target, resolve
-from cloud.query.search import SearchContext, merge, search_target
+from cloud.query.search import SearchContext, merge, ranked, search_target
 from cloud.query.tokens import tokenizer_name
 from shared.graph.model import NodeKind
 from shared.graph.store import GraphStore
@@ -180,9 +180,8 @@ class QueryService:
         started = time.perf_counter()
         request = parse_context(body, self.allow_local)
         target = self.target(request.repo)
-        answer = self._cached(target, ("context", request),
-                              lambda: self._make_context(target, request))
-        return {**answer, "took_ms": _ms(started), "index": target.index()}
+        return self._answer(started, target, ("context", request),
+                            lambda: self._make_context(target, request))
 
     def impact(self, body: Mapping) -> dict:
         started = time.perf_counter()
@@ -195,10 +194,9 @@ class QueryService:
             head = self.target(request.repo, request.head)
             base = self.target(request.repo, request.base).snapshot
             changes = impact_mod.changed_between(self.store, base, head.snapshot)
-        answer = self._cached(head, ("impact", request, base.id if base else None),
+        answer = self._answer(started, head, ("impact", request, base.id if base else None),
                               lambda: impact_mod.impact(self.store, head, changes, base))
-        return {**answer, "base": base.commit if base else None, "took_ms": _ms(started),
-                "index": head.index()}
+        return {**answer, "base": base.commit if base else None}
 
     def dependencies(self, params: Mapping) -> dict:
         return self._neighbours(params, reverse=False)
@@ -210,40 +208,46 @@ class QueryService:
         started = time.perf_counter()
         request = parse_node(params, self.allow_local)
         target = self.target(request.repo, request.commit)
-        answer = self._cached(target, ("neighbours", request, reverse),
-                              lambda: graph_mod.neighbours(self.store, target, request, reverse))
-        return {**answer, "took_ms": _ms(started), "index": target.index()}
+        return self._answer(started, target, ("neighbours", request, reverse),
+                            lambda: graph_mod.neighbours(self.store, target, request, reverse))
 
     def path(self, params: Mapping) -> dict:
         started = time.perf_counter()
         request = parse_path(params, self.allow_local)
         target = self.target(request.repo, request.commit)
-        answer = self._cached(target, ("path", request),
-                              lambda: graph_mod.shortest_path(self.store, target, request))
-        return {**answer, "took_ms": _ms(started), "index": target.index()}
+        return self._answer(started, target, ("path", request),
+                            lambda: graph_mod.shortest_path(self.store, target, request))
 
     def hot_spots(self, params: Mapping) -> dict:
         started = time.perf_counter()
         request = parse_snapshot(params, self.allow_local)
         target = self.target(request.repo, request.commit)
-        found = graph_mod.hot_spots(self._file_graph(target), request.limit)
-        return {"results": found, "took_ms": _ms(started), "index": target.index()}
+        return self._answer(started, target, ("hot_spots", request.limit), lambda: {
+            "results": graph_mod.hot_spots(self._file_graph(target), request.limit)})
 
     def cycles(self, params: Mapping) -> dict:
         started = time.perf_counter()
         request = parse_snapshot(params, self.allow_local)
         target = self.target(request.repo, request.commit)
-        found = self._cached(target, ("cycles",),
-                             lambda: graph_mod.cycles(self._file_graph(target)))
-        return {"cycles": found[:request.limit], "total": len(found),
-                "took_ms": _ms(started), "index": target.index()}
+
+        def make() -> dict:
+            found = graph_mod.cycles(self._file_graph(target))
+            return {"cycles": found[:request.limit], "total": len(found)}
+        return self._answer(started, target, ("cycles", request.limit), make)
 
     def snapshot(self, params: Mapping) -> dict:
         started = time.perf_counter()
         request = parse_snapshot(params, self.allow_local)
         target = self.target(request.repo, request.commit)
+        # not cached: the whole graph is large, and tools ask for it once
         graph = graph_mod.snapshot_json(self.store.load_graph(target.snapshot))
         return {**graph, "took_ms": _ms(started), "index": target.index()}
+
+    def _answer(self, started: float, target: Target, key: tuple,
+                make: Callable[[], dict]) -> dict:
+        """The cached answer for `key`, stamped with its evidence and time."""
+        answer = self._cached(target, key, make)
+        return {**answer, "took_ms": _ms(started), "index": target.index()}
 
     def repos(self) -> dict:
         """Every indexed repository with its indexed commit, sizes and last job."""
@@ -318,11 +322,8 @@ class QueryService:
             notes.append(f"semantic seeds unavailable, keyword search only: {exc.detail}")
         query = SearchRequest(query=request.task[:1_000], repo=target.repo, mode=mode,
                               limit=context_mod.SEARCH_SEEDS)
-        hits = search_target(self._search_context(), target, query)
-        for rank, hit in enumerate(hits):
-            node_id = _node_id_of(symbols, hit)
-            if node_id is not None:
-                seeds[node_id] = (1.0 / (1 + rank), f"search hit #{rank + 1} ({mode})")
+        for rank, hit in enumerate(ranked(self._search_context(), target, query)):
+            seeds[hit.node.id] = (1.0 / (1 + rank), f"search hit #{rank + 1} ({mode})")
         names, paths = context_mod.named_in(request.task)
         for node in self.store.nodes_named(target.snapshot, names):
             seeds[node.id] = (context_mod.NAMED_WEIGHT, "named in the task")
@@ -340,14 +341,6 @@ class QueryService:
                 seeds[symbols.nodes[i].id] = (context_mod.EDITED_WEIGHT / len(members),
                                               "file being edited")
         return seeds, notes
-
-
-def _node_id_of(symbols: context_mod.SymbolGraph, hit: dict) -> int | None:
-    for i in symbols.by_path.get(hit["path"], ()):
-        node = symbols.nodes[i]
-        if (node.qualname or node.path) == hit["name"] and node.start_line == hit["start_line"]:
-            return node.id
-    return None
 
 
 def _ms(started: float) -> float:
