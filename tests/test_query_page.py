@@ -23,6 +23,7 @@ from playwright.sync_api import Browser, Page, Response, expect
 
 from cloud.app import create_app
 from cloud.query import QueryService
+from cloud.routes import OverviewCache
 from edge.embed.minilm import MiniLMEncoder
 from edge.pipeline import IngestPipeline
 from shared.jobs import Job, JobResult, JobState, WorkerState, WorkerStatus, new_job_id
@@ -392,6 +393,9 @@ def test_answers_say_when_a_newer_commit_is_being_indexed(page: Page, queue: Sql
     running = replace(idle, state=WorkerState.RUNNING, repo_url=indexed.url, job_id=job.id,
                       stage="parsing", progress=20.0)
     assert queue.heartbeat(running, job)
+    # The control plane reads workers through the status page's cache; let a read made
+    # before the heartbeat (the previous test's page polls) expire.
+    time.sleep(OverviewCache().ttl)
     try:
         sign_in(page)
         search(page, "slug for a title")
