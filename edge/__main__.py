@@ -212,7 +212,7 @@ def main(argv: list[str] | None = None) -> int:
     node2vec.add_argument("--q", type=float, default=1.0, help="in-out parameter (default 1)")
     export = commands.add_parser(
         "export-onnx", help="write the text model as ONNX (+ tokenizer) for the control plane")
-    export.add_argument("dir", help="output folder: model.onnx, tokenizer.json, encoder.json")
+    export.add_argument("dir", help="output folder: model.onnx (+ .data), tokenizer.json, encoder.json")
     check = commands.add_parser(
         "check", help="self-test: settings, queue, stores, GPU, model, git; says how to fix")
     check.add_argument("--timeout", type=float, default=None,

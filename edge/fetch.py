@@ -1,14 +1,20 @@
 """Fetching a repository: the DNS guard, the job's workspace and the clone.
 
 The API validated the URL without DNS. A public-looking name can still resolve
-to a private address (or be re-pointed there after validation: DNS rebinding),
-so the worker resolves the host itself and refuses unless every address is public.
-The pipeline calls check_clone_target first, then clones into a job_workspace.
+to a private address, so the worker resolves the host itself and refuses unless
+every address is public; then git connects to exactly those addresses (curl's
+resolve list: a DNS answer that changes between the check and git's own lookup
+cannot re-point the clone), follows no redirect (a public host cannot send the
+clone to 169.254.169.254 or loopback) and reads no git configuration but the
+worker's own (no `insteadOf`, proxy or credential helper of the machine's user).
+`fetch` does all of it; the pipeline clones into a job_workspace.
 """
 from __future__ import annotations
 
 import base64
 import contextlib
+import functools
+import ipaddress
 import logging
 import os
 import re
@@ -78,21 +84,24 @@ _POLL_SECONDS = 0.1
 _TOKEN_USER = "x-access-token"  # GitHub's name for it; GitLab and Gitea take any user
 # Inherited GIT_* variables are dropped: GIT_INDEX_FILE or GIT_WORK_TREE from a
 # calling hook would make the clone write into the caller's repository, and
-# GIT_TRACE_CURL would print the auth header. These few only choose files or CAs.
-_INHERITED_GIT_VARIABLES = frozenset({
-    "GIT_EXEC_PATH", "GIT_SSL_CAINFO", "GIT_SSL_CAPATH",
-    "GIT_CONFIG_GLOBAL", "GIT_CONFIG_SYSTEM", "GIT_CONFIG_NOSYSTEM",
-})
+# GIT_TRACE_CURL would print the auth header. These few only choose git's own files or CAs.
+_INHERITED_GIT_VARIABLES = frozenset({"GIT_EXEC_PATH", "GIT_SSL_CAINFO", "GIT_SSL_CAPATH"})
+# libcurl reads these itself: a proxy would resolve the host anew, past the pin.
+_PROXY_VARIABLES = frozenset({"http_proxy", "https_proxy", "all_proxy", "no_proxy"})
 _USERINFO = re.compile(r"(?<=://)[^/@\s]+@")
 
 
 def fetch(repo_url: str, dest: Path | str, settings: Settings) -> Checkout:
-    """Clone a job's repository under the configured bounds."""
-    if _is_local(repo_url) and not settings.allow_local_repos:
+    """Check where the repository lives, then clone it under the configured bounds.
+
+    Raises UnsafeTarget for a host that resolves to a non-public address."""
+    local = _is_local(repo_url)
+    if local and not settings.allow_local_repos:
         raise FetchError("local repositories are disabled; set ALLOW_LOCAL_REPOS to allow them")
+    pinned = [] if local else check_clone_target(repo_url)
     return clone(repo_url, dest, timeout_seconds=settings.clone_timeout,
                  max_bytes=settings.max_repo_mb * 1024 * 1024,
-                 token=token_for(repo_url, settings))
+                 token=token_for(repo_url, settings), pinned=pinned, allow_local=local)
 
 
 def token_for(repo_url: str, settings: Settings) -> str:
@@ -105,9 +114,12 @@ def token_for(repo_url: str, settings: Settings) -> str:
 
 
 def clone(repo_url: str, dest: Path | str, *, timeout_seconds: float, max_bytes: int,
-          token: str = "") -> Checkout:
+          token: str = "", pinned: list[str] | None = None,
+          allow_local: bool = True) -> Checkout:
     """Shallow-clone the default branch of repo_url into dest (absent or empty).
 
+    `pinned`: the addresses check_clone_target found for the URL's host, the only
+    ones git may connect to. `allow_local`: whether file:// transport is on.
     Kills git and raises FetchError when it runs past timeout_seconds or dest
     grows past max_bytes; what it left in dest is the caller's to remove.
     """
@@ -122,7 +134,9 @@ def clone(repo_url: str, dest: Path | str, *, timeout_seconds: float, max_bytes:
     with tempfile.TemporaryDirectory(prefix="na-git-empty-") as empty:
         argv = ["git", "clone", "--quiet", "--depth", "1", "--single-branch", "--no-tags",
                 "--no-recurse-submodules", f"--template={empty}", "--", url, str(dest)]
-        env = _git_environment(_inert_config(empty) + _auth_config(url, token))
+        config = (_inert_config(empty, allow_local) + _pin_config(url, pinned or [])
+                  + _auth_config(url, token))
+        env = _git_environment(config, home=empty)
         problem = _run_bounded(argv, env, dest, timeout_seconds, max_bytes)
     if problem:
         raise FetchError(f"clone of {shown} {scrub(_explain(problem, bool(token)))}")
@@ -151,9 +165,9 @@ def _check_token(token: str) -> None:
         raise FetchError("GIT_TOKEN contains whitespace or control characters")
 
 
-def _inert_config(empty_dir: str) -> list[tuple[str, str]]:
-    """Command-scope config that wins over the user's and system's files."""
-    return [
+def _inert_config(empty_dir: str, allow_local: bool) -> list[tuple[str, str]]:
+    """The clone's whole configuration (the user's and system's files are not read)."""
+    return _system_tls_config() + [
         ("core.hooksPath", empty_dir),
         ("core.fsmonitor", "false"),
         ("credential.helper", ""),  # empty resets any helper (and its GUI prompt)
@@ -165,11 +179,63 @@ def _inert_config(empty_dir: str) -> list[tuple[str, str]]:
         ("protocol.allow", "never"),
         ("protocol.https.allow", "always"),
         ("protocol.http.allow", "always"),
-        ("protocol.file.allow", "always"),  # local URLs reach here only if the API allowed them
+        ("protocol.file.allow", "always" if allow_local else "never"),
         ("protocol.ext.allow", "never"),
+        ("http.followRedirects", "false"),  # only the checked host is ever asked
+        ("http.proxy", ""),
         ("transfer.bundleURI", "false"),  # a server could point the client at any URL
         ("advice.detachedHead", "false"),
     ]
+
+
+@functools.cache
+def _system_tls_config() -> list[tuple[str, str]]:
+    """The system file's TLS choices, the only ones kept: Git for Windows names its
+    CA bundle and TLS backend there, and without them it could not verify any host."""
+    try:
+        done = subprocess.run(["git", "config", "--system", "--get-regexp",
+                               r"^http\.ssl(cainfo|backend)$"], capture_output=True,
+                              text=True, timeout=10, env={**os.environ, "GIT_CONFIG_NOSYSTEM": ""})
+    except (OSError, subprocess.TimeoutExpired):
+        return []
+    return [tuple(line.split(" ", 1)) for line in done.stdout.splitlines() if " " in line]
+
+
+# http.curloptResolve arrived in git 2.37; an older git would ignore it silently.
+_PIN_SINCE = (2, 37)
+
+
+def _pin_config(url: str, addresses: list[str]) -> list[tuple[str, str]]:
+    """curl's resolve list for the URL's host: git connects to the checked addresses only."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not addresses or _is_address(parts.hostname):
+        return []
+    version = _git_version()
+    if version < _PIN_SINCE:
+        raise FetchError(f"git {'.'.join(map(str, version))} cannot pin the checked addresses "
+                         f"(http.curloptResolve needs git >= 2.37): upgrade git")
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    listed = ",".join(f"[{a}]" if ":" in a else a for a in addresses)
+    return [("http.curloptResolve", f"{parts.hostname}:{port}:{listed}")]
+
+
+def _is_address(host: str | None) -> bool:
+    try:
+        ipaddress.ip_address(host or "")
+    except ValueError:
+        return False
+    return True
+
+
+@functools.cache
+def _git_version() -> tuple[int, ...]:
+    try:
+        words = subprocess.run(["git", "version"], capture_output=True, text=True,
+                               timeout=10).stdout.split()
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise FetchError(f"cannot run git ({exc}); is git installed?") from None
+    found = re.match(r"(\d+)\.(\d+)", words[2] if len(words) > 2 else "")
+    return tuple(int(n) for n in found.groups()) if found else (0, 0)
 
 
 def _auth_config(url: str, token: str) -> list[tuple[str, str]]:
@@ -182,14 +248,19 @@ def _auth_config(url: str, token: str) -> list[tuple[str, str]]:
     return [(f"http.{parts.scheme}://{host}/.extraHeader", f"Authorization: Basic {credentials}")]
 
 
-def _git_environment(config: list[tuple[str, str]]) -> dict[str, str]:
-    # Config travels in GIT_CONFIG_KEY_n/VALUE_n: unlike -c, it is not in argv,
-    # which every user of the machine can read.
+def _git_environment(config: list[tuple[str, str]], home: str) -> dict[str, str]:
+    """git's environment: `config` and nothing of the user's or the system's git setup.
+
+    Config travels in GIT_CONFIG_KEY_n/VALUE_n: unlike -c, it is not in argv, which
+    every user of the machine can read. HOME is an empty folder: no ~/.netrc for curl."""
     env = {k: v for k, v in os.environ.items()
-           if not k.startswith("GIT_") or k in _INHERITED_GIT_VARIABLES}
+           if (not k.startswith("GIT_") or k in _INHERITED_GIT_VARIABLES)
+           and k.lower() not in _PROXY_VARIABLES}
     env.pop("SSH_ASKPASS", None)
     env.update(GIT_TERMINAL_PROMPT="0", GIT_ASKPASS="", GIT_LFS_SKIP_SMUDGE="1",
-               LC_ALL="C", LANGUAGE="C", GIT_CONFIG_COUNT=str(len(config)))
+               GIT_CONFIG_NOSYSTEM="1", GIT_CONFIG_GLOBAL=os.devnull, HOME=home,
+               XDG_CONFIG_HOME=home, LC_ALL="C", LANGUAGE="C",
+               GIT_CONFIG_COUNT=str(len(config)))
     for index, (key, value) in enumerate(config):
         env[f"GIT_CONFIG_KEY_{index}"] = key
         env[f"GIT_CONFIG_VALUE_{index}"] = value
@@ -271,7 +342,15 @@ def _gist(stderr: bytes, limit: int = 400) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+_REDIRECT = re.compile(r"returned error: (30[1278])\b")
+
+
 def _explain(problem: str, with_token: bool) -> str:
+    redirect = _REDIRECT.search(problem)
+    if redirect:
+        return (f"failed: the server answered with a redirect (HTTP {redirect[1]}); redirects "
+                "are not followed, so a clone cannot be sent to a host nobody checked: "
+                "submit the repository's current URL")
     # With prompts off, git reports a 401 as a username it could not read.
     if not any(sign in problem for sign in ("terminal prompts disabled", "Authentication failed")):
         return problem

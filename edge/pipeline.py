@@ -14,7 +14,7 @@ from pathlib import Path
 from edge.analyze import Analysis, analyze
 from edge.embed.chunks import TextEncoder, read_sources
 from edge.embed.stages import Structure, Text, embed_structure, embed_text, upload
-from edge.fetch import check_clone_target, fetch, job_workspace
+from edge.fetch import fetch, job_workspace
 from edge.graph import stats
 from shared.graph.store import GraphStore, open_graph_store
 from shared.jobs import Job, JobResult
@@ -69,7 +69,6 @@ class IngestPipeline:
             report(stage, low + (high - low) * fraction)
 
         progress("fetch", 0.0)
-        check_clone_target(job.repo_url)
         with job_workspace() as workdir:
             checkout = fetch(job.repo_url, workdir / "repo", self.settings)
             log.info("job %s: cloned %s at %s", job.id, job.repo_url, checkout.commit)

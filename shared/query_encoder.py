@@ -3,8 +3,9 @@
 The model arrives as an installed package: `pip install -r requirements-cloud.txt`
 builds deploy/query-model, whose build converts the worker's all-MiniLM-L6-v2
 weights to ONNX without torch, and `default_model_dir()` finds its folder. Any
-folder of the same three files works too (`python -m edge export-onnx DIR` writes
-one with the same converter): model.onnx run by onnxruntime on the CPU,
+folder of the same files works too (`python -m edge export-onnx DIR` writes
+one with the same converter): model.onnx run by onnxruntime on the CPU, its
+weights in model.onnx.data (memory-mapped: the process peaks ~45 MB lower),
 tokenizer.json run by the `tokenizers` library with the same 256-token window and
 padding to the longest text, and encoder.json. Mean pooling over the attention
 mask and L2 normalisation, as sentence-transformers does them, are numpy here.
@@ -26,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 MODEL_FILE = "model.onnx"
+WEIGHTS_SUFFIX = ".data"  # model.onnx.data: the weights beside the graph, mapped, not copied
 TOKENIZER_FILE = "tokenizer.json"
 CONFIG_FILE = "encoder.json"
 # Texts per onnxruntime call. Activations grow with batch x window^2 (attention scores)
@@ -33,7 +35,7 @@ CONFIG_FILE = "encoder.json"
 # (the host has 512), 4 to 248 MB, and 4 are as fast (21.6 against 12.0 full-window
 # texts/s, short queries 533 against 613/s; 2 cores, deploy/query-model/measure.py's venv).
 BATCH = 4
-# The installed package holding the three files (deploy/query-model).
+# The installed package holding the model's files (deploy/query-model).
 MODEL_PACKAGE = "neo_alexandria_query_model"
 INSTALL_HINT = ("install the query model from the repository root: pip install -r "
                 "requirements-cloud.txt (it builds ./deploy/query-model: all-MiniLM-L6-v2 as "
@@ -131,8 +133,9 @@ def load_tokenizer(path: Path, window: int):
 
 def _load_session(model_file: Path, threads: int | None):
     import onnxruntime
-    if not model_file.is_file():
-        raise QueryEncoderError(f"{model_file} is missing: {INSTALL_HINT}")
+    for needed in (model_file, model_file.with_name(model_file.name + WEIGHTS_SUFFIX)):
+        if not needed.is_file():
+            raise QueryEncoderError(f"{needed} is missing: {INSTALL_HINT}")
     options = onnxruntime.SessionOptions()
     if threads:
         options.intra_op_num_threads = threads

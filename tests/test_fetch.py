@@ -324,24 +324,34 @@ def test_the_token_is_never_in_any_process_arguments(silent_server, tmp_path):
 
 
 class _GitHttpServer(ThreadingHTTPServer):
-    """`git http-backend` behind Basic auth; records each request's Authorization."""
+    """`git http-backend`, behind Basic auth when given a password, or a redirect to
+    `redirect_to` for every request; records each request (path, Authorization)."""
 
     daemon_threads = True
 
-    def __init__(self, project_root: Path, password: str):
-        super().__init__(("127.0.0.1", 0), _GitCgiHandler)
+    def __init__(self, project_root: Path, password: str | None = None, host: str = "127.0.0.1",
+                 port: int = 0, redirect_to: str = "", status: int = 301):
+        super().__init__((host, port), _GitCgiHandler)
         self.project_root, self.password = project_root, password
+        self.redirect_to, self.status = redirect_to, status
+        self.requests: list[str] = []
         self.authorizations: list[str | None] = []
         threading.Thread(target=self.serve_forever, daemon=True).start()
 
-    def url(self, name: str) -> str:
-        return f"http://127.0.0.1:{self.server_port}/{name}"
+    def url(self, name: str, host: str = "") -> str:
+        return f"http://{host or self.server_address[0]}:{self.server_port}/{name}"
 
     def accepts(self, header: str | None) -> bool:
+        if self.password is None:
+            return True
         if not header or not header.startswith("Basic "):
             return False
         _, _, password = base64.b64decode(header[6:]).decode().partition(":")
         return password == self.password
+
+    def close(self) -> None:
+        self.shutdown()
+        self.server_close()
 
 
 class _GitCgiHandler(BaseHTTPRequestHandler):
@@ -349,7 +359,14 @@ class _GitCgiHandler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         header = self.headers.get("Authorization")
+        self.server.requests.append(self.path)
         self.server.authorizations.append(header)
+        if self.server.redirect_to:
+            self.send_response(self.server.status)
+            self.send_header("Location", self.server.redirect_to + self.path)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
         if not self.server.accepts(header):
             self.send_response(401)
             self.send_header("WWW-Authenticate", 'Basic realm="git"')
@@ -390,8 +407,7 @@ class _GitCgiHandler(BaseHTTPRequestHandler):
 def private_server(source: Source):
     server = _GitHttpServer(source.path.parent, password=TOKEN)
     yield server
-    server.shutdown()
-    server.server_close()
+    server.close()
 
 
 def test_the_token_travels_as_an_auth_header_and_is_kept_nowhere(source, private_server,
@@ -430,7 +446,8 @@ def test_without_a_token_git_neither_prompts_nor_asks_a_helper(private_server, h
     assert private_server.authorizations and set(private_server.authorizations) == {None}
 
 
-def test_fetch_keeps_the_token_off_plain_http(private_server, tmp_path):
+def test_fetch_keeps_the_token_off_plain_http(private_server, admit, tmp_path):
+    admit("127.0.0.1")
     with pytest.raises(FetchError):
         fetch(private_server.url("source"), tmp_path / "out", Settings(git_token=TOKEN))
     assert set(private_server.authorizations) == {None}
@@ -458,6 +475,131 @@ def test_credentials_in_a_url_are_refused_unechoed(tmp_path):
         _clone("http://user:hunter2@127.0.0.1:9/o/r", tmp_path / "out")
     assert "hunter2" not in str(failure.value) and "***@127.0.0.1" in str(failure.value)
     assert not (tmp_path / "out").exists()  # git never ran
+
+
+# ---------------------------------------------------------------------------
+# Clone target safety: redirects, DNS answers that change, the machine's git setup.
+# Loopback stands for the public internet: `admit` makes the addresses a test names
+# public to the worker's guard, and every other one stays private as in production.
+# ---------------------------------------------------------------------------
+
+@pytest.fixture
+def admit(monkeypatch):
+    """admit(*addresses): the guard takes these (and only these) for public ones."""
+    import edge.fetch
+
+    def admit(*addresses: str) -> None:
+        monkeypatch.setattr(edge.fetch, "is_public_address", lambda a: a in addresses)
+    return admit
+
+
+@pytest.fixture
+def open_server(source: Source):
+    server = _GitHttpServer(source.path.parent)
+    yield server
+    server.close()
+
+
+@pytest.mark.parametrize("status", [301, 302, 307])
+def test_a_redirect_to_a_private_address_is_never_followed(source, open_server, admit,
+                                                           tmp_path, status):
+    public = _GitHttpServer(source.path.parent, redirect_to=open_server.url("").rstrip("/"),
+                            status=status)
+    try:
+        admit("127.0.0.1")  # the redirecting host is "public"; 127.0.0.1 still is too, so
+        # the redirect target differs by port only: the guard would pass it, git must not go
+        with pytest.raises(FetchError, match="redirect"):
+            fetch(public.url("source"), tmp_path / "out", Settings())
+        assert public.requests and open_server.requests == []
+    finally:
+        public.close()
+
+
+def test_a_redirect_is_refused_with_a_reason_even_to_a_public_host(source, open_server, admit,
+                                                                   tmp_path):
+    """Every redirect is refused, so no hop is ever resolved unchecked; the user is told
+    to submit the repository's current address."""
+    public = _GitHttpServer(source.path.parent, redirect_to=open_server.url("").rstrip("/"))
+    try:
+        admit("127.0.0.1")
+        with pytest.raises(FetchError) as failure:
+            fetch(public.url("source"), tmp_path / "out", Settings())
+        assert "redirects are not followed" in str(failure.value)
+        assert "current URL" in str(failure.value)
+    finally:
+        public.close()
+
+
+@pytest.fixture
+def rebinding(source: Source, monkeypatch):
+    """`localhost` resolves to 127.0.0.2 for the worker's check (a public server holding
+    the repository) and to 127.0.0.1 for anyone who asks again (a private server on the
+    same port): a DNS answer that changed between the check and the clone."""
+    checked = _GitHttpServer(source.path.parent, host="127.0.0.2")
+    try:
+        private = _GitHttpServer(source.path.parent, port=checked.server_port)
+    except OSError:
+        checked.close()
+        pytest.skip("port taken on 127.0.0.1")  # pragma: no cover - a busy machine only
+    real = socket.getaddrinfo
+
+    def first_answer(host, port, *args, **kwargs):
+        if host == "localhost":
+            return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.2", port))]
+        return real(host, port, *args, **kwargs)
+    monkeypatch.setattr(socket, "getaddrinfo", first_answer)
+    yield checked, private
+    checked.close()
+    private.close()
+
+
+def test_git_connects_only_to_the_addresses_the_guard_checked(source, rebinding, admit,
+                                                              tmp_path):
+    checked, private = rebinding
+    admit("127.0.0.2")
+    assert socket.gethostbyname("localhost") != "127.0.0.2"  # what git's own lookup finds
+    checkout = fetch(checked.url("source", host="localhost"), tmp_path / "out", Settings())
+    assert checkout.commit == source.head
+    assert checked.requests and private.requests == []
+
+
+def test_the_machines_git_config_and_proxies_cannot_re_point_the_clone(source, open_server,
+                                                                       admit, tmp_path,
+                                                                       monkeypatch):
+    decoy = _new_repo(tmp_path / "decoy" / "source", {"decoy.py": "x = 2\n"})
+    elsewhere = _GitHttpServer(decoy.parent)
+    try:
+        hostile = tmp_path / "hostile.gitconfig"
+        hostile.write_text(f'[url "{elsewhere.url("")}"]\n\tinsteadOf = {open_server.url("")}\n'
+                           f"[http]\n\tproxy = {elsewhere.url('')}\n")
+        home = tmp_path / "home"
+        home.mkdir()
+        (home / ".gitconfig").write_text(hostile.read_text())
+        monkeypatch.setenv("GIT_CONFIG_GLOBAL", str(hostile))
+        monkeypatch.setenv("GIT_CONFIG_SYSTEM", str(hostile))
+        monkeypatch.setenv("HOME", str(home))
+        for proxy in ("http_proxy", "HTTP_PROXY", "ALL_PROXY"):
+            monkeypatch.setenv(proxy, elsewhere.url(""))
+        admit("127.0.0.1")
+        checkout = fetch(open_server.url("source"), tmp_path / "out", Settings())
+        assert checkout.commit == source.head
+        assert open_server.requests and elsewhere.requests == []
+    finally:
+        elsewhere.close()
+
+
+def test_the_file_transport_is_off_unless_local_repositories_are_allowed(source, tmp_path):
+    with pytest.raises(FetchError, match="transport 'file' not allowed"):
+        _clone(source.url, tmp_path / "out", allow_local=False)
+    assert _clone(source.url, tmp_path / "ok", allow_local=True).commit == source.head
+
+
+def test_a_git_too_old_to_pin_addresses_is_refused(monkeypatch, admit, tmp_path):
+    import edge.fetch
+    monkeypatch.setattr(edge.fetch, "_git_version", lambda: (2, 36))
+    admit("127.0.0.1")
+    with pytest.raises(FetchError, match="git >= 2.37"):
+        fetch("http://localhost:9/o/r", tmp_path / "out", Settings())
 
 
 # ---------------------------------------------------------------------------

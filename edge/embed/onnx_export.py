@@ -1,7 +1,8 @@
 """all-MiniLM-L6-v2 exported for the control plane, which runs it without torch.
 
-`export_onnx(DIR)` writes the three files `shared.query_encoder` reads
-(model.onnx, tokenizer.json, encoder.json) from the worker's installed weights.
+`export_onnx(DIR)` writes the files `shared.query_encoder` reads (model.onnx
+and its weights model.onnx.data, tokenizer.json, encoder.json) from the worker's
+installed weights.
 It is the converter the control plane's install runs, deploy/query-model/
 minilm_onnx.py (numpy + onnx, no torch), so there is one way to make the model:
 the folder written here equals the installed package's model/ folder. That file
@@ -22,7 +23,7 @@ BUILDER = Path(__file__).resolve().parents[2] / "deploy" / "query-model" / "mini
 def export_onnx(path: str | Path) -> Path:
     """Write the export into directory `path` (created if needed); the model file's path.
 
-    A path ending in ".onnx" names the model file itself; the other two files go beside it.
+    A path ending in ".onnx" names the model file itself; the others go beside it.
     """
     builder = load_builder()
     try:
