@@ -4,7 +4,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import sys
-import time
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -54,12 +53,12 @@ def job_readers(queue: JobQueue, cache: OverviewCache):
     the recent history (for the repository list's last job)."""
     def busy_repos() -> dict[str, str]:
         try:
-            workers = cache.get(queue).workers
+            view = cache.get(queue)
         except QueueError:
             return {}  # answers lose their 'indexing' hint, not their content
-        now = time.time()  # a worker whose heartbeat stopped is not ingesting anything
-        return {w.repo_url: "running" for w in workers
-                if w.repo_url and w.public(now)["state"] == WorkerState.RUNNING.value}
+        # a worker whose heartbeat stopped is not ingesting anything
+        return {w.repo_url: "running" for w in view.workers
+                if w.repo_url and w.public(view.now)["state"] == WorkerState.RUNNING.value}
 
     def recent_jobs() -> list[dict]:
         try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from starlette.convertors import PathConvertor, register_url_convertor
@@ -45,11 +46,12 @@ class OverviewCache:
         self._read_at = float("-inf")
 
     def get(self, queue: JobQueue) -> Overview:
+        """The shared read, its `now` moved on by the time it has been kept."""
         with self._lock:
             if time.monotonic() - self._read_at >= self.ttl:
                 self._view = queue.overview(history_limit=10, dead_limit=10)
                 self._read_at = time.monotonic()
-            return self._view
+            return replace(self._view, now=self._view.now + time.monotonic() - self._read_at)
 
 
 def _queue(request: Request) -> JobQueue:
@@ -90,8 +92,8 @@ def ingest(request: Request) -> JSONResponse:
 
 
 def worker_status(request: Request) -> JSONResponse:
-    now = time.time()
-    workers = [w.public(now) for w in _queue(request).workers()]
+    view = _queue(request).overview(history_limit=0, dead_limit=0)
+    workers = [w.public(view.now) for w in view.workers]
     return JSONResponse({"status": overall_status(workers), "workers": workers})
 
 
@@ -127,8 +129,8 @@ def job_detail(request: Request) -> JSONResponse:
 def overview(request: Request) -> JSONResponse:
     """Everything the status page shows, in one backend call (Upstash bills each)."""
     queue = _queue(request)
-    now = time.time()
     view = request.app.state.overview_cache.get(queue)
+    now = view.now  # the queue's clock: heartbeats were stamped by it
     workers = [w.public(now) for w in view.workers]
     return JSONResponse({
         "status": overall_status(workers),

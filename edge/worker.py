@@ -114,10 +114,7 @@ class Worker:
         job = self.queue.claim(self._idle_status())
         if job is None:
             return False
-        if job.is_stale(self.queue.clock()):
-            self._skip_stale(job)
-        else:
-            self._process(job)
+        self._process(job)  # the queue skips stale jobs itself
         return True
 
     # --- one job -----------------------------------------------------------------------
@@ -166,12 +163,6 @@ class Worker:
                                                      error=error, reason=reason))
         self.status = after
         log.info("job %s: %s", job.id, state.value)
-
-    def _skip_stale(self, job: Job) -> None:
-        age = job.age(self.queue.clock())
-        reason = f"stale: waited {age:.0f} s, longer than its TTL of {job.ttl} s"
-        log.info("job %s skipped (%s)", job.id, reason)
-        self._finish(job, JobState.SKIPPED, reason=reason)
 
     def _give_back(self, job: Job) -> None:
         log.info("job %s: stopping; back to the queue", job.id)

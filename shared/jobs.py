@@ -59,11 +59,12 @@ class Job:
         return cls(id=new_job_id(), repo_url=repo_url, submitted_at=now, ttl=ttl,
                    state=JobState.RUNNING, attempts=1, started_at=now)
 
-    def age(self, now: float | None = None) -> float:
-        return (time.time() if now is None else now) - self.submitted_at
-
-    def is_stale(self, now: float | None = None) -> bool:
-        return self.age(now) > self.ttl
+    def stale_reason(self, now: float) -> str:
+        """Why a job still queued at `now` is skipped; "" while it is within its TTL."""
+        waited = now - self.submitted_at
+        if waited <= self.ttl:
+            return ""
+        return f"stale: waited {int(waited)} s, longer than its TTL of {self.ttl} s"
 
     def to_fields(self) -> dict[str, str]:
         # getattr, not asdict: asdict deep-copies, and this runs on every enqueue
@@ -114,26 +115,34 @@ class JobResult:
 HISTORY_SUMMARY = ("commit", "nodes", "edges", "files_skipped")
 
 
-def history_record(job: Job, state: JobState, *, finished_at: float, error: str = "",
-                   reason: str = "") -> dict:
-    """Property 9: the record a finished job leaves in the capped history."""
-    started = job.started_at or finished_at
+def history_summary(summary: dict) -> dict:
+    return {key: summary[key] for key in HISTORY_SUMMARY if key in summary}
+
+
+def history_record(entry: dict) -> dict:
+    """Property 9: the public record of a finished job, made from the job's final
+    fields as the queue stored them in its history (every backend stores those, so
+    this is the one place a record's shape is decided)."""
+    if "job_id" in entry:  # an entry written whole by an older release
+        return entry
+    job = Job.from_fields(entry)
+    started = job.started_at or job.finished_at
     record = {
         "job_id": job.id,
         "repo_url": job.repo_url,
-        "status": state.value,
-        "duration_seconds": round(max(0.0, finished_at - started), 3),
+        "status": job.state.value,
+        "duration_seconds": round(max(0.0, job.finished_at - started), 3),
         "files_processed": job.files_processed,
         "embeddings_generated": job.embeddings_generated,
-        "timestamp": finished_at,
+        "timestamp": job.finished_at,
         "attempts": job.attempts,
         "worker_id": job.worker_id,
     }
-    record.update((key, job.summary[key]) for key in HISTORY_SUMMARY if key in job.summary)
-    if error:
-        record["error"] = error
-    if reason:
-        record["reason"] = reason
+    record.update(history_summary(job.summary))
+    if job.error:
+        record["error"] = job.error
+    if job.reason:
+        record["reason"] = job.reason
     return record
 
 

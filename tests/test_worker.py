@@ -2,6 +2,7 @@
 and Upstash's metered REST API (idle cost, hung calls, failed requests)."""
 from __future__ import annotations
 
+import hashlib
 import os
 import signal
 import subprocess
@@ -16,7 +17,7 @@ from starlette.testclient import TestClient
 from cloud.app import create_app
 from edge.worker import Worker
 from shared.jobs import JobResult, JobState, WorkerState
-from shared.queue import QueueUnavailable
+from shared.queue import QueueError, QueueUnavailable
 from shared.queue.keys import Keys
 from shared.queue.redis import RedisQueue
 from shared.queue.transports import RedisProtocol, UpstashRest
@@ -182,14 +183,32 @@ def test_hung_upstash_call_times_out(upstash_server):
     assert upstash_server.token not in str(unavailable.value)
 
 
+def test_an_upstash_script_error_is_a_bug_not_an_outage(upstash_server):
+    """The server ran the script and refused it: QueueError (the API's 500), not
+    QueueUnavailable (503, 'try again'), and not resent."""
+    transport = UpstashRest(upstash_server.url, upstash_server.token)
+    try:
+        upstash_server.reset_counts()
+        source = "return redis.call('NO_SUCH_COMMAND')"
+        with pytest.raises(QueueError) as failure:
+            transport.script(source, hashlib.sha1(source.encode()).hexdigest(), [], [])
+        assert not isinstance(failure.value, QueueUnavailable)
+        assert "Upstash answered an error" in str(failure.value)
+        assert upstash_server.requests == 2  # EVALSHA (NOSCRIPT), then EVAL once
+    finally:
+        transport.close()
+
+
 def test_failed_upstash_request_is_retried_without_a_duplicate(upstash_server):
     queue = RedisQueue(UpstashRest(upstash_server.url, upstash_server.token),
                        keys=Keys(prefix="retry:"))
     queue.ping()
-    upstash_server.fail_next = 1
-    with pytest.raises(QueueUnavailable):  # a 500 answer is the server's word: no resend
+    upstash_server.fail_next = 1  # one 500: resent (every script is idempotent), one job
+    assert queue.enqueue("https://github.com/o/a", job_id="a" * 32).created
+    upstash_server.fail_next = 3  # an outage longer than the transport's three tries
+    with pytest.raises(QueueUnavailable):
         queue.enqueue("https://github.com/o/r", job_id="b" * 32)
     again = queue.enqueue("https://github.com/o/r", job_id="b" * 32)  # the caller retries
-    assert again.created and queue.pending_count() == 1
+    assert again.created and queue.pending_count() == 2
     resent = queue.enqueue("https://github.com/o/r", job_id="b" * 32)  # answer lost, resent
-    assert not resent.created and queue.pending_count() == 1
+    assert not resent.created and queue.pending_count() == 2

@@ -5,21 +5,25 @@ lease with each heartbeat; a lease that runs out puts the job back at the head
 of the queue with attempts + 1, or dead-letters it after `max_attempts`. Every
 mutating call is idempotent under a retry of the same call, so a client that
 resends a request whose answer was lost creates no duplicate.
+
+Time is the queue's own: the Redis server's clock inside its scripts, the
+machine's for the SQLite file. Deadlines, ages and heartbeats are never compared
+across two machines' clocks. A queued job older than its TTL counts for neither
+the cap nor de-duplication: the queue skips it, with a history record, at the
+next enqueue or claim.
 """
 from __future__ import annotations
 
 import abc
 import threading
-import time
 import uuid
 from dataclasses import dataclass
-from typing import Callable
 
-from shared.jobs import Job, JobResult, JobState, WorkerStatus, history_record, new_job_id
+from shared.jobs import Job, JobResult, JobState, WorkerStatus, new_job_id
 
 HISTORY_LIMIT = 100  # property 10
 DEAD_LIMIT = 100
-RECORD_RETENTION = 7 * 86_400  # finished jobs and silent workers are forgotten after this
+RECORD_RETENTION = 7 * 86_400  # ended jobs and silent workers are forgotten after this
 
 
 class QueueError(Exception):
@@ -51,52 +55,49 @@ class Overview:
 
     pending: int
     running: int
-    workers: list[WorkerStatus]
-    history: list[dict]
+    workers: list[WorkerStatus]  # heartbeat_at by the queue's clock
+    history: list[dict]  # public records (shared.jobs.history_record), newest first
     dead: list[Job]
+    now: float  # the queue's clock at the read: age heartbeats by this
 
 
 @dataclass(frozen=True)
 class Lease:
     """The rules a worker takes jobs under."""
 
-    seconds: int = 60
+    seconds: float = 60
     max_attempts: int = 3
 
 
 class JobQueue(abc.ABC):
-    """One contract, three backends. `now` is injectable so tests can age jobs."""
+    """One contract, three backends."""
 
     backend = "abstract"
 
     def __init__(self, *, max_queue_size: int = 10, task_ttl: int = 86_400,
-                 lease: Lease = Lease(), clock: Callable[[], float] = time.time):
+                 lease: Lease = Lease()):
         self.max_queue_size = max_queue_size
         self.task_ttl = task_ttl
         self.lease = lease
-        self.clock = clock
 
     # --- the producer side (control plane) -----------------------------------------
     def enqueue(self, repo_url: str, job_id: str | None = None) -> Enqueued:
         """Add a job unless the repository is already pending; QueueFull at the cap.
-        Cap check and insert are one atomic step."""
-        job = Job(id=job_id or new_job_id(), repo_url=repo_url,
-                  submitted_at=self.clock(), ttl=self.task_ttl)
+        Cap check and insert are one atomic step; the queue stamps `submitted_at`."""
+        job = Job(id=job_id or new_job_id(), repo_url=repo_url, submitted_at=0.0,
+                  ttl=self.task_ttl)
         return self._enqueue(job)
 
     # --- the consumer side (worker) ------------------------------------------------
     def claim(self, worker: WorkerStatus) -> Job | None:
-        """Record the worker's heartbeat, return expired leases to the queue, and
-        lease the oldest queued job to this worker (None when the queue is empty)."""
-        worker.heartbeat_at = self.clock()
+        """Record the worker's heartbeat, return expired leases to the queue, skip
+        stale jobs, and lease the oldest queued job to this worker (None when the
+        queue is empty)."""
         return self._claim(worker, lease_token=uuid.uuid4().hex)
 
     def heartbeat(self, worker: WorkerStatus, job: Job | None = None) -> bool:
         """Report the worker's status and extend `job`'s lease; False when the
         lease was lost (it expired and another worker may hold the job now)."""
-        worker.heartbeat_at = self.clock()
-        if job is not None:
-            job.lease_deadline = worker.heartbeat_at + self.lease.seconds
         return self._heartbeat(worker, job)
 
     def finish(self, job: Job, state: JobState, worker: WorkerStatus, *,
@@ -104,20 +105,16 @@ class JobQueue(abc.ABC):
         """End a leased job as complete, failed or skipped, append its history record
         and store the worker's new status, in one step. False when the lease was lost."""
         assert state in (JobState.COMPLETE, JobState.FAILED, JobState.SKIPPED)
-        now = self.clock()
         if result is not None:
             job.files_processed = result.files_processed
             job.embeddings_generated = result.embeddings_generated
             job.summary = result.summary
-        job.state, job.finished_at, job.error, job.reason = state, now, error, reason
-        worker.heartbeat_at = now
-        record = history_record(job, state, finished_at=now, error=error, reason=reason)
-        return self._finish(job, record, worker)
+        job.state, job.error, job.reason = state, error, reason
+        return self._finish(job, worker)
 
     def release(self, job: Job, worker: WorkerStatus) -> bool:
         """Give a leased job back to the head of the queue without counting the
         attempt (graceful stop). False when the lease was already lost."""
-        worker.heartbeat_at = self.clock()
         return self._release(job, worker)
 
     #: True when `wait` wakes as soon as a job arrives; False when it only sleeps
@@ -163,12 +160,7 @@ class JobQueue(abc.ABC):
     def _heartbeat(self, worker: WorkerStatus, job: Job | None) -> bool: ...
 
     @abc.abstractmethod
-    def _finish(self, job: Job, record: dict, worker: WorkerStatus) -> bool: ...
+    def _finish(self, job: Job, worker: WorkerStatus) -> bool: ...
 
     @abc.abstractmethod
     def _release(self, job: Job, worker: WorkerStatus) -> bool: ...
-
-    def _record_expire(self) -> int:
-        """A queued or running job's record outlives its TTL long enough for the
-        worker to find it stale and record it as skipped."""
-        return self.task_ttl + RECORD_RETENTION

@@ -7,7 +7,7 @@ import json
 import threading
 from typing import Any, Protocol, Sequence
 
-from shared.jobs import Job, WorkerStatus
+from shared.jobs import Job, WorkerStatus, history_record, history_summary
 from shared.queue import scripts
 from shared.queue.base import (
     DEAD_LIMIT,
@@ -53,6 +53,12 @@ def _pairs(flat: list) -> dict:
     return dict(zip(flat[::2], flat[1::2]))
 
 
+def _stamped(status: str, heartbeat_at: str) -> WorkerStatus:
+    worker = WorkerStatus.from_json(status)
+    worker.heartbeat_at = float(heartbeat_at)
+    return worker
+
+
 class RedisQueue(JobQueue):
     def __init__(self, transport: Transport, *, keys: Keys = Keys(), **options):
         super().__init__(**options)
@@ -70,9 +76,9 @@ class RedisQueue(JobQueue):
         fields = [item for pair in job.to_fields().items() for item in pair]
         reply = self._run(
             _ENQUEUE,
-            [k.queue, k.pending_repos, k.job(job.id)],
-            [job.id, job.repo_url, self.max_queue_size, self._record_expire(), k.job_prefix,
-             *fields],
+            [k.queue, k.pending_repos, k.job(job.id), k.history],
+            [job.id, job.repo_url, self.max_queue_size, k.job_prefix, RECORD_RETENTION,
+             HISTORY_LIMIT, *fields],
         )
         outcome, position, size = reply[0], int(reply[1]), int(reply[2])
         if outcome == "full":
@@ -86,9 +92,9 @@ class RedisQueue(JobQueue):
             _CLAIM,
             [k.queue, k.leases, k.dead, k.history, k.workers, k.pending_repos,
              k.worker(worker.worker_id)],
-            [worker.heartbeat_at, self.lease.seconds, self.lease.max_attempts, worker.worker_id,
-             lease_token, worker.to_json(), RECORD_RETENTION, self._record_expire(),
-             k.job_prefix, k.claim_prefix, HISTORY_LIMIT, DEAD_LIMIT],
+            [self.lease.seconds, self.lease.max_attempts, worker.worker_id, lease_token,
+             worker.to_json(), RECORD_RETENTION, k.job_prefix, k.claim_prefix, HISTORY_LIMIT,
+             DEAD_LIMIT],
         )
         return Job.from_fields(_pairs(reply)) if reply else None
 
@@ -96,28 +102,27 @@ class RedisQueue(JobQueue):
         k = self.keys
         job_args = ["", "", 0, "", 0]
         if job is not None:
-            job_args = [job.id, job.lease_token, job.lease_deadline, job.stage, job.progress]
+            job_args = [job.id, job.lease_token, self.lease.seconds, job.stage, job.progress]
         reply = self._run(
             _HEARTBEAT,
             [k.worker(worker.worker_id), k.workers, k.leases, k.job(job.id if job else "-")],
-            [worker.heartbeat_at, worker.worker_id, worker.to_json(), RECORD_RETENTION,
-             *job_args],
+            [worker.worker_id, worker.to_json(), RECORD_RETENTION, *job_args],
         )
         return int(reply) == 1
 
-    def _finish(self, job: Job, record: dict, worker: WorkerStatus) -> bool:
+    def _finish(self, job: Job, worker: WorkerStatus) -> bool:
         k = self.keys
         changed = {
-            "state": job.state.value, "finished_at": job.finished_at, "error": job.error,
-            "reason": job.reason, "files_processed": job.files_processed,
+            "state": job.state.value, "error": job.error, "reason": job.reason,
+            "files_processed": job.files_processed,
             "embeddings_generated": job.embeddings_generated,
             "summary": json.dumps(job.summary),
         }
         reply = self._run(
             _FINISH,
             [k.job(job.id), k.leases, k.history, k.worker(worker.worker_id), k.workers],
-            [job.id, job.lease_token, json.dumps(record), worker.to_json(), worker.heartbeat_at,
-             worker.worker_id, RECORD_RETENTION, HISTORY_LIMIT,
+            [job.id, job.lease_token, json.dumps(history_summary(job.summary)),
+             worker.to_json(), worker.worker_id, RECORD_RETENTION, HISTORY_LIMIT,
              *[item for pair in changed.items() for item in pair]],
         )
         return int(reply) == 1
@@ -128,8 +133,8 @@ class RedisQueue(JobQueue):
             _RELEASE,
             [k.job(job.id), k.leases, k.queue, k.pending_repos, k.worker(worker.worker_id),
              k.workers],
-            [job.id, job.lease_token, worker.to_json(), worker.heartbeat_at, worker.worker_id,
-             RECORD_RETENTION, k.job_prefix],
+            [job.id, job.lease_token, worker.to_json(), worker.worker_id, RECORD_RETENTION,
+             k.job_prefix],
         )
         return int(reply) == 1
 
@@ -146,7 +151,7 @@ class RedisQueue(JobQueue):
         k = self.keys
         history_limit = max(0, min(history_limit, HISTORY_LIMIT))
         dead_limit = max(0, min(dead_limit, DEAD_LIMIT))
-        pending, running, workers, history, dead = self._run(
+        pending, running, workers, history, dead, now = self._run(
             _OVERVIEW,
             [k.queue, k.leases, k.workers, k.history, k.dead],
             [history_limit, dead_limit, k.job_prefix, k.worker_prefix],
@@ -154,10 +159,11 @@ class RedisQueue(JobQueue):
         return Overview(
             pending=int(pending),
             running=int(running),
-            workers=sorted((WorkerStatus.from_json(w) for w in workers),
+            workers=sorted((_stamped(status, beat) for status, beat in _pairs(workers).items()),
                            key=lambda w: w.worker_id),
-            history=[json.loads(h) for h in history],
+            history=[history_record(json.loads(h)) for h in history],
             dead=[Job.from_fields(_pairs(fields)) for fields in dead],
+            now=float(now),
         )
 
     def ping(self) -> None:

@@ -1,10 +1,38 @@
 """Lua scripts: each state transition of a job is one atomic server-side step.
 
-They run unchanged over the Redis protocol and over Upstash REST (EVAL). Time
-comes in as an argument, never from the server clock, so scripts stay
-deterministic (Upstash asks for that) and tests can age jobs. Job keys are
-built from a prefix inside the scripts: the claim must reach jobs it only finds
-while running, which rules out Redis Cluster but not Redis or Upstash.
+They run unchanged over the Redis protocol and over Upstash REST (EVAL). Time is
+the server's (`TIME`), never a caller's: a worker whose clock runs ahead cannot
+expire a live lease, nor make a fresh job look stale. Redis replicates scripts
+by their effects (the only mode since 7.0), so reading the clock before writing
+is allowed. Job keys are built from a prefix inside the scripts: the claim must
+reach jobs it only finds while running, which rules out Redis Cluster but not
+Redis or Upstash.
+
+A job's record has no expiry while it is queued or running (the queue is capped,
+and running jobs are bounded by leases); it expires `retention` seconds after it
+ends. So a job never vanishes unrecorded: every end -- complete, failed, skipped
+for staleness, dead-lettered -- pushes the job's final fields to the history list
+through `remember`, the one place that writes a history entry. The entry's
+public form is made in Python (shared.jobs.history_record) when it is read.
+"""
+
+# The server's clock, in seconds. Lua numbers are doubles: microseconds survive.
+_NOW = """
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) + tonumber(clock[2]) / 1000000
+"""
+
+# Push a finished job's fields (its token left out: a capability) to the history.
+_REMEMBER = """
+local function remember(history_key, limit, job_key, summary)
+  local flat = redis.call('HGETALL', job_key)
+  local fields = {}
+  for i = 1, #flat, 2 do fields[flat[i]] = flat[i + 1] end
+  fields.lease_token = nil
+  fields.summary = summary
+  redis.call('LPUSH', history_key, cjson.encode(fields))
+  redis.call('LTRIM', history_key, 0, limit - 1)
+end
 """
 
 # Keep `repo -> queued job` pointing at a queued job, so a resubmission finds it.
@@ -17,46 +45,79 @@ local function mark_pending(pending_key, job_prefix, id, repo)
 end
 """
 
-# KEYS: queue, pending_repos, job   ARGV: id, repo_url, cap, expire, job_prefix, field, value, ...
+# Queued jobs older than their TTL leave the queue as skipped, recorded; ids whose
+# record is gone (written by an older release with an expiry) are dropped.
+# Staleness is checked wherever the queue is read to decide: enqueue and claim.
+_SKIP_STALE = _REMEMBER + """
+local function skip_stale(queue_key, pending_key, history_key, limit, jp, now, retention)
+  for _, id in ipairs(redis.call('LRANGE', queue_key, 0, -1)) do
+    local key = jp .. id
+    local state, submitted, ttl, repo = unpack(redis.call('HMGET', key, 'state',
+      'submitted_at', 'ttl', 'repo_url'))
+    if state ~= 'queued' then
+      redis.call('LREM', queue_key, 0, id)
+    elseif now - tonumber(submitted) > tonumber(ttl) then
+      redis.call('LREM', queue_key, 0, id)
+      if redis.call('HGET', pending_key, repo) == id then redis.call('HDEL', pending_key, repo) end
+      redis.call('HSET', key, 'state', 'skipped', 'finished_at', now, 'reason',
+        string.format('stale: waited %d s, longer than its TTL of %d s',
+          math.floor(now - tonumber(submitted)), tonumber(ttl)))
+      redis.call('EXPIRE', key, retention)
+      remember(history_key, limit, key, '{}')
+    end
+  end
+end
+"""
+
+# KEYS: queue, pending_repos, job, history
+# ARGV: id, repo_url, cap, job_prefix, retention, history_limit, field, value, ...
 # -> {outcome, position, queue_size, job fields...}; outcome: created | existing | full
-ENQUEUE = """
+ENQUEUE = _NOW + _SKIP_STALE + """
 local function answer(outcome, id, size)
   local pos = 0
   if id ~= '' then pos = (redis.call('LPOS', KEYS[1], id) or -1) + 1 end
   local out = {outcome, pos, size}
   if id ~= '' then
-    for _, v in ipairs(redis.call('HGETALL', ARGV[5] .. id)) do out[#out + 1] = v end
+    for _, v in ipairs(redis.call('HGETALL', ARGV[4] .. id)) do out[#out + 1] = v end
   end
   return out
 end
+skip_stale(KEYS[1], KEYS[2], KEYS[4], tonumber(ARGV[6]), ARGV[4], now, ARGV[5])
 local size = redis.call('LLEN', KEYS[1])
 -- a retried call whose answer was lost: the job already exists
 if redis.call('EXISTS', KEYS[3]) == 1 then return answer('existing', ARGV[1], size) end
 local pending = redis.call('HGET', KEYS[2], ARGV[2])
-if pending and redis.call('HGET', ARGV[5] .. pending, 'state') == 'queued' then
+if pending and redis.call('HGET', ARGV[4] .. pending, 'state') == 'queued' then
   return answer('existing', pending, size)
 end
 if size >= tonumber(ARGV[3]) then return answer('full', '', size) end
-redis.call('HSET', KEYS[3], unpack(ARGV, 6))
-redis.call('EXPIRE', KEYS[3], ARGV[4])
+redis.call('HSET', KEYS[3], unpack(ARGV, 7))
+redis.call('HSET', KEYS[3], 'submitted_at', now)
 redis.call('RPUSH', KEYS[1], ARGV[1])
 redis.call('HSET', KEYS[2], ARGV[2], ARGV[1])
 return answer('created', ARGV[1], size + 1)
 """
 
+# The worker's report, kept as sent (property 4); the time of the beat is the
+# server's, the score in `workers`, which the overview hands back beside it.
+_BEAT = """
+local function beat(worker_key, workers_key, worker_json, worker_id, retention)
+  redis.call('SET', worker_key, worker_json, 'EX', retention)
+  redis.call('ZADD', workers_key, now, worker_id)
+end
+"""
+
 # KEYS: queue, leases, dead, history, workers, pending_repos, worker
-# ARGV: now, lease_seconds, max_attempts, worker_id, lease_token, worker_json, retention,
-#       record_expire, job_prefix, claim_prefix, history_limit, dead_limit
+# ARGV: lease_seconds, max_attempts, worker_id, lease_token, worker_json, retention,
+#       job_prefix, claim_prefix, history_limit, dead_limit
 # -> job fields, or {} when the queue is empty
-CLAIM = _MARK_PENDING + """
-local now = tonumber(ARGV[1])
-local jp = ARGV[9]
+CLAIM = _NOW + _MARK_PENDING + _SKIP_STALE + _BEAT + """
+local jp, retention, limit = ARGV[7], ARGV[6], tonumber(ARGV[9])
 -- the heartbeat rides on every poll: an idle worker costs one command per tick
-redis.call('SET', KEYS[7], ARGV[6], 'EX', ARGV[7])
-redis.call('ZADD', KEYS[5], now, ARGV[4])
-redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf', now - tonumber(ARGV[7]))
+beat(KEYS[7], KEYS[5], ARGV[5], ARGV[3], retention)
+redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf', now - tonumber(retention))
 -- a retried call whose answer was lost: hand back the job it already leased
-local prior = redis.call('GET', ARGV[10] .. ARGV[5])
+local prior = redis.call('GET', ARGV[8] .. ARGV[4])
 if prior then return redis.call('HGETALL', jp .. prior) end
 
 for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now)) do
@@ -64,21 +125,14 @@ for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now)) do
   local key = jp .. id
   if redis.call('HGET', key, 'state') == 'running' then
     local attempts = tonumber(redis.call('HGET', key, 'attempts'))
-    if attempts >= tonumber(ARGV[3]) then
-      local err = 'lease expired on attempt ' .. attempts .. ' of ' .. ARGV[3] ..
-        ' (worker stopped answering); dead-lettered'
-      redis.call('HSET', key, 'state', 'dead', 'finished_at', now, 'error', err,
-        'lease_token', '', 'lease_deadline', 0)
-      redis.call('EXPIRE', key, ARGV[7])
+    if attempts >= tonumber(ARGV[2]) then
+      redis.call('HSET', key, 'state', 'dead', 'finished_at', now, 'lease_deadline', 0,
+        'error', 'lease expired on attempt ' .. attempts .. ' of ' .. ARGV[2] ..
+        ' (worker stopped answering); dead-lettered')
+      redis.call('EXPIRE', key, retention)
       redis.call('LPUSH', KEYS[3], id)
-      redis.call('LTRIM', KEYS[3], 0, tonumber(ARGV[12]) - 1)
-      local started = tonumber(redis.call('HGET', key, 'started_at')) or now
-      redis.call('LPUSH', KEYS[4], cjson.encode({
-        job_id = id, repo_url = redis.call('HGET', key, 'repo_url'), status = 'dead',
-        duration_seconds = math.max(0, now - started), files_processed = 0,
-        embeddings_generated = 0, timestamp = now, attempts = attempts,
-        worker_id = redis.call('HGET', key, 'worker_id'), error = err}))
-      redis.call('LTRIM', KEYS[4], 0, tonumber(ARGV[11]) - 1)
+      redis.call('LTRIM', KEYS[3], 0, tonumber(ARGV[10]) - 1)
+      remember(KEYS[4], limit, key, '{}')
     else
       redis.call('HSET', key, 'state', 'queued', 'worker_id', '', 'lease_token', '',
         'lease_deadline', 0, 'stage', '', 'progress', 0)
@@ -88,68 +142,60 @@ for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now)) do
     end
   end
 end
+skip_stale(KEYS[1], KEYS[6], KEYS[4], limit, jp, now, retention)
 
-while true do
-  local id = redis.call('LPOP', KEYS[1])
-  if not id then return {} end
-  local key = jp .. id
-  -- ids whose record expired (queued far past its TTL) are dropped here
-  if redis.call('HGET', key, 'state') == 'queued' then
-    local deadline = now + tonumber(ARGV[2])
-    redis.call('HINCRBY', key, 'attempts', 1)
-    redis.call('HSET', key, 'state', 'running', 'worker_id', ARGV[4], 'lease_token', ARGV[5],
-      'lease_deadline', deadline, 'started_at', now, 'stage', '', 'progress', 0)
-    redis.call('EXPIRE', key, ARGV[8])
-    redis.call('ZADD', KEYS[2], deadline, id)
-    local repo = redis.call('HGET', key, 'repo_url')
-    if redis.call('HGET', KEYS[6], repo) == id then redis.call('HDEL', KEYS[6], repo) end
-    redis.call('SET', ARGV[10] .. ARGV[5], id, 'EX', ARGV[2])
-    return redis.call('HGETALL', key)
-  end
-end
+local id = redis.call('LPOP', KEYS[1])
+if not id then return {} end
+local key = jp .. id
+local deadline = now + tonumber(ARGV[1])
+redis.call('HINCRBY', key, 'attempts', 1)
+redis.call('HSET', key, 'state', 'running', 'worker_id', ARGV[3], 'lease_token', ARGV[4],
+  'lease_deadline', deadline, 'started_at', now, 'stage', '', 'progress', 0)
+redis.call('ZADD', KEYS[2], deadline, id)
+local repo = redis.call('HGET', key, 'repo_url')
+if redis.call('HGET', KEYS[6], repo) == id then redis.call('HDEL', KEYS[6], repo) end
+redis.call('SET', ARGV[8] .. ARGV[4], id, 'PX', math.ceil(tonumber(ARGV[1]) * 1000))
+return redis.call('HGETALL', key)
 """
 
-# KEYS: worker, workers, leases, job   ARGV: now, worker_id, worker_json, retention,
-#       job_id ('' for none), lease_token, lease_deadline, stage, progress
+# KEYS: worker, workers, leases, job   ARGV: worker_id, worker_json, retention,
+#       job_id ('' for none), lease_token, lease_seconds, stage, progress
 # -> 1, or 0 when the job's lease is no longer this worker's
-HEARTBEAT = """
-redis.call('SET', KEYS[1], ARGV[3], 'EX', ARGV[4])
-redis.call('ZADD', KEYS[2], ARGV[1], ARGV[2])
-if ARGV[5] == '' then return 1 end
-if redis.call('HGET', KEYS[4], 'lease_token') ~= ARGV[6]
+HEARTBEAT = _NOW + _BEAT + """
+beat(KEYS[1], KEYS[2], ARGV[2], ARGV[1], ARGV[3])
+if ARGV[4] == '' then return 1 end
+if redis.call('HGET', KEYS[4], 'lease_token') ~= ARGV[5]
     or redis.call('HGET', KEYS[4], 'state') ~= 'running' then
   return 0
 end
-redis.call('HSET', KEYS[4], 'lease_deadline', ARGV[7], 'stage', ARGV[8], 'progress', ARGV[9])
-redis.call('ZADD', KEYS[3], ARGV[7], ARGV[5])
+local deadline = now + tonumber(ARGV[6])
+redis.call('HSET', KEYS[4], 'lease_deadline', deadline, 'stage', ARGV[7], 'progress', ARGV[8])
+redis.call('ZADD', KEYS[3], deadline, ARGV[4])
 return 1
 """
 
 # KEYS: job, leases, history, worker, workers
-# ARGV: job_id, lease_token, history_json, worker_json, now, worker_id, retention,
+# ARGV: job_id, lease_token, history_summary, worker_json, worker_id, retention,
 #       history_limit, field, value, ...
 # -> 1, or 0 when the job's lease is no longer this worker's
-FINISH = """
+FINISH = _NOW + _REMEMBER + _BEAT + """
 if redis.call('HGET', KEYS[1], 'lease_token') ~= ARGV[2] then return 0 end
 -- a retried call finds the job already finished under its token: done, not lost
 if redis.call('HGET', KEYS[1], 'state') == 'running' then
-  redis.call('HSET', KEYS[1], 'lease_deadline', 0, unpack(ARGV, 9))
-  redis.call('EXPIRE', KEYS[1], ARGV[7])
+  redis.call('HSET', KEYS[1], 'lease_deadline', 0, 'finished_at', now, unpack(ARGV, 8))
+  redis.call('EXPIRE', KEYS[1], ARGV[6])
   redis.call('ZREM', KEYS[2], ARGV[1])
-  redis.call('LPUSH', KEYS[3], ARGV[3])
-  redis.call('LTRIM', KEYS[3], 0, tonumber(ARGV[8]) - 1)
+  remember(KEYS[3], tonumber(ARGV[7]), KEYS[1], ARGV[3])
 end
-redis.call('SET', KEYS[4], ARGV[4], 'EX', ARGV[7])
-redis.call('ZADD', KEYS[5], ARGV[5], ARGV[6])
+beat(KEYS[4], KEYS[5], ARGV[4], ARGV[5], ARGV[6])
 return 1
 """
 
 # KEYS: job, leases, queue, pending_repos, worker, workers
-# ARGV: job_id, lease_token, worker_json, now, worker_id, retention, job_prefix
+# ARGV: job_id, lease_token, worker_json, worker_id, retention, job_prefix
 # -> 1, or 0 when the job's lease is no longer this worker's
-RELEASE = _MARK_PENDING + """
-redis.call('SET', KEYS[5], ARGV[3], 'EX', ARGV[6])
-redis.call('ZADD', KEYS[6], ARGV[4], ARGV[5])
+RELEASE = _NOW + _MARK_PENDING + _BEAT + """
+beat(KEYS[5], KEYS[6], ARGV[3], ARGV[4], ARGV[5])
 if redis.call('HGET', KEYS[1], 'lease_token') ~= ARGV[2]
     or redis.call('HGET', KEYS[1], 'state') ~= 'running' then
   return 0
@@ -160,29 +206,45 @@ redis.call('HSET', KEYS[1], 'state', 'queued', 'worker_id', '', 'lease_token', '
   'lease_deadline', 0, 'stage', '', 'progress', 0)
 redis.call('ZREM', KEYS[2], ARGV[1])
 redis.call('LPUSH', KEYS[3], ARGV[1])
-mark_pending(KEYS[4], ARGV[7], ARGV[1], redis.call('HGET', KEYS[1], 'repo_url'))
+mark_pending(KEYS[4], ARGV[6], ARGV[1], redis.call('HGET', KEYS[1], 'repo_url'))
 return 1
 """
 
 # KEYS: queue, leases, workers, history, dead   ARGV: history_limit, dead_limit, job_prefix,
 #       worker_prefix
-# -> {pending, running, {worker_json...}, {history_json...}, {{dead job fields}...}}
+# -> {pending, running, {worker_json, heartbeat_at, ...}, {history_json...},
+#     {{dead job fields}...}, now}
 # One command for everything the status page shows: on Upstash every command counts.
-OVERVIEW = """
+# `now` (as a string: Lua numbers reply as integers) lets readers age heartbeats by
+# the clock that stamped them.
+OVERVIEW = _NOW + """
 local function head(key, n)
   if n <= 0 then return {} end  -- LRANGE 0 -1 would be the whole list
   return redis.call('LRANGE', key, 0, n - 1)
 end
 local workers = {}
-for _, id in ipairs(redis.call('ZRANGE', KEYS[3], 0, -1)) do
-  local status = redis.call('GET', ARGV[4] .. id)
-  if status then workers[#workers + 1] = status end
+local beats = redis.call('ZRANGE', KEYS[3], 0, -1, 'WITHSCORES')
+for i = 1, #beats, 2 do
+  local status = redis.call('GET', ARGV[4] .. beats[i])
+  if status then
+    workers[#workers + 1] = status
+    workers[#workers + 1] = beats[i + 1]
+  end
 end
 local dead = {}
 for _, id in ipairs(head(KEYS[5], tonumber(ARGV[2]))) do
   local fields = redis.call('HGETALL', ARGV[3] .. id)
   if #fields > 0 then dead[#dead + 1] = fields end
 end
-return {redis.call('LLEN', KEYS[1]), redis.call('ZCARD', KEYS[2]), workers,
-  head(KEYS[4], tonumber(ARGV[1])), dead}
+-- stale jobs wait for the next enqueue or claim to be skipped; they are not pending
+local pending = 0
+for _, id in ipairs(redis.call('LRANGE', KEYS[1], 0, -1)) do
+  local state, submitted, ttl = unpack(redis.call('HMGET', ARGV[3] .. id, 'state',
+    'submitted_at', 'ttl'))
+  if state == 'queued' and now - tonumber(submitted) <= tonumber(ttl) then
+    pending = pending + 1
+  end
+end
+return {pending, redis.call('ZCARD', KEYS[2]), workers,
+  head(KEYS[4], tonumber(ARGV[1])), dead, string.format('%.6f', now)}
 """

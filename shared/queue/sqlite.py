@@ -4,19 +4,23 @@ Each transition is one `BEGIN IMMEDIATE` transaction, which takes the write
 lock up front, so the cap check and the insert (or a claim) cannot interleave
 with another thread's or process's. A call here is never resent after a lost
 answer (there is no wire), so unlike the Redis scripts no claim is remembered
-by its token.
+by its token. Time is this machine's clock, which every process sharing the
+file reads (`clock` is injectable so tests can age jobs without sleeping).
 """
 from __future__ import annotations
 
 import json
 import sqlite3
 import threading
+import time
 from contextlib import contextmanager
 from dataclasses import fields
 from pathlib import Path
 from typing import Iterator
 
-from shared.jobs import Job, JobState, WorkerStatus, history_record
+from typing import Callable
+
+from shared.jobs import Job, JobState, WorkerStatus, history_record, history_summary
 from shared.queue.base import (
     DEAD_LIMIT,
     HISTORY_LIMIT,
@@ -32,12 +36,13 @@ from shared.sqlite import ThreadConnections
 
 _POLL_SECONDS = 0.2
 _JOB_COLUMNS = [f.name for f in fields(Job)]
+_NEVER = float("inf")  # the expiry of a queued or running job's row
 
 _SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS jobs (
     {", ".join(_JOB_COLUMNS)},
     seq REAL,            -- place in the queue while queued, lowest first
-    expires_at REAL NOT NULL,
+    expires_at REAL NOT NULL,  -- infinity until the job ends
     PRIMARY KEY (id)
 );
 CREATE INDEX IF NOT EXISTS jobs_by_state ON jobs (state, seq);
@@ -52,8 +57,9 @@ class SqliteQueue(JobQueue):
     backend = "sqlite"
     blocking = True  # it polls the local file, which costs nothing
 
-    def __init__(self, path: Path | str, **options):
+    def __init__(self, path: Path | str, *, clock: Callable[[], float] = time.time, **options):
         super().__init__(**options)
+        self.clock = clock
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._connections = ThreadConnections(self.path, 30, _rows_by_name)
@@ -84,34 +90,35 @@ class SqliteQueue(JobQueue):
     # --- transitions ---------------------------------------------------------------------
     def _enqueue(self, job: Job) -> Enqueued:
         with self._transaction() as db:
+            now = self.clock()
+            self._skip_stale(db, now)
             size = _count_queued(db)
             existing = _load(db, job.id) or _queued_for_repo(db, job.repo_url)
             if existing is not None:
                 return Enqueued(existing, _position(db, existing.id), size, created=False)
             if size >= self.max_queue_size:
                 raise QueueFull(size, self.max_queue_size)
+            job.submitted_at = now
             seq = db.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM jobs").fetchone()[0]
-            _insert(db, job, seq=seq, expires_at=job.submitted_at + self._record_expire())
+            _insert(db, job, seq=seq, expires_at=_NEVER)
             return Enqueued(job, size + 1, size + 1, created=True)
 
     def _claim(self, worker: WorkerStatus, lease_token: str) -> Job | None:
-        now = worker.heartbeat_at
         with self._transaction() as db:
-            _save_worker(db, worker)
+            now = self._beat(db, worker)
             db.execute("DELETE FROM workers WHERE heartbeat_at < ?", (now - RECORD_RETENTION,))
             db.execute("DELETE FROM jobs WHERE expires_at < ?", (now,))
             self._reap(db, now)
+            self._skip_stale(db, now)
             row = db.execute(
                 "SELECT id FROM jobs WHERE state = 'queued' ORDER BY seq LIMIT 1").fetchone()
             if row is None:
                 return None
-            deadline = now + self.lease.seconds
             db.execute(
                 "UPDATE jobs SET state = 'running', attempts = attempts + 1, seq = NULL,"
                 " worker_id = ?, lease_token = ?, lease_deadline = ?, started_at = ?,"
-                " stage = '', progress = 0, expires_at = ? WHERE id = ?",
-                (worker.worker_id, lease_token, deadline, now, now + self._record_expire(),
-                 row[0]))
+                " stage = '', progress = 0 WHERE id = ?",
+                (worker.worker_id, lease_token, now + self.lease.seconds, now, row[0]))
             return _load(db, row[0])
 
     def _reap(self, db: sqlite3.Connection, now: float) -> None:
@@ -124,47 +131,65 @@ class SqliteQueue(JobQueue):
                 error = (f"lease expired on attempt {job.attempts} of {self.lease.max_attempts}"
                          " (worker stopped answering); dead-lettered")
                 db.execute(
-                    "UPDATE jobs SET state = 'dead', finished_at = ?, error = ?, lease_token = '',"
+                    "UPDATE jobs SET state = 'dead', finished_at = ?, error = ?,"
                     " lease_deadline = 0, expires_at = ? WHERE id = ?",
                     (now, error, now + RECORD_RETENTION, job.id))
                 db.execute("INSERT INTO dead (job_id) VALUES (?)", (job.id,))
                 _trim(db, "dead", DEAD_LIMIT)
-                _append_history(db, history_record(job, JobState.DEAD, finished_at=now, error=error))
+                _remember(db, job.id, {})
             else:
                 _requeue_at_head(db, job.id)
 
+    def _skip_stale(self, db: sqlite3.Connection, now: float) -> None:
+        for row in db.execute("SELECT * FROM jobs WHERE state = 'queued'").fetchall():
+            reason = Job.from_fields(dict(row)).stale_reason(now)
+            if reason:
+                db.execute(
+                    "UPDATE jobs SET state = 'skipped', seq = NULL, finished_at = ?, reason = ?,"
+                    " expires_at = ? WHERE id = ?",
+                    (now, reason, now + RECORD_RETENTION, row["id"]))
+                _remember(db, row["id"], {})
+
+    def _beat(self, db: sqlite3.Connection, worker: WorkerStatus) -> float:
+        """Store the worker's report stamped with the queue's time; that time."""
+        worker.heartbeat_at = now = self.clock()
+        db.execute("INSERT OR REPLACE INTO workers VALUES (?, ?, ?)",
+                   (worker.worker_id, worker.to_json(), now))
+        return now
+
     def _heartbeat(self, worker: WorkerStatus, job: Job | None) -> bool:
         with self._transaction() as db:
-            _save_worker(db, worker)
+            now = self._beat(db, worker)
             if job is None:
                 return True
             updated = db.execute(
                 "UPDATE jobs SET lease_deadline = ?, stage = ?, progress = ?"
                 " WHERE id = ? AND lease_token = ? AND state = 'running'",
-                (job.lease_deadline, job.stage, job.progress, job.id, job.lease_token))
+                (now + self.lease.seconds, job.stage, job.progress, job.id, job.lease_token))
             return updated.rowcount == 1
 
-    def _finish(self, job: Job, record: dict, worker: WorkerStatus) -> bool:
+    def _finish(self, job: Job, worker: WorkerStatus) -> bool:
         with self._transaction() as db:
             stored = db.execute("SELECT state, lease_token FROM jobs WHERE id = ?",
                                 (job.id,)).fetchone()
             if stored is None or stored["lease_token"] != job.lease_token:
                 return False
+            now = self._beat(db, worker)
             if stored["state"] == JobState.RUNNING.value:
+                job.finished_at = now
                 db.execute(
                     "UPDATE jobs SET state = ?, finished_at = ?, error = ?, reason = ?,"
                     " files_processed = ?, embeddings_generated = ?, summary = ?,"
                     " lease_deadline = 0, expires_at = ? WHERE id = ?",
-                    (job.state.value, job.finished_at, job.error, job.reason,
+                    (job.state.value, now, job.error, job.reason,
                      job.files_processed, job.embeddings_generated, json.dumps(job.summary),
-                     job.finished_at + RECORD_RETENTION, job.id))
-                _append_history(db, record)
-            _save_worker(db, worker)
+                     now + RECORD_RETENTION, job.id))
+                _remember(db, job.id, history_summary(job.summary))
             return True
 
     def _release(self, job: Job, worker: WorkerStatus) -> bool:
         with self._transaction() as db:
-            _save_worker(db, worker)
+            self._beat(db, worker)
             owned = db.execute(
                 "UPDATE jobs SET attempts = attempts - 1 WHERE id = ? AND lease_token = ?"
                 " AND state = 'running'", (job.id, job.lease_token)).rowcount == 1
@@ -189,19 +214,23 @@ class SqliteQueue(JobQueue):
         dead_limit = max(0, min(dead_limit, DEAD_LIMIT))
 
         def read(db: sqlite3.Connection) -> Overview:
+            now = self.clock()
             running = db.execute("SELECT COUNT(*) FROM jobs WHERE state = 'running'").fetchone()
-            workers = db.execute("SELECT status FROM workers ORDER BY worker_id").fetchall()
+            workers = db.execute("SELECT status, heartbeat_at FROM workers ORDER BY worker_id")
             history = db.execute("SELECT record FROM history ORDER BY seq DESC LIMIT ?",
                                  (history_limit,)).fetchall()
             dead_ids = db.execute("SELECT job_id FROM dead ORDER BY seq DESC LIMIT ?",
                                   (dead_limit,)).fetchall()
             dead = [job for (job_id,) in dead_ids if (job := _load(db, job_id)) is not None]
+            queued = db.execute("SELECT * FROM jobs WHERE state = 'queued'").fetchall()
             return Overview(
-                pending=_count_queued(db),
+                # stale jobs wait for the next enqueue or claim to be skipped
+                pending=sum(not Job.from_fields(dict(r)).stale_reason(now) for r in queued),
                 running=running[0],
-                workers=[WorkerStatus.from_json(status) for (status,) in workers],
-                history=[json.loads(record) for (record,) in history],
+                workers=[_stamped(status, beat) for status, beat in workers.fetchall()],
+                history=[history_record(json.loads(record)) for (record,) in history],
                 dead=dead,
+                now=now,
             )
 
         return self._read(read)
@@ -267,13 +296,18 @@ def _requeue_at_head(db: sqlite3.Connection, job_id: str) -> None:
         " lease_deadline = 0, stage = '', progress = 0 WHERE id = ?", (head, job_id))
 
 
-def _save_worker(db: sqlite3.Connection, worker: WorkerStatus) -> None:
-    db.execute("INSERT OR REPLACE INTO workers VALUES (?, ?, ?)",
-               (worker.worker_id, worker.to_json(), worker.heartbeat_at))
+def _stamped(status: str, heartbeat_at: float) -> WorkerStatus:
+    worker = WorkerStatus.from_json(status)
+    worker.heartbeat_at = heartbeat_at
+    return worker
 
 
-def _append_history(db: sqlite3.Connection, record: dict) -> None:
-    db.execute("INSERT INTO history (record) VALUES (?)", (json.dumps(record),))
+def _remember(db: sqlite3.Connection, job_id: str, summary: dict) -> None:
+    """The one writer of history entries: the ended job's fields, as Redis stores them."""
+    fields = _load(db, job_id).to_fields()
+    del fields["lease_token"]
+    fields["summary"] = json.dumps(summary)
+    db.execute("INSERT INTO history (record) VALUES (?)", (json.dumps(fields),))
     _trim(db, "history", HISTORY_LIMIT)
 
 

@@ -13,8 +13,6 @@ import redis
 import tenacity
 from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
-from upstash_redis import Redis as UpstashClient
-from upstash_redis.errors import UpstashError
 
 from shared.queue.base import QueueError, QueueUnavailable
 
@@ -83,38 +81,56 @@ class _redis_errors:
 
 
 class UpstashRest:
-    """upstash-redis over HTTPS. The client has no request timeout and resends a
-    failed request once on its own; we set a timeout and do the retrying here,
-    where every resent command is known to be idempotent."""
+    """Upstash's REST API over httpx: each command is a JSON array POSTed to the
+    database URL with the token as a bearer header; the answer is {"result": ...} or
+    {"error": ...}. Not the upstash-redis client: it offers no request timeout, and
+    its errors do not tell a script's error from an unreachable server. Resending
+    is safe here, where every command is known to be idempotent."""
 
     name = "upstash"
     blocking = False  # REST has no blocking commands: the worker polls
 
     def __init__(self, url: str, token: str, *, timeout: float = 5.0, attempts: int = 3):
-        self.client = UpstashClient(url=url, token=token, rest_retries=0, allow_telemetry=False)
-        # The client builds its httpx.Client with timeout=None; a hung call would
-        # hang the worker or an API request forever.
-        self.client._http._client.timeout = httpx.Timeout(timeout)
+        self.url = url
+        self.client = httpx.Client(timeout=timeout,
+                                   headers={"Authorization": f"Bearer {token}"})
         self._retrying = tenacity.Retrying(
             stop=tenacity.stop_after_attempt(attempts),
             wait=tenacity.wait_exponential(multiplier=0.2, max=2.0),
-            retry=tenacity.retry_if_exception_type((httpx.HTTPError, ValueError)),
+            retry=tenacity.retry_if_exception_type((httpx.TransportError, _Transient)),
             reraise=True,
         )
 
     def command(self, *args: Any) -> Any:
         try:
-            return self._retrying(self.client.execute, [str(a) for a in args])
-        except UpstashError as exc:
-            raise QueueUnavailable(f"Upstash refused the command: {exc}") from exc
-        except (httpx.HTTPError, ValueError) as exc:
+            body = self._retrying(self._post, [str(a) for a in args])
+        except (httpx.HTTPError, _Transient) as exc:
             # httpx messages name the URL, never the token (it travels in a header)
             raise QueueUnavailable(f"Upstash is unreachable: {type(exc).__name__}: {exc}") from exc
+        if "error" in body:
+            # The server ran the command and refused it: a bug here, not an outage.
+            raise QueueError(f"Upstash answered an error: {body['error']}")
+        return body.get("result")
+
+    def _post(self, command: list[str]) -> dict:
+        response = self.client.post(self.url, json=command)
+        if response.status_code in (401, 403):
+            raise QueueUnavailable(f"Upstash refused the token (HTTP {response.status_code}); "
+                                   "check UPSTASH_REDIS_REST_TOKEN")
+        if response.status_code == 429 or response.status_code >= 500:
+            raise _Transient(f"HTTP {response.status_code}")
+        try:
+            body = response.json()
+        except ValueError:
+            raise _Transient(f"HTTP {response.status_code} with a body that is not JSON") from None
+        if not isinstance(body, dict):
+            raise _Transient(f"HTTP {response.status_code} with an unexpected body")
+        return body
 
     def script(self, source: str, sha: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
         try:
             return self.command("EVALSHA", sha, len(keys), *keys, *args)
-        except QueueUnavailable as exc:
+        except QueueError as exc:
             if "NOSCRIPT" not in str(exc):
                 raise
         return self.command("EVAL", source, len(keys), *keys, *args)
@@ -124,3 +140,7 @@ class UpstashRest:
 
     def close(self) -> None:
         self.client.close()
+
+
+class _Transient(Exception):
+    """An answer worth asking again for: rate limited, a server error, a garbled body."""
