@@ -46,6 +46,12 @@ class BearerAuth:
         await response(scope, receive, send)
 
 
+def authorized(scope: Scope) -> bool:
+    """Whether the request carries the admin token (for routes open to all that tell
+    the token's holder more)."""
+    token = scope["app"].state.settings.admin_token.encode()
+    return _problem(dict(scope["headers"]).get(b"authorization", b""), token) is None
+
 
 def _problem(header: bytes, token: bytes) -> str | None:
     scheme, _, presented = header.partition(b" ")

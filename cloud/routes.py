@@ -13,6 +13,7 @@ from starlette.responses import FileResponse, JSONResponse
 from starlette.routing import Route
 
 from cloud import query_routes as query
+from cloud.auth import authorized
 from cloud.errors import ApiError
 from cloud.openapi import openapi_spec
 from shared.jobs import WorkerState
@@ -145,16 +146,21 @@ def overview(request: Request) -> JSONResponse:
 
 def health(request: Request) -> JSONResponse:
     """Liveness (always 200 while the process serves) plus each backend's reachability
-    and whether search can embed queries."""
+    and whether search can embed queries. Why a backend is down (its error names hosts
+    and ports) only for the token's holder: /health is open to anyone."""
     queue = _queue(request)
     started = time.perf_counter()
     try:
         queue.ping()
         backend = {"ok": True, "backend": queue.backend}
     except QueueError as exc:
-        backend = {"ok": False, "backend": queue.backend, "detail": str(exc)[:200]}
+        backend = {"ok": False, "backend": queue.backend}
+        if authorized(request.scope):
+            backend["detail"] = str(exc)[:200]
     backend["latency_ms"] = round(1000 * (time.perf_counter() - started), 2)
     encoder = request.app.state.query.encoder_status()
+    if not authorized(request.scope):
+        encoder.pop("detail", None)
     ok = backend["ok"] and encoder["ok"]
     return JSONResponse({"status": "ok" if ok else "degraded",
                          "backends": {"queue": backend, "query_encoder": encoder}})

@@ -3,6 +3,7 @@ and Upstash's metered REST API (idle cost, hung calls, failed requests)."""
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import signal
 import subprocess
@@ -130,6 +131,11 @@ def test_redis_outage_gives_503_and_both_sides_recover(redis_server, redis_url, 
             assert client.get("/api/v1/ingestion/jobs/history", headers=AUTH).status_code == 503
             health = client.get("/health").json()
             assert health["status"] == "degraded" and not health["backends"]["queue"]["ok"]
+            # open to anyone: up or down, never the error's hosts and ports
+            assert "detail" not in health["backends"]["queue"]
+            assert str(redis_server.port) not in json.dumps(health)
+            told = client.get("/health", headers=AUTH).json()["backends"]["queue"]
+            assert "unreachable" in told["detail"]  # the token's holder learns why
             time.sleep(1.0)  # the worker meets the outage and backs off
             assert thread.is_alive()
 
