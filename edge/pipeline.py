@@ -17,7 +17,7 @@ from edge.embed.stages import Structure, Text, embed_structure, embed_text, uplo
 from edge.fetch import fetch, job_workspace
 from edge.graph import stats
 from shared.graph.store import GraphStore, open_graph_store
-from shared.jobs import Job, JobResult
+from shared.jobs import Job, JobResult, fence_now
 from shared.settings import Provider, Settings
 from shared.vectors import VectorStore, open_vector_store
 
@@ -69,8 +69,11 @@ class IngestPipeline:
             report(stage, low + (high - low) * fraction)
 
         progress("fetch", 0.0)
+        fence = job.fence or fence_now()  # a job not from a queue writes as the newest
         with job_workspace() as workdir:
             checkout = fetch(job.repo_url, workdir / "repo", self.settings)
+            # From here on a worker still running this job under an older lease is fenced out.
+            self.store.take(job.repo_url, fence)
             log.info("job %s: cloned %s at %s", job.id, job.repo_url, checkout.commit)
             analysis = analyze(checkout.path, job.repo_url, commit=checkout.commit,
                                skip_dirs=self.settings.skip_dirs,
@@ -78,12 +81,13 @@ class IngestPipeline:
             progress("store", 0.0)
             analysis.graph.sources = read_sources(checkout.path, analysis.graph)
             # Not ready until its vectors are stored: queries stay on the previous one.
-            snapshot = self.store.write_snapshot(analysis.graph, ready=False)
+            snapshot = self.store.write_snapshot(analysis.graph, ready=False, fence=fence)
             progress("store", 1.0)
             structure = embed_structure(analysis.graph, self.settings, progress)
             text = embed_text(checkout.path, analysis.graph, self.encoder, progress)
-        embeddings = upload(self.vectors, analysis.graph, job.id, structure, text, progress)
-        self.store.mark_ready(snapshot)
+        embeddings = upload(self.vectors, analysis.graph, job.id, structure, text, progress,
+                            fence=fence)
+        self.store.mark_ready(snapshot, fence=fence)
         summary = {**summarize(analysis), "embeddings": describe(structure, text)}
         return JobResult(files_processed=len(analysis.files), embeddings_generated=embeddings,
                          summary=summary)

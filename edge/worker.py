@@ -135,6 +135,7 @@ class Worker:
                 run.cancelled.set()
                 log.warning("job %s: lease lost; another worker may run it", job.id)
                 self.status = self._idle_status()
+                self._wait_for(run)
                 return
         if run.error is None:
             self._finish(job, JobState.COMPLETE, result=run.result or JobResult())
@@ -142,6 +143,19 @@ class Worker:
             message = _one_line(run.error)
             log.error("job %s failed: %s", job.id, message, exc_info=run.error)
             self._finish(job, JobState.FAILED, error=message)
+
+    def _wait_for(self, run: _Run) -> None:
+        """A pipeline whose lease is lost stops at its next progress report; no other
+        job starts before it has (two pipelines of one worker would share its stores).
+        Its writes meanwhile are refused by the stores' fencing. A stop past the grace
+        period ends the wait: the process exits and the thread with it."""
+        while not run.join(self.heartbeat_seconds):
+            if self._stop.is_set() and time.monotonic() > self._stop_deadline:
+                return
+            try:
+                self.queue.heartbeat(self.status)
+            except QueueError as exc:
+                log.warning("heartbeat failed (%s)", exc)
 
     def _beat(self, job: Job) -> bool:
         self.status.stage, self.status.progress = job.stage, job.progress

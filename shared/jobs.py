@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import enum
 import json
+import threading
 import time
 import uuid
 from dataclasses import asdict, dataclass, field, fields
@@ -28,6 +29,25 @@ class JobState(str, enum.Enum):
 
 def new_job_id() -> str:
     return uuid.uuid4().hex
+
+
+def fence_from(seconds: float, last: int = 0) -> int:
+    """A fencing token at `seconds` (epoch): microseconds, past `last`. Tokens grow with
+    the time of the claim, so ones issued by another queue backend (after a switch) or
+    by an in-process run still order with the queue's."""
+    return max(last + 1, int(seconds * 1_000_000))
+
+
+_fence_lock = threading.Lock()
+_last_fence = 0
+
+
+def fence_now() -> int:
+    """A token for a write made here and now, larger than any this process gave before."""
+    global _last_fence
+    with _fence_lock:
+        _last_fence = fence_from(time.time(), _last_fence)
+        return _last_fence
 
 
 @dataclass
@@ -51,13 +71,16 @@ class Job:
     embeddings_generated: int = 0
     # What the pipeline found: commit, node and edge counts, skipped files with reasons.
     summary: dict = field(default_factory=dict)
+    # The lease's fencing token: every claim gets a larger one. The stores refuse a write
+    # whose token is below one they have seen for the repository (a lost lease's worker).
+    fence: int = 0
 
     @classmethod
     def in_process(cls, repo_url: str, ttl: int) -> "Job":
         """A job run here and now, not taken from a queue (`edge ingest`, the demo)."""
         now = time.time()
         return cls(id=new_job_id(), repo_url=repo_url, submitted_at=now, ttl=ttl,
-                   state=JobState.RUNNING, attempts=1, started_at=now)
+                   state=JobState.RUNNING, attempts=1, started_at=now, fence=fence_now())
 
     def stale_reason(self, now: float) -> str:
         """Why a job still queued at `now` is skipped; "" while it is within its TTL."""

@@ -26,9 +26,16 @@ embedding is one point (property 8).
 
 An upload writes batches of 100 points, each retried with exponential backoff on
 transport errors and 429/5xx answers, every point tagged with the upload's `ingest`
-id. Only after the last batch is written are the repository's points of other
-ingests (files deleted or symbols renamed since) removed: a failed upload loses
-nothing.
+id and its `fence` (the job's lease token, shared.jobs.Job.fence). Only after the
+last batch is written are the repository's points of older fences (files deleted or
+symbols renamed since) removed: a failed upload loses nothing.
+
+Fencing, where the write lands: an upsert may replace a point only if the point's
+fence is not newer than the upload's (Qdrant's conditional update, `update_filter`,
+Qdrant >= 1.16), and the clean-up deletes only points of older fences. A worker that
+lost its lease and uploads late can neither overwrite nor delete what a newer job
+wrote; what it adds (points the newer commit no longer has) carries its own commit,
+which searches of the newer snapshot filter out, and the next ingest removes.
 """
 from __future__ import annotations
 
@@ -54,6 +61,7 @@ from tenacity import (
 )
 
 from shared.graph.model import node_id
+from shared.jobs import fence_now
 from shared.local_index import RepoPoints
 from shared.settings import Settings
 
@@ -69,7 +77,9 @@ CHUNK_COLLECTION = "code_chunk_embeddings"
 DEFAULT_CHUNK_MODEL = "all-MiniLM-L6-v2"
 BATCH_SIZE = 100
 RETRIES = 3
-INDEXED_FIELDS = ("repo_url", "file_path", "commit", "kind")
+INDEXED_FIELDS = {**dict.fromkeys(("repo_url", "file_path", "commit", "kind"),
+                                  models.PayloadSchemaType.KEYWORD),
+                  "fence": models.PayloadSchemaType.INTEGER}
 _RETRY_STATUS = {408, 429, 500, 502, 503, 504}
 # Progress of an upload: (points written so far, points in the upload).
 OnBatch = Callable[[int, int], None]
@@ -183,60 +193,74 @@ class VectorStore:
 
     # --- writing ---------------------------------------------------------------------------
     def write_structure(self, repo: str, commit: str, ingest: str, paths: Sequence[str],
-                        vectors: Any, on_batch: OnBatch | None = None) -> int:
-        """Store one Node2Vec vector per file path; returns the number of points written."""
+                        vectors: Any, on_batch: OnBatch | None = None,
+                        fence: int | None = None) -> int:
+        """Store one Node2Vec vector per file path; returns the number of points written.
+        `fence`: the job's lease token (None: a new one, newer than any before)."""
         matrix = _matrix(vectors, len(paths))
         if matrix.shape[1] != STRUCTURE_DIM:
             raise VectorStoreError(
                 f"structural vectors must have {STRUCTURE_DIM} dimensions, got {matrix.shape[1]}")
+        fence = fence_now() if fence is None else fence
         payloads = [{"repo_url": repo, "file_path": path, "embedding_type": "structural",
-                     "model": "node2vec", "commit": commit, "ingest": ingest} for path in paths]
+                     "model": "node2vec", "commit": commit, "ingest": ingest, "fence": fence}
+                    for path in paths]
         ids = _unique_ids(repo, [(path, "") for path in paths])
-        return self._upload(STRUCTURE_COLLECTION, repo, ingest, ids, matrix, payloads, on_batch)
+        return self._upload(STRUCTURE_COLLECTION, repo, ingest, fence, ids, matrix, payloads,
+                            on_batch)
 
     def write_chunks(self, repo: str, commit: str, ingest: str, chunks: Sequence[ChunkLike],
-                     vectors: Any, model: str, on_batch: OnBatch | None = None) -> int:
-        """Store one text vector per chunk in `model`'s collection; returns points written."""
+                     vectors: Any, model: str, on_batch: OnBatch | None = None,
+                     fence: int | None = None) -> int:
+        """Store one text vector per chunk in `model`'s collection; returns points written.
+        `fence` as for write_structure."""
         matrix = _matrix(vectors, len(chunks))
+        fence = fence_now() if fence is None else fence
         payloads = [{"repo_url": repo, "file_path": c.path, "qualified_name": c.qualname,
                      "kind": str(getattr(c.kind, "value", c.kind)),
                      "start_line": int(c.start_line), "end_line": int(c.end_line),
                      "commit": commit, "text": c.text, "model": model,
-                     "embedding_type": "text", "ingest": ingest} for c in chunks]
+                     "embedding_type": "text", "ingest": ingest, "fence": fence}
+                    for c in chunks]
         ids = _unique_ids(repo, [(c.path, c.qualname) for c in chunks])
-        return self._upload(chunk_collection(model), repo, ingest, ids, matrix, payloads,
+        return self._upload(chunk_collection(model), repo, ingest, fence, ids, matrix, payloads,
                             on_batch)
 
-    def _upload(self, collection: str, repo: str, ingest: str, ids: list[int],
+    def _upload(self, collection: str, repo: str, ingest: str, fence: int, ids: list[int],
                 matrix: np.ndarray, payloads: list[dict], on_batch: OnBatch | None) -> int:
         if not ingest:
-            raise VectorStoreError("an upload needs an ingest id (it marks what to keep)")
+            raise VectorStoreError("an upload needs an ingest id (it marks the job's points)")
         if not ids:  # the repo has nothing (left) to embed: only the cleanup, if anything
             if self._exists(collection):
-                self._write_points(collection, repo, ingest, [], matrix, [], on_batch)
+                self._write_points(collection, repo, fence, [], matrix, [], on_batch)
             return 0
         self._ensure_collection(collection, matrix.shape[1])
         try:
-            return self._write_points(collection, repo, ingest, ids, matrix, payloads, on_batch)
+            return self._write_points(collection, repo, fence, ids, matrix, payloads, on_batch)
         except VectorStoreError:
             self._sizes.pop(collection, None)  # the collection may be gone: look again next time
             raise
 
-    def _write_points(self, collection: str, repo: str, ingest: str, ids: list[int],
+    def _write_points(self, collection: str, repo: str, fence: int, ids: list[int],
                       matrix: np.ndarray, payloads: list[dict], on_batch: OnBatch | None) -> int:
         total = len(ids)
+        newer = models.FieldCondition(key="fence", range=models.Range(gt=fence))
         for start in range(0, total, self.batch_size):
             end = min(start + self.batch_size, total)
             batch = models.Batch(ids=ids[start:end], vectors=matrix[start:end].tolist(),
                                  payloads=payloads[start:end])
+            # A point a newer lease wrote is left as it is (a late, fenced-out upload).
             self._call(f"upsert into {collection}", self._client.upsert,
-                       collection_name=collection, points=batch, wait=True)
+                       collection_name=collection, points=batch, wait=True,
+                       update_filter=models.Filter(must_not=[newer]))
             if on_batch is not None:
                 on_batch(end, total)
-        # Everything of this upload is stored: what the repo had before and no longer has goes.
+        # Everything of this upload is stored: what older ingests wrote and this one did
+        # not (deleted files, renamed symbols) goes; this fence's points and newer stay.
+        mine_or_newer = models.FieldCondition(key="fence", range=models.Range(gte=fence))
         self._call(f"clean up {collection}", self._client.delete, collection_name=collection,
                    points_selector=models.FilterSelector(filter=models.Filter(
-                       must=[_match("repo_url", repo)], must_not=[_match("ingest", ingest)])),
+                       must=[_match("repo_url", repo)], must_not=[mine_or_newer])),
                    wait=True)
         self._forget(collection, repo)
         return total
@@ -256,10 +280,10 @@ class VectorStore:
             if self._local:  # local mode scans in memory; it warns about payload indexes
                 self._speed_up_local(collection)
             else:  # idempotent, so also made for a collection created without them
-                for field in INDEXED_FIELDS:
+                for field, schema in INDEXED_FIELDS.items():
                     self._call(f"index {collection}.{field}", self._client.create_payload_index,
                                collection_name=collection, field_name=field,
-                               field_schema=models.PayloadSchemaType.KEYWORD, wait=True)
+                               field_schema=schema, wait=True)
         self._check_size(collection, dim)
 
     def _speed_up_local(self, collection: str) -> None:

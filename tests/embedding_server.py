@@ -291,7 +291,7 @@ class QdrantRestServer(_Server):
         self._need(collection)
         request = TypeAdapter(models.PointInsertOperations).validate_python(body)
         points = request.batch if isinstance(request, models.PointsBatch) else request.points
-        self.engine.upsert(collection, points=points)
+        self.engine.upsert(collection, points=points, update_filter=request.update_filter)
         return _UPDATED
 
     def _delete(self, collection: str, body: Any) -> Any:

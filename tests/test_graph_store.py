@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 from shared.graph.model import Edge, EdgeKind, Graph, Node, NodeKind, node_id
 from shared.graph.store import (
+    FencedOut,
     GraphStore,
     GraphStoreError,
     PostgresGraphStore,
@@ -367,14 +368,14 @@ def test_migrations_are_applied_once(open_store):
     first = open_store()
     snapshot = first.write_snapshot(import_graph([("a.py", "b.py")]))
     second = open_store()
-    assert first.schema_versions() == second.schema_versions() == [1, 2]
+    assert first.schema_versions() == second.schema_versions() == [1, 2, 3]
     assert second.latest_snapshot(REPO) == snapshot
 
 
 def test_concurrent_opens_of_a_new_database(open_store):
     opened, errors = at_once(open_store, 4)
     assert errors == []
-    assert [store.schema_versions() for store in opened] == [[1, 2]] * 4
+    assert [store.schema_versions() for store in opened] == [[1, 2, 3]] * 4
 
 
 def test_concurrent_writes_of_one_repository(open_store):
@@ -410,7 +411,7 @@ def test_open_graph_store_follows_the_settings(tmp_path, request):
     url = request.getfixturevalue("postgres_url")
     with open_graph_store(Settings(database_url=url)) as store:
         assert isinstance(store, PostgresGraphStore)
-        assert store.schema_versions() == [1, 2]
+        assert store.schema_versions() == [1, 2, 3]
 
 
 def test_postgres_reconnects_after_the_connection_drops(postgres_url):
@@ -530,3 +531,21 @@ def test_walks_and_paths_agree_with_breadth_first_search(store, graph, start):
         assert len(found) == expected[target] + 1
         steps = {(files[a].id, files[b].id) for a, b in pairs}
         assert all((x.id, y.id) in steps for x, y in zip(found, found[1:]))
+
+
+# --- fencing: a lost lease's late writes -----------------------------------------------------
+
+def test_writes_under_an_older_lease_are_refused_and_change_nothing(store):
+    store.take(REPO, 7)  # the job's next run started
+    with pytest.raises(FencedOut, match="newer lease"):
+        store.write_snapshot(app_graph("late"), ready=False, fence=5)
+    assert store.snapshots(REPO) == []
+    current = store.write_snapshot(app_graph("c2"), ready=False, fence=7)
+    stale = store.write_snapshot(app_graph("c1"), ready=False, fence=8)  # a newer run wrote
+    with pytest.raises(FencedOut):
+        store.mark_ready(current, fence=7)
+    assert [s.ready for s in store.snapshots(REPO)] == [False, False]
+    store.mark_ready(stale, fence=8)
+    with pytest.raises(FencedOut):
+        store.take(REPO, 7)
+    store.write_snapshot(import_graph([("a.py", "b.py")], repo=REPO + "-other"), fence=1)

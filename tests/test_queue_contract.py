@@ -319,3 +319,19 @@ def test_a_worker_clock_running_ahead_cannot_expire_a_live_lease(new_queue, back
     monkeypatch.undo()
     assert queue.get_job(live.id).worker_id == "on-time"
     assert queue.heartbeat(worker("on-time"), live)
+
+
+def test_every_lease_gets_a_larger_fencing_token(new_queue):
+    """The stores refuse writes under a token below one they have seen (fencing)."""
+    queue = new_queue(lease=Lease(seconds=0.3))
+    queue.enqueue(repo(1))
+    first = queue.claim(worker("a"))
+    time.sleep(0.4)  # a's lease runs out: the job runs again under a new token
+    again = queue.claim(worker("c"))
+    assert again.id == first.id and 0 < first.fence < again.fence
+    assert queue.get_job(first.id).fence == again.fence
+    queue.enqueue(repo(2))
+    assert queue.claim(worker("d")).fence > again.fence
+    # tokens follow the claim's time in microseconds: a switch of queue backend, or an
+    # in-process run, still orders after what came before
+    assert abs(again.fence / 1e6 - time.time()) < 60

@@ -100,7 +100,7 @@ def test_every_structural_embedding_is_one_point_with_file_path_and_repo_url(sto
 def test_every_chunk_is_one_point_with_its_payload(store):
     items = chunks(130)
     written = store.write_chunks(REPO, "abc123", "job-1", items, vectors(130, 384),
-                                 model="all-MiniLM-L6-v2")
+                                 model="all-MiniLM-L6-v2", fence=41)
 
     assert written == 130
     assert store.count(REPO, CHUNK_COLLECTION) == 130
@@ -112,7 +112,7 @@ def test_every_chunk_is_one_point_with_its_payload(store):
             "repo_url": REPO, "file_path": chunk.path, "qualified_name": chunk.qualname,
             "kind": "function", "start_line": chunk.start_line, "end_line": chunk.end_line,
             "commit": "abc123", "text": chunk.text, "model": "all-MiniLM-L6-v2",
-            "embedding_type": "text", "ingest": "job-1"}
+            "embedding_type": "text", "ingest": "job-1", "fence": 41}
 
 
 keys = st.lists(st.tuples(st.sampled_from(["a.py", "b/c.ts", "d.js"]),
@@ -177,6 +177,27 @@ def test_reingest_removes_points_of_deleted_files_and_renamed_symbols(store):
             } == set(files(3))
     assert {p.payload["qualified_name"] for p in all_points(store, CHUNK_COLLECTION, REPO, 384)
             } == {"f0", "f1", "f2", "renamed"}
+
+
+def test_a_late_upload_under_an_older_fence_neither_replaces_nor_deletes_newer_points(store):
+    """A worker that lost its lease (fence 5) uploads after the job's next run (fence 7)."""
+    model = "all-MiniLM-L6-v2"
+    newer = vectors(3, 384, seed=7)
+    store.write_chunks(REPO, "c2", "job-1", chunks(3), newer, model, fence=7)
+    late = [chunks(3)[0], Chunk("pkg/a.py", "gone_since", "function", 90, 95, "def gone()")]
+    store.write_chunks(REPO, "c1", "job-1", late, vectors(2, 384, seed=5), model, fence=5)
+
+    points = {p.payload["qualified_name"]: p.payload for p in
+              all_points(store, CHUNK_COLLECTION, REPO, 384)}
+    assert {name: (p["fence"], p["commit"]) for name, p in points.items()} == {
+        "f0": (7, "c2"), "f1": (7, "c2"), "f2": (7, "c2"), "gone_since": (5, "c1")}
+    hit = store.search(CHUNK_COLLECTION, newer[0], repo=REPO, limit=1, where={"commit": "c2"})
+    assert hit[0].payload["qualified_name"] == "f0" and hit[0].score == pytest.approx(1, abs=1e-5)
+    # what the stale upload added is out of the newer commit's searches, and the next
+    # ingest removes it
+    store.write_chunks(REPO, "c3", "job-2", chunks(2), vectors(2, 384), model, fence=9)
+    assert {p.payload["qualified_name"] for p in
+            all_points(store, CHUNK_COLLECTION, REPO, 384)} == {"f0", "f1"}
 
 
 def test_cleanup_leaves_other_repositories_alone(store):
@@ -361,7 +382,7 @@ def test_open_vector_store_follows_the_settings(tmp_path, qdrant_server):
         assert qdrant_server.calls["upsert"] == 1
         assert qdrant_server.indexes[STRUCTURE_COLLECTION] == {
             "repo_url": "keyword", "file_path": "keyword", "commit": "keyword",
-            "kind": "keyword"}
+            "kind": "keyword", "fence": "integer"}
     finally:
         served.close()
 

@@ -17,10 +17,11 @@ from starlette.testclient import TestClient
 
 from cloud.app import create_app
 from edge.worker import Worker
-from shared.jobs import JobResult, JobState, WorkerState
-from shared.queue import QueueError, QueueUnavailable
+from shared.jobs import JobResult, JobState, WorkerState, WorkerStatus
+from shared.queue import Lease, QueueError, QueueUnavailable
 from shared.queue.keys import Keys
 from shared.queue.redis import RedisQueue
+from shared.queue.sqlite import SqliteQueue
 from shared.queue.transports import RedisProtocol, UpstashRest
 from shared.settings import Settings
 
@@ -109,6 +110,42 @@ def test_sigterm_past_the_grace_period_requeues_the_job(redis_url, redis_queue, 
     assert job.state is JobState.QUEUED and job.attempts == 0
     assert redis_queue.pending_count() == 1
     assert redis_queue.workers()[0].status == "Offline"
+
+
+def test_after_a_lost_lease_no_job_starts_until_the_old_pipeline_has_stopped(tmp_path):
+    queue = SqliteQueue(tmp_path / "q.sqlite3", lease=Lease(seconds=60))
+    started, release, ran = threading.Event(), threading.Event(), []
+
+    def pipeline(job, report):
+        ran.append(job.repo_url)
+        if len(ran) == 1:  # the first job hangs past its lease, then reports
+            started.set()
+            release.wait(20)
+            report("parse", 50.0)  # raises Cancelled: the lease is lost
+        return JobResult()
+
+    worker = Worker(queue, pipeline, worker_id="slow", heartbeat_seconds=0.05)
+    first = queue.enqueue("https://github.com/o/first").job
+    runner = threading.Thread(target=worker.run_once)
+    runner.start()
+    try:
+        assert started.wait(10)
+        # Another worker whose clock is past the deadline reaps the lease and takes the job.
+        ahead = SqliteQueue(queue.path, lease=Lease(seconds=60), clock=lambda: time.time() + 120)
+        try:
+            assert ahead.claim(WorkerStatus(worker_id="thief")).id == first.id
+        finally:
+            ahead.close()
+        queue.enqueue("https://github.com/o/next")
+        time.sleep(0.5)  # ten beats: the slow worker has learnt its lease is lost
+        assert runner.is_alive() and queue.pending_count() == 1  # waiting, not claiming
+    finally:
+        release.set()
+        runner.join(10)
+    assert not runner.is_alive() and ran == ["https://github.com/o/first"]
+    assert queue.get_job(first.id).worker_id == "thief"
+    assert worker.run_once() and ran[-1] == "https://github.com/o/next"
+    queue.close()
 
 
 def test_redis_outage_gives_503_and_both_sides_recover(redis_server, redis_url, tmp_path):

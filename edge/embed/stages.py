@@ -96,15 +96,17 @@ def embed_text(root: Path, graph: Graph, encoder: TextEncoder, progress: Progres
 
 
 def upload(vectors: VectorStore, graph: Graph, ingest: str, structure: Structure, text: Text,
-           progress: Progress) -> int:
-    """Write both sets; returns the number of embeddings stored (property 8)."""
+           progress: Progress, fence: int | None = None) -> int:
+    """Write both sets under the job's lease token `fence`; returns the number of
+    embeddings stored (property 8)."""
     total = len(structure.paths) + len(text.chunks)
 
     def moved(before: int) -> Callable[[int, int], None]:
         return lambda done, _: progress("upload", (before + done) / max(total, 1))
 
     written = vectors.write_structure(graph.repo, graph.commit, ingest, structure.paths,
-                                      structure.vectors, on_batch=moved(0))
+                                      structure.vectors, on_batch=moved(0), fence=fence)
     written += vectors.write_chunks(graph.repo, graph.commit, ingest, text.chunks, text.vectors,
-                                    text.model, on_batch=moved(len(structure.paths)))
+                                    text.model, on_batch=moved(len(structure.paths)),
+                                    fence=fence)
     return written

@@ -39,6 +39,11 @@ class Keys:
         return self.prefix + "workers"
 
     @property
+    def fence(self) -> str:
+        """The last fencing token issued (a lease's; see shared.jobs.fence_from)."""
+        return self.prefix + "fence"
+
+    @property
     def job_prefix(self) -> str:
         return self.prefix + "job:"
 

@@ -20,6 +20,7 @@ public form is made in Python (shared.jobs.history_record) when it is read.
 _NOW = """
 local clock = redis.call('TIME')
 local now = tonumber(clock[1]) + tonumber(clock[2]) / 1000000
+local now_us = tonumber(clock[1]) * 1000000 + tonumber(clock[2])  -- exact below 2^53
 """
 
 # Push a finished job's fields (its token left out: a capability) to the history.
@@ -107,10 +108,12 @@ local function beat(worker_key, workers_key, worker_json, worker_id, retention)
 end
 """
 
-# KEYS: queue, leases, dead, history, workers, pending_repos, worker
+# KEYS: queue, leases, dead, history, workers, pending_repos, worker, fence
 # ARGV: lease_seconds, max_attempts, worker_id, lease_token, worker_json, retention,
 #       job_prefix, claim_prefix, history_limit, dead_limit
 # -> job fields, or {} when the queue is empty
+# Each lease gets a fencing token: microseconds of the claim, past the last one issued
+# (shared.jobs.fence_from), written as an integer ('%.0f': Lua would print 1.8e+15).
 CLAIM = _NOW + _MARK_PENDING + _SKIP_STALE + _BEAT + """
 local jp, retention, limit = ARGV[7], ARGV[6], tonumber(ARGV[9])
 -- the heartbeat rides on every poll: an idle worker costs one command per tick
@@ -148,9 +151,12 @@ local id = redis.call('LPOP', KEYS[1])
 if not id then return {} end
 local key = jp .. id
 local deadline = now + tonumber(ARGV[1])
+local fence = math.max(tonumber(redis.call('GET', KEYS[8]) or '0') + 1, now_us)
+redis.call('SET', KEYS[8], string.format('%.0f', fence))
 redis.call('HINCRBY', key, 'attempts', 1)
 redis.call('HSET', key, 'state', 'running', 'worker_id', ARGV[3], 'lease_token', ARGV[4],
-  'lease_deadline', deadline, 'started_at', now, 'stage', '', 'progress', 0)
+  'lease_deadline', deadline, 'started_at', now, 'stage', '', 'progress', 0,
+  'fence', string.format('%.0f', fence))
 redis.call('ZADD', KEYS[2], deadline, id)
 local repo = redis.call('HGET', key, 'repo_url')
 if redis.call('HGET', KEYS[6], repo) == id then redis.call('HDEL', KEYS[6], repo) end

@@ -20,7 +20,8 @@ from typing import Iterator
 
 from typing import Callable
 
-from shared.jobs import Job, JobState, WorkerStatus, history_record, history_summary
+from shared.jobs import (Job, JobState, WorkerStatus, fence_from, history_record,
+                         history_summary)
 from shared.queue.base import (
     DEAD_LIMIT,
     HISTORY_LIMIT,
@@ -50,6 +51,7 @@ CREATE INDEX IF NOT EXISTS jobs_by_repo ON jobs (repo_url, state);
 CREATE TABLE IF NOT EXISTS history (seq INTEGER PRIMARY KEY AUTOINCREMENT, record TEXT);
 CREATE TABLE IF NOT EXISTS dead (seq INTEGER PRIMARY KEY AUTOINCREMENT, job_id TEXT);
 CREATE TABLE IF NOT EXISTS workers (worker_id TEXT PRIMARY KEY, status TEXT, heartbeat_at REAL);
+CREATE TABLE IF NOT EXISTS fences (last INTEGER NOT NULL);  -- one row: the last token issued
 """
 
 
@@ -117,8 +119,9 @@ class SqliteQueue(JobQueue):
             db.execute(
                 "UPDATE jobs SET state = 'running', attempts = attempts + 1, seq = NULL,"
                 " worker_id = ?, lease_token = ?, lease_deadline = ?, started_at = ?,"
-                " stage = '', progress = 0 WHERE id = ?",
-                (worker.worker_id, lease_token, now + self.lease.seconds, now, row[0]))
+                " stage = '', progress = 0, fence = ? WHERE id = ?",
+                (worker.worker_id, lease_token, now + self.lease.seconds, now,
+                 _next_fence(db, now), row[0]))
             return _load(db, row[0])
 
     def _reap(self, db: sqlite3.Connection, now: float) -> None:
@@ -294,6 +297,14 @@ def _requeue_at_head(db: sqlite3.Connection, job_id: str) -> None:
     db.execute(
         "UPDATE jobs SET state = 'queued', seq = ?, worker_id = '', lease_token = '',"
         " lease_deadline = 0, stage = '', progress = 0 WHERE id = ?", (head, job_id))
+
+
+def _next_fence(db: sqlite3.Connection, now: float) -> int:
+    (last,) = db.execute("SELECT COALESCE(MAX(last), 0) FROM fences").fetchone()
+    fence = fence_from(now, last)
+    db.execute("DELETE FROM fences")
+    db.execute("INSERT INTO fences (last) VALUES (?)", (fence,))
+    return fence
 
 
 def _stamped(status: str, heartbeat_at: float) -> WorkerStatus:

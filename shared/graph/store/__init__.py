@@ -11,6 +11,7 @@ from typing import Any
 from shared.graph.store.base import (
     DEPENDENCY_KINDS,
     KEEP_SNAPSHOTS,
+    FencedOut,
     GraphStore,
     GraphStoreError,
     Reached,
@@ -18,7 +19,7 @@ from shared.graph.store.base import (
 )
 from shared.settings import Settings
 
-__all__ = ["DEPENDENCY_KINDS", "KEEP_SNAPSHOTS", "GraphStore", "GraphStoreError",
+__all__ = ["DEPENDENCY_KINDS", "KEEP_SNAPSHOTS", "FencedOut", "GraphStore", "GraphStoreError",
            "PostgresGraphStore", "Reached", "Snapshot", "SqliteGraphStore",
            "open_graph_store"]
 

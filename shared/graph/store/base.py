@@ -15,6 +15,12 @@ every level (work ~ edges x depth). Level by level, each node is expanded once
 
 Retention: each repository keeps its `keep_snapshots` (default 5) most recently
 written snapshots; the write that pushes one out deletes it in its transaction.
+
+Fencing: a worker whose lease ran out may still be running its job while the job
+runs again elsewhere. Writes made under a lease carry its token (`fence`); each
+checks and raises the repository's token in its own transaction, so once a newer
+lease has written (or `take` the repository), an older one's writes fail with
+FencedOut, however late they arrive.
 """
 from __future__ import annotations
 
@@ -49,6 +55,10 @@ _EDGE_FIELDS = ", ".join(EDGE_COLUMNS[1:])
 
 class GraphStoreError(Exception):
     """The store could not do what was asked; the message never carries a secret."""
+
+
+class FencedOut(GraphStoreError):
+    """A newer lease has written the repository: this writer's lease is lost."""
 
 
 @dataclass(frozen=True)
@@ -149,14 +159,21 @@ class GraphStore(abc.ABC):
                 self._query("SELECT version FROM schema_migrations ORDER BY version")]
 
     # --- writing ---------------------------------------------------------------------------
-    def write_snapshot(self, graph: Graph, ready: bool = True) -> Snapshot:
+    def take(self, repo: str, fence: int) -> None:
+        """Writes to `repo` under tokens below `fence` fail from now on (FencedOut, as
+        this does if a newer token already holds it). A job calls it first thing."""
+        self._write(lambda writer: _check_fence(writer, repo, fence))
+
+    def write_snapshot(self, graph: Graph, ready: bool = True,
+                       fence: int | None = None) -> Snapshot:
         """Store `graph` as the snapshot of (repo, commit), replacing any earlier one.
 
         One transaction: a failure leaves the previous snapshot as it was. Nodes
         that repeat an id keep their first occurrence (an id is a key); edges are
         stored as given; the graph's sources and their keyword index go with them.
         `ready=False` keeps queries on the previous ready snapshot until
-        `mark_ready` (the worker stores the vectors in between).
+        `mark_ready` (the worker stores the vectors in between). `fence`: the
+        writer's lease token (FencedOut if a newer one has written the repository).
         """
         first_of_id: dict[int, Node] = {}
         for node in graph.nodes:
@@ -168,6 +185,8 @@ class GraphStore(abc.ABC):
             raise GraphStoreError(f"the graph cannot be stored: {exc}") from None
 
         def work(writer: Writer) -> Snapshot:
+            if fence is not None:
+                _check_fence(writer, graph.repo, fence)
             taken_at = self.clock()
             repo_id = writer.execute(
                 "INSERT INTO repositories (url) VALUES (?) ON CONFLICT (url)"
@@ -206,10 +225,14 @@ class GraphStore(abc.ABC):
             _delete_facts(writer, old)
             writer.execute("DELETE FROM snapshots WHERE id = ?", (old,))
 
-    def mark_ready(self, snapshot: SnapshotRef) -> None:
-        """Queries may answer from this snapshot now (its vectors are stored)."""
-        self._write(lambda writer: writer.execute(
-            "UPDATE snapshots SET ready = ? WHERE id = ?", (True, _sid(snapshot))))
+    def mark_ready(self, snapshot: Snapshot, fence: int | None = None) -> None:
+        """Queries may answer from this snapshot now (its vectors are stored);
+        `fence` as for write_snapshot."""
+        def work(writer: Writer) -> None:
+            if fence is not None:
+                _check_fence(writer, snapshot.repo, fence)
+            writer.execute("UPDATE snapshots SET ready = ? WHERE id = ?", (True, snapshot.id))
+        self._write(work)
 
     # --- snapshots -------------------------------------------------------------------------
     def snapshots(self, repo_url: str) -> list[Snapshot]:
@@ -464,6 +487,19 @@ def snapshot_stats(graph: Graph, nodes: Sequence[Node]) -> dict:
         "nodes": {NodeKind(kind).value: count for kind, count in node_counts.items()},
         "edges": {EdgeKind(kind).value: count for kind, count in edge_counts.items()},
     }
+
+
+def _check_fence(writer: Writer, repo: str, fence: int) -> None:
+    """Raise the repository's token to `fence`, or refuse if it is already higher.
+    The upsert locks the row until the transaction ends, so two writers are ordered."""
+    writer.execute(
+        "INSERT INTO fences (repo, token) VALUES (?, ?) ON CONFLICT (repo)"
+        " DO UPDATE SET token = excluded.token WHERE fences.token < excluded.token",
+        (repo, fence))
+    held = writer.execute("SELECT token FROM fences WHERE repo = ?", (repo,))[0][0]
+    if held > fence:
+        raise FencedOut(f"{repo} was written under a newer lease ({held} > {fence}): "
+                        "this job's lease is lost, its writes are refused")
 
 
 def _delete_facts(writer: Writer, snapshot_id: int) -> None:

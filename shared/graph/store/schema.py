@@ -125,6 +125,13 @@ MIGRATIONS: tuple[Migration, ...] = (
             PRIMARY KEY (snapshot_id, term, node_id)
         )""",
     )),
+    Migration(3, "fencing tokens", (
+        # The largest lease token that has written each repository (shared.jobs.Job.fence).
+        """CREATE TABLE fences (
+            repo TEXT PRIMARY KEY,
+            token {bigint} NOT NULL
+        )""",
+    )),
 )
 
 NODE_COLUMNS = ("snapshot_id", "id", "kind", "path", "name", "qualname", "start_line",
