@@ -53,9 +53,9 @@ def run_all(settings) -> int:
     from cloud.app import create_app
     from edge.__main__ import build_worker, close_worker, keep_caches_in, stop_on_signals
 
-    configure_logging()
     generated = not settings.admin_token
     settings = settings.with_generated_token()
+    configure_logging(settings)
     keep_caches_in(settings.data_dir)
     worker = build_worker(settings, stop_grace_seconds=STOP_GRACE_SECONDS)
     server = uvicorn.Server(uvicorn.Config(

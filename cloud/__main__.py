@@ -9,6 +9,7 @@ import uvicorn
 
 from cloud.app import create_app
 from cloud.auth import redact_path
+from shared.secrets import Scrubber, scrub_logs
 from shared.settings import Settings, SettingsError
 
 
@@ -24,10 +25,11 @@ class _RedactAccessLog(logging.Filter):
         return True
 
 
-def configure_logging() -> None:
+def configure_logging(settings: Settings) -> None:
     logging.basicConfig(level=logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("uvicorn.access").addFilter(_RedactAccessLog())
+    scrub_logs(Scrubber.of_settings(settings))
 
 
 def _stopped(*_) -> None:
@@ -41,7 +43,7 @@ def main(settings: Settings | None = None) -> int:
         except SettingsError as exc:
             print(f"configuration error: {exc}", file=sys.stderr)
             return 2
-    configure_logging()
+    configure_logging(settings)
     for name in ("SIGINT", "SIGTERM"):
         # uvicorn drains, then raises the signal again for the app's own handler: by then
         # everything has stopped, so it is a clean exit (0), not a death by signal

@@ -3,22 +3,19 @@ from __future__ import annotations
 
 import hmac
 import logging
-import re
 from urllib.parse import unquote
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from cloud.errors import error_response
+from shared.secrets import Scrubber
 
 log = logging.getLogger("cloud.auth")
-
-_USERINFO = re.compile(r"//[^/@]*@")
-
 
 def redact_path(path: str) -> str:
     """A submitted URL may carry credentials (it is rejected, but only later), and a
     client may have percent-encoded them, so decode before redacting."""
-    return _USERINFO.sub("//***@", unquote(path))[:200]
+    return Scrubber()(unquote(path))[:200]
 
 
 class BearerAuth:

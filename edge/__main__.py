@@ -25,6 +25,7 @@ from edge.worker import Pipeline, Worker
 from shared.jobs import Job
 from shared.queue import open_queue
 from shared.repo_url import InvalidRepoUrl, normalize_repo_url
+from shared.secrets import Scrubber, scrub_logs
 from shared.settings import Settings, SettingsError
 
 log = logging.getLogger("edge")
@@ -236,7 +237,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "export-onnx":
         return export_command(args)
     try:
-        return _with_settings(args, Settings.from_env())
+        settings = Settings.from_env()
+        scrub_logs(Scrubber.of_settings(settings))
+        return _with_settings(args, settings)
     except SettingsError as exc:  # at start, or DEVICE=cuda without a GPU
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2

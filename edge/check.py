@@ -30,18 +30,14 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Mapping, Sequence, TextIO
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import urlsplit
 
+from shared.secrets import Scrubber
 from shared.settings import Device, Provider, Settings, SettingsError
 
 __all__ = ["STEPS", "CheckFailed", "Outcome", "Step", "check_model_folder", "main", "run_check",
            "run_steps"]
 
-# Variables whose whole value is secret, and URLs that may carry a password.
-SECRET_VARIABLES = ("UPSTASH_REDIS_REST_TOKEN", "QDRANT_API_KEY", "OPENAI_API_KEY",
-                    "GIT_TOKEN", "PHAROS_ADMIN_TOKEN")
-URL_VARIABLES = ("REDIS_URL", "DATABASE_URL", "UPSTASH_REDIS_REST_URL", "QDRANT_URL",
-                 "OPENAI_BASE_URL")
 MATMUL_SIZE = 512
 # float32 on the GPU against float64 on the CPU: exact float32 is near 3e-7, TF32 (when a
 # user turns it on) near 3e-4; a faulty GPU or driver is off by far more.
@@ -262,7 +258,7 @@ def run_check(env: Mapping[str, str] | None = None, *, seconds: float | None = N
     `seconds` replaces every step's own time limit."""
     env = os.environ if env is None else env
     out = sys.stdout if out is None else out
-    scrub = _scrubber(env)
+    scrub = Scrubber.of_environment(env)
 
     def show(outcome: Outcome) -> None:
         print(scrub(outcome.line()), file=out, flush=True)
@@ -331,26 +327,6 @@ def _summary(settings: Settings) -> str:
     return (f"MODE={settings.mode.value}; queue {settings.queue_backend}, graph {graph}, "
             f"vectors {vectors}, DEVICE={settings.device.value}, "
             f"text {settings.embeddings_provider.value}")
-
-
-def _scrubber(env: Mapping[str, str]) -> Callable[[str], str]:
-    secrets = {env.get(name, "").strip() for name in SECRET_VARIABLES}
-    for name in URL_VARIABLES:
-        try:
-            parts = urlsplit(env.get(name, "").strip())
-            passwords = [parts.password or "", *parse_qs(parts.query).get("password", [])]
-        except ValueError:  # not a URL: the config step says so
-            continue
-        secrets.update(passwords)
-        secrets.update(unquote(p) for p in passwords)
-    ordered = sorted(filter(None, secrets), key=len, reverse=True)  # a secret inside another
-
-    def scrub(text: str) -> str:
-        for secret in ordered:
-            text = text.replace(secret, "***")
-        return text
-
-    return scrub
 
 
 def _gpu_matmul(torch) -> str:

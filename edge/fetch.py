@@ -35,6 +35,7 @@ from urllib.parse import urlsplit
 import git
 
 from shared.repo_url import is_public_address
+from shared.secrets import Scrubber
 from shared.settings import Settings
 
 _log = logging.getLogger(__name__)
@@ -88,7 +89,6 @@ _TOKEN_USER = "x-access-token"  # GitHub's name for it; GitLab and Gitea take an
 _INHERITED_GIT_VARIABLES = frozenset({"GIT_EXEC_PATH", "GIT_SSL_CAINFO", "GIT_SSL_CAPATH"})
 # libcurl reads these itself: a proxy would resolve the host anew, past the pin.
 _PROXY_VARIABLES = frozenset({"http_proxy", "https_proxy", "all_proxy", "no_proxy"})
-_USERINFO = re.compile(r"(?<=://)[^/@\s]+@")
 
 
 def fetch(repo_url: str, dest: Path | str, settings: Settings) -> Checkout:
@@ -125,7 +125,7 @@ def clone(repo_url: str, dest: Path | str, *, timeout_seconds: float, max_bytes:
     """
     dest = Path(dest)
     url = _git_url(repo_url)
-    scrub = _Scrubber(token)
+    scrub = _scrubber(token)
     shown = scrub(url)
     if "@" in urlsplit(url).netloc:  # git would show them to every user, in its argv
         raise FetchError(f"{shown}: credentials in the URL are not allowed; set GIT_TOKEN instead")
@@ -360,17 +360,10 @@ def _explain(problem: str, with_token: bool) -> str:
             "not exist (set GIT_TOKEN for private repositories)")
 
 
-class _Scrubber:
+def _scrubber(token: str) -> Scrubber:
     """Removes the token (raw and as its header) and any URL credentials from text."""
-
-    def __init__(self, token: str):
-        header = base64.b64encode(f"{_TOKEN_USER}:{token}".encode()).decode()
-        self.secrets = [token, header] if token else []
-
-    def __call__(self, text: str) -> str:
-        for secret in self.secrets:
-            text = text.replace(secret, "***")
-        return _USERINFO.sub("***@", text)
+    header = base64.b64encode(f"{_TOKEN_USER}:{token}".encode()).decode()
+    return Scrubber([token, header] if token else [])
 
 
 def _checkout_of(dest: Path, shown: str) -> Checkout:

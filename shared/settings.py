@@ -54,7 +54,7 @@ class Provider(str, enum.Enum):
 @dataclass(frozen=True)
 class Settings:
     mode: Mode = Mode.ALL
-    admin_token: str = ""
+    admin_token: str = field(default="", repr=False)
     upstash_url: str = ""
     upstash_token: str = field(default="", repr=False)
     redis_url: str = field(default="", repr=False)  # may embed a password

@@ -44,6 +44,7 @@ from tenacity import (
 )
 from tenacity.wait import wait_base
 
+from shared.secrets import Scrubber
 from shared.settings import is_loopback_host
 
 __all__ = ["EmbeddingError", "KNOWN_DIMS", "OpenAIEncoder"]
@@ -228,7 +229,7 @@ class OpenAIEncoder:
     def _redact(self, text: str) -> str:
         """`text` with the key cut out, should a server quote it in an error."""
         key = self._http.headers.get("authorization", "").removeprefix("Bearer ")
-        return text.replace(key, "[API key]") if key else text
+        return Scrubber([key])(text)
 
     def _vectors(self, response: httpx.Response, n: int) -> np.ndarray:
         """The reply's vectors in input order; anything off the protocol is an error."""

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import threading
 from typing import Any, Callable, Iterable, Sequence, TypeVar
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import urlsplit
 
 import psycopg
 import tenacity
@@ -21,6 +21,7 @@ from psycopg.types.json import Jsonb
 
 from shared.graph.store.base import GraphStore, GraphStoreError, Writer
 from shared.graph.store.schema import Dialect
+from shared.secrets import Scrubber
 
 T = TypeVar("T")
 # pg_advisory_xact_lock key for migrations: any constant this project owns.
@@ -109,13 +110,7 @@ class PostgresGraphStore(GraphStore):
         raise AssertionError("unreachable: tenacity reraises")
 
     def _scrub(self, text: str) -> str:
-        parts = urlsplit(self._url)
-        secrets = {self._url}
-        for password in [parts.password or "", *parse_qs(parts.query).get("password", [])]:
-            secrets.update({password, unquote(password)})
-        for secret in sorted(filter(None, secrets), key=len, reverse=True):
-            text = text.replace(secret, "***")
-        return text
+        return Scrubber([self._url], [self._url])(text)
 
     # --- primitives ------------------------------------------------------------------------
     def _query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
