@@ -19,6 +19,11 @@ from shared.queue import JobQueue, QueueError
 log = logging.getLogger("edge.worker")
 
 MAX_BACKOFF_SECONDS = 30.0
+# After the grace period of a stop: this long to give the job back and report Offline.
+# A queue call then in flight may still take its own bound (CALL_TIMEOUT x CALL_TRIES in
+# shared/queue/transports.py, ~6.5 s), so the longest stop is grace + 5 + 6.5 s: 71.5 s
+# for the service's 60 s grace, inside its stop timeout of 75 s.
+SHUTDOWN_SECONDS = 5.0
 
 
 class Cancelled(Exception):
@@ -186,16 +191,25 @@ class Worker:
     def _until_stored(self, write: Callable[[], bool], attempts: int = 8) -> None:
         """A finished job's outcome must reach the queue; the write is idempotent,
         so retry it through a short outage. If it never lands, the lease expires
-        and the job runs again: at-least-once, never lost."""
+        and the job runs again: at-least-once, never lost. A stop cuts the waits
+        short and bounds the retrying to SHUTDOWN_SECONDS past its grace period."""
         for attempt in range(attempts):
             try:
                 if not write():
                     log.warning("lease was lost before the outcome was stored")
                 return
             except QueueError as exc:
-                delay = min(MAX_BACKOFF_SECONDS, 2 ** attempt)
-                log.warning("storing the outcome failed (%s); retrying in %d s", exc, delay)
-                time.sleep(delay)
+                delay = min(MAX_BACKOFF_SECONDS, 2 ** attempt, self._shutdown_left())
+                if delay <= 0:
+                    log.warning("storing the outcome failed (%s); stopping without it: "
+                                "the lease will expire and the job run again", exc)
+                    return
+                log.warning("storing the outcome failed (%s); retrying in %.1f s", exc, delay)
+                self._stop.wait(delay)  # a stop retries at once, within its budget
+
+    def _shutdown_left(self) -> float:
+        """Seconds left for the stop's own work (infinite while not stopping)."""
+        return self._stop_deadline + SHUTDOWN_SECONDS - time.monotonic()
 
     # --- status ------------------------------------------------------------------------
     def _idle_status(self) -> WorkerStatus:
@@ -206,6 +220,10 @@ class Worker:
 
     def _report_offline(self) -> None:
         self.status = replace(self._idle_status(), state=WorkerState.OFFLINE)
+        if self._shutdown_left() <= 0:
+            log.warning("no time left to report Offline; the page shows it after the "
+                        "heartbeat goes silent")
+            return
         try:
             self.queue.heartbeat(self.status)
         except QueueError as exc:

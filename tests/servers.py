@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import glob
 import hmac
 import json
@@ -149,6 +150,17 @@ class RedisServer:
                 # redis binding it; only a first start may move elsewhere.
                 self._port = free_port()
         return self
+
+    @contextlib.contextmanager
+    def hung(self):
+        """The server stopped dead (SIGSTOP): the kernel still accepts connections, no
+        command is ever answered -- the worst an outage can look like to a client."""
+        assert self._proc is not None
+        self._proc.send_signal(signal.SIGSTOP)
+        try:
+            yield
+        finally:
+            self._proc.send_signal(signal.SIGCONT)
 
     def stop(self) -> None:
         """Terminate the process (kill after a grace period); idempotent."""

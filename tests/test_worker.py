@@ -24,6 +24,7 @@ from shared.queue.redis import RedisQueue
 from shared.queue.sqlite import SqliteQueue
 from shared.queue.transports import RedisProtocol, UpstashRest
 from shared.settings import Settings
+from tests.servers import RedisServer
 
 ROOT = Path(__file__).resolve().parent.parent
 TOKEN = "worker-test-token"
@@ -110,6 +111,36 @@ def test_sigterm_past_the_grace_period_requeues_the_job(redis_url, redis_queue, 
     assert job.state is JobState.QUEUED and job.attempts == 0
     assert redis_queue.pending_count() == 1
     assert redis_queue.workers()[0].status == "Offline"
+
+
+def test_the_longest_stop_fits_the_service_stop_timeout(tmp_path, processes):
+    """SIGTERM past the grace period while the queue hangs (Redis stopped dead: connections
+    accepted, nothing answered): giving the job back and reporting Offline are cut off
+    at SHUTDOWN_SECONDS, so the worker exits within grace + SHUTDOWN_SECONDS + one
+    queue call's bound -- what the service's stop timeout is sized for."""
+    from edge.worker import SHUTDOWN_SECONDS
+    from shared.queue.transports import CALL_TIMEOUT, CALL_TRIES
+
+    server = RedisServer()
+    queue = RedisQueue(RedisProtocol(server.url))
+    try:
+        worker = start_worker(server.url, "stuck", tmp_path, JOB_SECONDS=60, STOP_GRACE=1)
+        processes.append(worker)
+        job_id = queue.enqueue("https://github.com/o/r").job.id
+        wait_for(lambda: list(tmp_path.glob(f"{job_id}.stuck.started")), 20, "job to start")
+        with server.hung():
+            started = time.monotonic()
+            worker.send_signal(signal.SIGTERM)
+            code = worker.wait(60)
+            took = time.monotonic() - started
+        bound = 1 + SHUTDOWN_SECONDS + CALL_TIMEOUT * CALL_TRIES + 0.5
+        assert code == 0 and took <= bound + 2, (took, bound)  # + the interpreter's exit
+        # nothing was given back: the lease expires and the job runs again (not lost)
+        assert queue.get_job(job_id).state is JobState.RUNNING
+    finally:
+        queue.close()
+        server.stop()
+    assert 75 >= 60 + bound - 1  # the unit's TimeoutStopSec against its 60 s grace
 
 
 def test_after_a_lost_lease_no_job_starts_until_the_old_pipeline_has_stopped(tmp_path):
