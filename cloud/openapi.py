@@ -26,6 +26,7 @@ def _ok(description: str, example: dict) -> dict:
 
 _UNAUTHORIZED = _error("unauthorized", "missing Authorization header; send 'Authorization: Bearer <token>'")
 _UNAVAILABLE = _error("queue_unavailable", "the job queue is unreachable; try again shortly")
+_NO_PARAMETERS = _error("bad_request", "unknown query parameter 'x'; it takes none")
 _LIMIT = {"name": "limit", "in": "query", "required": False,
           "schema": {"type": "integer", "minimum": 1, "maximum": 100, "default": 10}}
 
@@ -96,7 +97,8 @@ def openapi_spec() -> dict:
                 "security": secured,
                 "responses": {"200": _ok("Workers", {"status": _WORKER["status"],
                                                      "workers": [_WORKER]}),
-                              "401": _UNAUTHORIZED, "503": _UNAVAILABLE},
+                              "400": _NO_PARAMETERS, "401": _UNAUTHORIZED,
+                              "503": _UNAVAILABLE},
             }},
             "/api/v1/ingestion/overview": {"get": {
                 "summary": "Everything the status page shows, in one read",
@@ -105,7 +107,7 @@ def openapi_spec() -> dict:
                     "status": _WORKER["status"], "workers": [_WORKER],
                     "queue": {"size": 2, "running": 1, "max": 10, "backend": "upstash"},
                     "jobs": [_RECORD], "dead": [], "time": 1790000001.0}),
-                    "401": _UNAUTHORIZED, "503": _UNAVAILABLE},
+                    "400": _NO_PARAMETERS, "401": _UNAUTHORIZED, "503": _UNAVAILABLE},
             }},
             "/api/v1/ingestion/jobs/history": {"get": {
                 "summary": "Finished jobs, newest first (the newest 100 are kept)",
@@ -121,6 +123,7 @@ def openapi_spec() -> dict:
                     {**_JOB, "state": "dead", "attempts": 3,
                      "error": "lease expired on attempt 3 of 3 (worker stopped answering); "
                               "dead-lettered"}]}),
+                    "400": _error("bad_request", "limit must be between 1 and 100"),
                     "401": _UNAUTHORIZED, "503": _UNAVAILABLE},
             }},
             "/api/v1/ingestion/jobs/{job_id}": {"get": {
@@ -129,7 +132,7 @@ def openapi_spec() -> dict:
                 "parameters": [{"name": "job_id", "in": "path", "required": True,
                                 "schema": {"type": "string"}, "example": _JOB_ID}],
                 "responses": {"200": _ok("The job", _JOB),
-                              "401": _UNAUTHORIZED,
+                              "400": _NO_PARAMETERS, "401": _UNAUTHORIZED,
                               "404": _error("not_found", f"no job with id '{_JOB_ID}'"),
                               "503": _UNAVAILABLE},
             }},

@@ -27,8 +27,20 @@ _COMMON = {
 
 
 def _body(schema: dict, example: dict) -> dict:
-    return {"required": True, "content": {"application/json": {"schema": schema,
-                                                                "example": example}}}
+    return {"required": True, "content": {"application/json": {
+        "schema": _null_is_absent(schema), "example": example}}}
+
+
+def _null_is_absent(schema: dict) -> dict:
+    """An optional field may be sent as null, which means what leaving it out means."""
+    required = set(schema.get("required", ()))
+    properties = {}
+    for name, field in schema["properties"].items():
+        if name not in required:
+            field = ({**field, "enum": [*field["enum"], None]} if "enum" in field else
+                     {**field, "type": [field["type"], "null"]})
+        properties[name] = field
+    return {**schema, "properties": properties}
 
 
 def _param(name: str, description: str, schema: dict, required: bool = False,

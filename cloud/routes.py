@@ -63,7 +63,18 @@ def _settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
+def _only(request: Request, *names: str) -> None:
+    """Refuse query parameters the route does not take: a misspelt `limt` is an error,
+    not silently the default."""
+    unknown = sorted({key for key in request.query_params.keys() if key not in names})
+    if unknown:
+        takes = f"it takes {', '.join(names)}" if names else "it takes none"
+        raise ApiError(400, "bad_request",
+                       f"unknown query parameter {unknown[0][:40]!r}; {takes}")
+
+
 def _limit(request: Request, default: int, maximum: int) -> int:
+    _only(request, "limit")
     raw = request.query_params.get("limit", str(default))
     try:
         limit = int(raw)
@@ -93,6 +104,7 @@ def ingest(request: Request) -> JSONResponse:
 
 
 def worker_status(request: Request) -> JSONResponse:
+    _only(request)
     view = _queue(request).overview(history_limit=0, dead_limit=0)
     workers = [w.public(view.now) for w in view.workers]
     return JSONResponse({"status": overall_status(workers), "workers": workers})
@@ -120,6 +132,7 @@ def dead_jobs(request: Request) -> JSONResponse:
 
 
 def job_detail(request: Request) -> JSONResponse:
+    _only(request)
     job_id = request.path_params["job_id"]
     job = _queue(request).get_job(job_id) if job_id.isalnum() and len(job_id) <= 64 else None
     if job is None:
@@ -129,6 +142,7 @@ def job_detail(request: Request) -> JSONResponse:
 
 def overview(request: Request) -> JSONResponse:
     """Everything the status page shows, in one backend call (Upstash bills each)."""
+    _only(request)
     queue = _queue(request)
     view = request.app.state.overview_cache.get(queue)
     now = view.now  # the queue's clock: heartbeats were stamped by it
