@@ -20,3 +20,8 @@ npm install --no-save --no-audit --no-fund --prefix . \
 .venv/bin/python -c 'import grimp, importlib.metadata as m; print("grimp", m.version("grimp"))'
 node_modules/.bin/depcruise --version | sed 's/^/dependency-cruiser /'
 node_modules/.bin/tsc --version
+
+# The HTTP load generator of bench/faults/load.py (C, epoll: it leaves the cores to the
+# server it measures). Debian/Ubuntu package.
+command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
+wrk --version 2>&1 | head -1

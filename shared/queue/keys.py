@@ -14,6 +14,11 @@ class Keys:
         return self.prefix + "queue"
 
     @property
+    def stale_at(self) -> str:
+        """Sorted set queued job id -> when it goes stale (submitted_at + ttl)."""
+        return self.prefix + "stale_at"
+
+    @property
     def pending_repos(self) -> str:
         """Hash repo_url -> id of its queued job, to answer a resubmission with it."""
         return self.prefix + "pending_repos"

@@ -76,9 +76,9 @@ class RedisQueue(JobQueue):
         fields = [item for pair in job.to_fields().items() for item in pair]
         reply = self._run(
             _ENQUEUE,
-            [k.queue, k.pending_repos, k.job(job.id), k.history],
+            [k.queue, k.pending_repos, k.job(job.id), k.history, k.stale_at],
             [job.id, job.repo_url, self.max_queue_size, k.job_prefix, RECORD_RETENTION,
-             HISTORY_LIMIT, *fields],
+             HISTORY_LIMIT, job.ttl, *fields],
         )
         outcome, position, size = reply[0], int(reply[1]), int(reply[2])
         if outcome == "full":
@@ -91,7 +91,7 @@ class RedisQueue(JobQueue):
         reply = self._run(
             _CLAIM,
             [k.queue, k.leases, k.dead, k.history, k.workers, k.pending_repos,
-             k.worker(worker.worker_id), k.fence],
+             k.worker(worker.worker_id), k.fence, k.stale_at],
             [self.lease.seconds, self.lease.max_attempts, worker.worker_id, lease_token,
              worker.to_json(), RECORD_RETENTION, k.job_prefix, k.claim_prefix, HISTORY_LIMIT,
              DEAD_LIMIT],
@@ -132,7 +132,7 @@ class RedisQueue(JobQueue):
         reply = self._run(
             _RELEASE,
             [k.job(job.id), k.leases, k.queue, k.pending_repos, k.worker(worker.worker_id),
-             k.workers],
+             k.workers, k.stale_at],
             [job.id, job.lease_token, worker.to_json(), worker.worker_id, RECORD_RETENTION,
              k.job_prefix],
         )
@@ -153,7 +153,7 @@ class RedisQueue(JobQueue):
         dead_limit = max(0, min(dead_limit, DEAD_LIMIT))
         pending, running, workers, history, dead, now = self._run(
             _OVERVIEW,
-            [k.queue, k.leases, k.workers, k.history, k.dead],
+            [k.queue, k.leases, k.workers, k.history, k.dead, k.stale_at],
             [history_limit, dead_limit, k.job_prefix, k.worker_prefix],
         )
         return Overview(

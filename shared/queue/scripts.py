@@ -46,19 +46,35 @@ local function mark_pending(pending_key, job_prefix, id, repo)
 end
 """
 
-# Queued jobs older than their TTL leave the queue as skipped, recorded; ids whose
-# record is gone (written by an older release with an expiry) are dropped.
-# Staleness is checked wherever the queue is read to decide: enqueue and claim.
+# Queued jobs older than their TTL leave the queue as skipped, recorded. `stale_key`
+# ranks every queued job by the time it goes stale (submitted_at + ttl), so the sweep
+# costs O(log n) plus the stale jobs, not a walk of the queue. Run wherever the queue is
+# read to decide: enqueue and claim. A queue written by a release without the ranking
+# gets it once (`rank_queued`), its ids without a record dropped.
 _SKIP_STALE = _REMEMBER + """
-local function skip_stale(queue_key, pending_key, history_key, limit, jp, now, retention)
+local function rank_queued(queue_key, stale_key, jp)
+  if redis.call('ZCARD', stale_key) >= redis.call('LLEN', queue_key) then return end
   for _, id in ipairs(redis.call('LRANGE', queue_key, 0, -1)) do
+    local state, submitted, ttl = unpack(redis.call('HMGET', jp .. id, 'state',
+      'submitted_at', 'ttl'))
+    if state ~= 'queued' then
+      redis.call('LREM', queue_key, 0, id)
+    elseif not redis.call('ZSCORE', stale_key, id) then
+      redis.call('ZADD', stale_key, tonumber(submitted) + tonumber(ttl), id)
+    end
+  end
+end
+local function skip_stale(queue_key, stale_key, pending_key, history_key, limit, jp, now,
+                          retention)
+  rank_queued(queue_key, stale_key, jp)
+  for _, id in ipairs(redis.call('ZRANGEBYSCORE', stale_key, '-inf',
+                                 string.format('(%.6f', now))) do
+    redis.call('ZREM', stale_key, id)
     local key = jp .. id
     local state, submitted, ttl, repo = unpack(redis.call('HMGET', key, 'state',
       'submitted_at', 'ttl', 'repo_url'))
-    if state ~= 'queued' then
-      redis.call('LREM', queue_key, 0, id)
-    elseif now - tonumber(submitted) > tonumber(ttl) then
-      redis.call('LREM', queue_key, 0, id)
+    redis.call('LREM', queue_key, 0, id)
+    if state == 'queued' then
       if redis.call('HGET', pending_key, repo) == id then redis.call('HDEL', pending_key, repo) end
       redis.call('HSET', key, 'state', 'skipped', 'finished_at', now, 'reason',
         string.format('stale: waited %d s, longer than its TTL of %d s',
@@ -70,20 +86,28 @@ local function skip_stale(queue_key, pending_key, history_key, limit, jp, now, r
 end
 """
 
-# KEYS: queue, pending_repos, job, history
-# ARGV: id, repo_url, cap, job_prefix, retention, history_limit, field, value, ...
+# Back in the queue (a lease expired, a stop gave it back): at the head, ranked again.
+_REQUEUE = """
+local function requeue(queue_key, stale_key, key, id)
+  redis.call('LPUSH', queue_key, id)
+  local submitted, ttl = unpack(redis.call('HMGET', key, 'submitted_at', 'ttl'))
+  redis.call('ZADD', stale_key, tonumber(submitted) + tonumber(ttl), id)
+end
+"""
+
+# KEYS: queue, pending_repos, job, history, stale_at
+# ARGV: id, repo_url, cap, job_prefix, retention, history_limit, ttl, field, value, ...
 # -> {outcome, position, queue_size, job fields...}; outcome: created | existing | full
 ENQUEUE = _NOW + _SKIP_STALE + """
-local function answer(outcome, id, size)
-  local pos = 0
-  if id ~= '' then pos = (redis.call('LPOS', KEYS[1], id) or -1) + 1 end
-  local out = {outcome, pos, size}
+local function answer(outcome, id, size, pos)
+  if id ~= '' and not pos then pos = (redis.call('LPOS', KEYS[1], id) or -1) + 1 end
+  local out = {outcome, pos or 0, size}
   if id ~= '' then
     for _, v in ipairs(redis.call('HGETALL', ARGV[4] .. id)) do out[#out + 1] = v end
   end
   return out
 end
-skip_stale(KEYS[1], KEYS[2], KEYS[4], tonumber(ARGV[6]), ARGV[4], now, ARGV[5])
+skip_stale(KEYS[1], KEYS[5], KEYS[2], KEYS[4], tonumber(ARGV[6]), ARGV[4], now, ARGV[5])
 local size = redis.call('LLEN', KEYS[1])
 -- a retried call whose answer was lost: the job already exists
 if redis.call('EXISTS', KEYS[3]) == 1 then return answer('existing', ARGV[1], size) end
@@ -92,11 +116,12 @@ if pending and redis.call('HGET', ARGV[4] .. pending, 'state') == 'queued' then
   return answer('existing', pending, size)
 end
 if size >= tonumber(ARGV[3]) then return answer('full', '', size) end
-redis.call('HSET', KEYS[3], unpack(ARGV, 7))
+redis.call('HSET', KEYS[3], unpack(ARGV, 8))
 redis.call('HSET', KEYS[3], 'submitted_at', now)
 redis.call('RPUSH', KEYS[1], ARGV[1])
+redis.call('ZADD', KEYS[5], now + tonumber(ARGV[7]), ARGV[1])
 redis.call('HSET', KEYS[2], ARGV[2], ARGV[1])
-return answer('created', ARGV[1], size + 1)
+return answer('created', ARGV[1], size + 1, size + 1)
 """
 
 # The worker's report, kept as sent (property 4); the time of the beat is the
@@ -108,13 +133,13 @@ local function beat(worker_key, workers_key, worker_json, worker_id, retention)
 end
 """
 
-# KEYS: queue, leases, dead, history, workers, pending_repos, worker, fence
+# KEYS: queue, leases, dead, history, workers, pending_repos, worker, fence, stale_at
 # ARGV: lease_seconds, max_attempts, worker_id, lease_token, worker_json, retention,
 #       job_prefix, claim_prefix, history_limit, dead_limit
 # -> job fields, or {} when the queue is empty
 # Each lease gets a fencing token: microseconds of the claim, past the last one issued
 # (shared.jobs.fence_from), written as an integer ('%.0f': Lua would print 1.8e+15).
-CLAIM = _NOW + _MARK_PENDING + _SKIP_STALE + _BEAT + """
+CLAIM = _NOW + _MARK_PENDING + _SKIP_STALE + _REQUEUE + _BEAT + """
 local jp, retention, limit = ARGV[7], ARGV[6], tonumber(ARGV[9])
 -- the heartbeat rides on every poll: an idle worker costs one command per tick
 beat(KEYS[7], KEYS[5], ARGV[5], ARGV[3], retention)
@@ -139,16 +164,16 @@ for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now)) do
     else
       redis.call('HSET', key, 'state', 'queued', 'worker_id', '', 'lease_token', '',
         'lease_deadline', 0, 'stage', '', 'progress', 0)
-      -- back to the head: it has waited longest
-      redis.call('LPUSH', KEYS[1], id)
+      requeue(KEYS[1], KEYS[9], key, id)  -- at the head: it has waited longest
       mark_pending(KEYS[6], jp, id, redis.call('HGET', key, 'repo_url'))
     end
   end
 end
-skip_stale(KEYS[1], KEYS[6], KEYS[4], limit, jp, now, retention)
+skip_stale(KEYS[1], KEYS[9], KEYS[6], KEYS[4], limit, jp, now, retention)
 
 local id = redis.call('LPOP', KEYS[1])
 if not id then return {} end
+redis.call('ZREM', KEYS[9], id)
 local key = jp .. id
 local deadline = now + tonumber(ARGV[1])
 local fence = math.max(tonumber(redis.call('GET', KEYS[8]) or '0') + 1, now_us)
@@ -197,10 +222,10 @@ beat(KEYS[4], KEYS[5], ARGV[4], ARGV[5], ARGV[6])
 return 1
 """
 
-# KEYS: job, leases, queue, pending_repos, worker, workers
+# KEYS: job, leases, queue, pending_repos, worker, workers, stale_at
 # ARGV: job_id, lease_token, worker_json, worker_id, retention, job_prefix
 # -> 1, or 0 when the job's lease is no longer this worker's
-RELEASE = _NOW + _MARK_PENDING + _BEAT + """
+RELEASE = _NOW + _MARK_PENDING + _REQUEUE + _BEAT + """
 beat(KEYS[5], KEYS[6], ARGV[3], ARGV[4], ARGV[5])
 if redis.call('HGET', KEYS[1], 'lease_token') ~= ARGV[2]
     or redis.call('HGET', KEYS[1], 'state') ~= 'running' then
@@ -211,13 +236,13 @@ redis.call('HINCRBY', KEYS[1], 'attempts', -1)
 redis.call('HSET', KEYS[1], 'state', 'queued', 'worker_id', '', 'lease_token', '',
   'lease_deadline', 0, 'stage', '', 'progress', 0)
 redis.call('ZREM', KEYS[2], ARGV[1])
-redis.call('LPUSH', KEYS[3], ARGV[1])
+requeue(KEYS[3], KEYS[7], KEYS[1], ARGV[1])
 mark_pending(KEYS[4], ARGV[6], ARGV[1], redis.call('HGET', KEYS[1], 'repo_url'))
 return 1
 """
 
-# KEYS: queue, leases, workers, history, dead   ARGV: history_limit, dead_limit, job_prefix,
-#       worker_prefix
+# KEYS: queue, leases, workers, history, dead, stale_at
+# ARGV: history_limit, dead_limit, job_prefix, worker_prefix
 # -> {pending, running, {worker_json, heartbeat_at, ...}, {history_json...},
 #     {{dead job fields}...}, now}
 # One command for everything the status page shows: on Upstash every command counts.
@@ -243,14 +268,8 @@ for _, id in ipairs(head(KEYS[5], tonumber(ARGV[2]))) do
   if #fields > 0 then dead[#dead + 1] = fields end
 end
 -- stale jobs wait for the next enqueue or claim to be skipped; they are not pending
-local pending = 0
-for _, id in ipairs(redis.call('LRANGE', KEYS[1], 0, -1)) do
-  local state, submitted, ttl = unpack(redis.call('HMGET', ARGV[3] .. id, 'state',
-    'submitted_at', 'ttl'))
-  if state == 'queued' and now - tonumber(submitted) <= tonumber(ttl) then
-    pending = pending + 1
-  end
-end
+local pending = redis.call('LLEN', KEYS[1]) -
+  redis.call('ZCOUNT', KEYS[6], '-inf', string.format('(%.6f', now))
 return {pending, redis.call('ZCARD', KEYS[2]), workers,
   head(KEYS[4], tonumber(ARGV[1])), dead, string.format('%.6f', now)}
 """

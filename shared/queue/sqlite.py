@@ -144,7 +144,9 @@ class SqliteQueue(JobQueue):
                 _requeue_at_head(db, job.id)
 
     def _skip_stale(self, db: sqlite3.Connection, now: float) -> None:
-        for row in db.execute("SELECT * FROM jobs WHERE state = 'queued'").fetchall():
+        stale = db.execute("SELECT * FROM jobs WHERE state = 'queued' AND submitted_at + ttl < ?",
+                           (now,)).fetchall()
+        for row in stale:
             reason = Job.from_fields(dict(row)).stale_reason(now)
             if reason:
                 db.execute(
@@ -225,10 +227,11 @@ class SqliteQueue(JobQueue):
             dead_ids = db.execute("SELECT job_id FROM dead ORDER BY seq DESC LIMIT ?",
                                   (dead_limit,)).fetchall()
             dead = [job for (job_id,) in dead_ids if (job := _load(db, job_id)) is not None]
-            queued = db.execute("SELECT * FROM jobs WHERE state = 'queued'").fetchall()
+            # stale jobs wait for the next enqueue or claim to be skipped: not pending
+            (pending,) = db.execute("SELECT COUNT(*) FROM jobs WHERE state = 'queued'"
+                                    " AND submitted_at + ttl >= ?", (now,)).fetchone()
             return Overview(
-                # stale jobs wait for the next enqueue or claim to be skipped
-                pending=sum(not Job.from_fields(dict(r)).stale_reason(now) for r in queued),
+                pending=pending,
                 running=running[0],
                 workers=[_stamped(status, beat) for status, beat in workers.fetchall()],
                 history=[history_record(json.loads(record)) for (record,) in history],
