@@ -16,10 +16,11 @@ from edge.embed.chunks import TextEncoder, read_sources
 from edge.embed.stages import Structure, Text, embed_structure, embed_text, upload
 from edge.fetch import fetch, job_workspace
 from edge.graph import stats
-from shared.graph.store import GraphStore, open_graph_store
+from edge.worker import RetryLater
+from shared.graph.store import GraphStore, GraphStoreUnavailable, open_graph_store
 from shared.jobs import Job, JobResult, fence_now
 from shared.settings import Provider, Settings
-from shared.vectors import VectorStore, open_vector_store
+from shared.vectors import VectorStore, VectorStoreUnavailable, open_vector_store
 
 log = logging.getLogger("edge.pipeline")
 
@@ -64,6 +65,12 @@ class IngestPipeline:
             return self._encoder
 
     def __call__(self, job: Job, report) -> JobResult:
+        try:
+            return self._run(job, report)
+        except (GraphStoreUnavailable, VectorStoreUnavailable) as exc:
+            raise RetryLater(str(exc)) from exc
+
+    def _run(self, job: Job, report) -> JobResult:
         def progress(stage: str, fraction: float) -> None:
             low, high = STAGES[stage.split(" ", 1)[0]]
             report(stage, low + (high - low) * fraction)

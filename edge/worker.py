@@ -30,6 +30,12 @@ class Cancelled(Exception):
     """Raised inside the pipeline at its next progress report once the job must stop."""
 
 
+class RetryLater(Exception):
+    """The pipeline met an outage (a store it writes to is unreachable), not a bad job:
+    the job is left to its lease, which returns it to the queue with the attempt
+    counted (dead-lettered after the last), instead of ending it as failed."""
+
+
 class Report(Protocol):
     def __call__(self, stage: str, progress: float) -> None: ...
 
@@ -144,6 +150,8 @@ class Worker:
                 return
         if run.error is None:
             self._finish(job, JobState.COMPLETE, result=run.result or JobResult())
+        elif isinstance(run.error, RetryLater):
+            self._leave_to_lease(job, run.error)
         else:
             message = _one_line(run.error)
             log.error("job %s failed: %s", job.id, message, exc_info=run.error)
@@ -182,6 +190,16 @@ class Worker:
                                                      error=error, reason=reason))
         self.status = after
         log.info("job %s: %s", job.id, state.value)
+
+    def _leave_to_lease(self, job: Job, error: RetryLater) -> None:
+        message = _one_line(error)
+        log.warning("job %s: %s; it returns to the queue when its lease runs out "
+                    "(attempt %d of %d)", job.id, message, job.attempts,
+                    self.queue.lease.max_attempts)
+        self.status = replace(self.status, state=WorkerState.ERROR, error=message, job_id="",
+                              stage="", progress=0.0, heartbeat_seconds=self.poll_seconds)
+        # The outage is likely to fail the next job too: wait about a lease first.
+        self._stop.wait(min(MAX_BACKOFF_SECONDS, self.queue.lease.seconds))
 
     def _give_back(self, job: Job) -> None:
         log.info("job %s: stopping; back to the queue", job.id)

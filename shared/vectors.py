@@ -66,7 +66,8 @@ from shared.local_index import RepoPoints
 from shared.settings import Settings
 
 __all__ = ["CHUNK_COLLECTION", "DEFAULT_CHUNK_MODEL", "STRUCTURE_COLLECTION", "STRUCTURE_DIM",
-           "ChunkLike", "Hit", "VectorStore", "VectorStoreError", "chunk_collection",
+           "ChunkLike", "Hit", "VectorStore", "VectorStoreError", "VectorStoreUnavailable",
+           "chunk_collection",
            "open_vector_store"]
 
 log = logging.getLogger(__name__)
@@ -89,6 +90,10 @@ Where = dict[str, "str | Sequence[str]"]
 
 class VectorStoreError(Exception):
     """The vector store could not do what was asked; the message never carries the key."""
+
+
+class VectorStoreUnavailable(VectorStoreError):
+    """Qdrant could not be reached, or kept answering 429/5xx (after retries): an outage."""
 
 
 class ChunkLike(Protocol):
@@ -446,11 +451,12 @@ class VectorStore:
         except VectorStoreError:
             raise
         except UnexpectedResponse as exc:
-            raise VectorStoreError(
-                f"Qdrant {self._where} could not {what}: HTTP {exc.status_code} "
-                f"{_reason(exc)}") from None
+            kind = VectorStoreUnavailable if _is_transient(exc) else VectorStoreError
+            raise kind(f"Qdrant {self._where} could not {what}: HTTP {exc.status_code} "
+                       f"{_reason(exc)}") from None
         except Exception as exc:  # qdrant-client raises many types; one error type here
-            raise VectorStoreError(f"Qdrant {self._where} could not {what}: {exc}") from None
+            kind = VectorStoreUnavailable if _is_transient(exc) else VectorStoreError
+            raise kind(f"Qdrant {self._where} could not {what}: {exc}") from None
         raise AssertionError("unreachable: tenacity either returns or raises")
 
     def _attempts(self, what: str) -> Iterator[Any]:

@@ -624,6 +624,19 @@ class PostgresServer:
     def running(self) -> bool:
         return self._proc is not None and self._proc.poll() is None
 
+    @contextlib.contextmanager
+    def down(self):
+        """The server stopped (fast shutdown: clients are cut off), then started again on
+        the same port with the same data when the block ends."""
+        assert self._proc is not None and self._finalizer is not None
+        self._finalizer.detach()  # it would remove the data folder
+        self._proc.send_signal(signal.SIGINT)
+        self._proc.wait(30)
+        try:
+            yield
+        finally:
+            self._launch()
+
     def create_database(self, name: str | None = None) -> str:
         """A new empty database; returns its name."""
         name = name or f"test_{secrets.token_hex(6)}"

@@ -4,12 +4,27 @@ ends exactly once, complete, on its second attempt; queries never answer from a 
 whose vectors are missing; no vector is stored twice. The rig: tests/faults.py."""
 from __future__ import annotations
 
-import pytest
+import contextlib
+import threading
+import time
 
+import pytest
+from starlette.testclient import TestClient
+
+from cloud.app import create_app
 from edge.embed.minilm import MiniLMEncoder
 from edge.pipeline import IngestPipeline
+from edge.worker import Worker
+from shared.jobs import JobState
+from shared.queue import Lease
+from shared.queue.sqlite import SqliteQueue
+from shared.settings import Settings
 from tests.embedding_server import QdrantRestServer
-from tests.faults import KillRig
+from tests.faults import KillRig, make_repository
+from tests.servers import PostgresServer
+
+TOKEN = "faults-test-token"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 
 @pytest.fixture(scope="module")
@@ -40,3 +55,54 @@ def test_a_worker_killed_mid_stage_loses_nothing_and_duplicates_nothing(
     assert outcome.chunks_stored == outcome.chunks_expected > 0
     assert outcome.files_stored == outcome.files_expected > 0
     assert outcome.ok
+
+
+@pytest.mark.timeout(300)
+def test_postgres_stopped_mid_job_the_job_retries_and_the_api_recovers(encoder, tmp_path):
+    """PostgreSQL goes down as the job is about to store its graph and comes back a few
+    seconds later: the job is not failed but left to its lease, runs again and completes;
+    meanwhile the query API answers 503 and recovers without a restart."""
+    postgres = PostgresServer()
+    url = postgres.url_for(postgres.create_database())
+    queue = SqliteQueue(tmp_path / "queue.sqlite3", lease=Lease(seconds=2, max_attempts=3))
+    during: list[int] = []
+    try:
+        with QdrantRestServer() as qdrant:
+            settings = Settings(data_dir=tmp_path / "data", database_url=url,
+                                qdrant_url=qdrant.url, allow_local_repos=True,
+                                admin_token=TOKEN)
+            pipeline = IngestPipeline(settings, encoder=encoder)
+            outage = contextlib.ExitStack()
+
+            def pipeline_with_outage(job, report):
+                def hooked(stage: str, progress: float) -> None:
+                    if stage == "store" and job.attempts == 1 and not outage._exit_callbacks:
+                        outage.enter_context(postgres.down())
+                        threading.Timer(4.0, outage.close).start()
+                    report(stage, progress)
+                return pipeline(job, hooked)
+
+            repo = make_repository(tmp_path / "repo").as_uri()
+            job = queue.enqueue(repo).job
+            worker = Worker(queue, pipeline_with_outage, worker_id="w", heartbeat_seconds=0.2)
+            app = create_app(settings, queue=queue)
+            with TestClient(app) as client:
+                assert worker.run_once()  # attempt 1 meets the outage
+                assert queue.get_job(job.id).state is JobState.RUNNING  # not failed
+                during.append(client.get("/api/v1/repos", headers=AUTH).status_code)
+                deadline = time.monotonic() + 60
+                while queue.get_job(job.id).state is not JobState.COMPLETE:
+                    assert time.monotonic() < deadline, queue.get_job(job.id)
+                    worker.run_once() or time.sleep(0.2)
+                after = client.get("/api/v1/repos", headers=AUTH)
+            pipeline.close()
+    finally:
+        queue.close()
+        postgres.stop()
+    assert during == [503]
+    assert after.status_code == 200 and [r["url"] for r in after.json()["repos"]] == [repo]
+    reopened = SqliteQueue(tmp_path / "queue.sqlite3")
+    history = [r for r in reopened.history(10) if r["job_id"] == job.id]
+    reopened.close()
+    # complete, once, after one or two attempts met the 4 s outage (each waits a lease)
+    assert [r["status"] for r in history] == ["complete"] and 2 <= history[0]["attempts"] <= 3

@@ -14,12 +14,14 @@ from shared.graph.store.base import (
     FencedOut,
     GraphStore,
     GraphStoreError,
+    GraphStoreUnavailable,
     Reached,
     Snapshot,
 )
 from shared.settings import Settings
 
 __all__ = ["DEPENDENCY_KINDS", "KEEP_SNAPSHOTS", "FencedOut", "GraphStore", "GraphStoreError",
+           "GraphStoreUnavailable",
            "PostgresGraphStore", "Reached", "Snapshot", "SqliteGraphStore",
            "open_graph_store"]
 

@@ -57,6 +57,10 @@ class GraphStoreError(Exception):
     """The store could not do what was asked; the message never carries a secret."""
 
 
+class GraphStoreUnavailable(GraphStoreError):
+    """The database could not be reached (after retries): an outage, worth trying later."""
+
+
 class FencedOut(GraphStoreError):
     """A newer lease has written the repository: this writer's lease is lost."""
 

@@ -19,7 +19,7 @@ import psycopg
 import tenacity
 from psycopg.types.json import Jsonb
 
-from shared.graph.store.base import GraphStore, GraphStoreError, Writer
+from shared.graph.store.base import GraphStore, GraphStoreError, GraphStoreUnavailable, Writer
 from shared.graph.store.schema import Dialect
 from shared.secrets import Scrubber
 
@@ -105,7 +105,8 @@ class PostgresGraphStore(GraphStore):
                         return action(self._connection())
             except psycopg.Error as exc:
                 # `from None`: a chained psycopg error could print what we scrubbed.
-                raise GraphStoreError(self._scrub(
+                kind = GraphStoreUnavailable if _transient(exc) else GraphStoreError
+                raise kind(self._scrub(
                     f"PostgreSQL graph store: {type(exc).__name__}: {exc}")) from None
         raise AssertionError("unreachable: tenacity reraises")
 
