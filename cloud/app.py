@@ -10,7 +10,7 @@ from starlette.middleware import Middleware
 
 from cloud.auth import BearerAuth
 from cloud.errors import EXCEPTION_HANDLERS
-from cloud.query import QueryService
+from cloud.query import QueryService, tokens
 from cloud.routes import ROUTES, OverviewCache
 from shared.jobs import WorkerState
 from shared.queue import JobQueue, QueueError, open_queue
@@ -32,6 +32,7 @@ def create_app(settings: Settings | None = None, queue: JobQueue | None = None,
         app.state.queue = queue or open_queue(app.state.settings)
         app.state.overview_cache = OverviewCache()
         app.state.query = query or QueryService.from_settings(app.state.settings)
+        tokens.load()
         app.state.query.watch_jobs(*job_readers(app.state.queue, app.state.overview_cache))
         log.info("control plane ready (queue: %s, cap %d, ttl %d s)", app.state.queue.backend,
                  app.state.settings.max_queue_size, app.state.settings.task_ttl)

@@ -278,9 +278,9 @@ def test_records_expire_but_the_queue_key_never_does(redis_url):
 # --- stale jobs (property 18's rules, on every backend, in real time) ------------------
 
 def test_a_stale_job_counts_for_neither_the_cap_nor_de_duplication(new_queue):
-    queue = new_queue(max_queue_size=1, task_ttl=1)
+    queue = new_queue(max_queue_size=1, task_ttl=2)
     old = queue.enqueue(REPO).job
-    time.sleep(1.3)  # the worker was off: the job outlived its TTL
+    time.sleep(2.3)  # the worker was off: the job outlived its TTL
     assert queue.pending_count() == 0
     again = queue.enqueue(REPO)  # neither 429 nor the stale job handed back
     assert again.created and again.job.id != old.id and again.queue_size == 1
@@ -288,7 +288,7 @@ def test_a_stale_job_counts_for_neither_the_cap_nor_de_duplication(new_queue):
     assert skipped.state is JobState.SKIPPED
     [record] = queue.history(10)
     assert record["job_id"] == old.id and record["status"] == "skipped"
-    assert record["reason"] == "stale: waited 1 s, longer than its TTL of 1 s"
+    assert record["reason"] == "stale: waited 2 s, longer than its TTL of 2 s"
     with pytest.raises(QueueFull):  # the fresh job does count
         queue.enqueue(repo(2))
 
