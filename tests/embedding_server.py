@@ -26,6 +26,7 @@ snapshots, every other endpoint (404).
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import json
@@ -83,13 +84,29 @@ class _Server:
             def log_message(self, *args: Any) -> None:  # quiet test output
                 pass
 
-        self._httpd = ThreadingHTTPServer((LOOPBACK, 0), Handler)
+        self._handler = Handler
+        self.port = 0
+        self._listen()
+        self.url = f"http://{LOOPBACK}:{self.port}"
+
+    def _listen(self) -> None:
+        self._httpd = ThreadingHTTPServer((LOOPBACK, self.port), self._handler)
         self._httpd.daemon_threads = True
         self.port = self._httpd.server_address[1]
-        self.url = f"http://{LOOPBACK}:{self.port}"
         self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.05,),
                                         daemon=True)
         self._thread.start()
+
+    @contextlib.contextmanager
+    def down(self):
+        """Not listening (connections refused), then back on the same port with the same
+        data when the block ends."""
+        self._httpd.shutdown()  # the listener only: a subclass's stop() closes its data
+        self._httpd.server_close()
+        try:
+            yield
+        finally:
+            self._listen()
 
     def handle(self, method: str, path: str, headers: dict[str, str], body: bytes) -> Reply:
         raise NotImplementedError

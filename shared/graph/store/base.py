@@ -176,7 +176,8 @@ class GraphStore(abc.ABC):
         that repeat an id keep their first occurrence (an id is a key); edges are
         stored as given; the graph's sources and their keyword index go with them.
         `ready=False` keeps queries on the previous ready snapshot until
-        `mark_ready` (the worker stores the vectors in between). `fence`: the
+        `mark_ready` (the worker stores the vectors in between); a commit stored
+        again stays ready if it was. `fence`: the
         writer's lease token (FencedOut if a newer one has written the repository).
         """
         first_of_id: dict[int, Node] = {}
@@ -199,7 +200,9 @@ class GraphStore(abc.ABC):
                 "INSERT INTO snapshots (repo_id, commit_sha, taken_at, stats, ready)"
                 " VALUES (?, ?, ?, ?, ?) ON CONFLICT (repo_id, commit_sha)"
                 " DO UPDATE SET taken_at = excluded.taken_at, stats = excluded.stats,"
-                " ready = excluded.ready RETURNING id",
+                # the same commit again: if it was ready, queries keep answering from it
+                # (same graph, same vector ids) while the new vectors are written
+                " ready = (snapshots.ready OR excluded.ready) RETURNING id",
                 (repo_id, graph.commit, taken_at, self._encode_stats({}), ready))[0][0]
             _delete_facts(writer, snapshot_id)
             writer.insert_rows("nodes", NODE_COLUMNS, _node_rows(snapshot_id, nodes))
