@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import threading
-from pathlib import Path
 
 from edge.analyze import Analysis, analyze
 from edge.embed.chunks import TextEncoder, read_sources

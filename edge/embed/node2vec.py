@@ -104,7 +104,7 @@ def random_walks(rowptr: Tensor, col: Tensor, start: Tensor, length: int, p: flo
     come from t, neighbour x has weight 1/p if x == t, 1 if x neighbours t, else 1/q.
     keys: edge_keys(rowptr, col), when the caller keeps them across calls.
     """
-    num_nodes, device = rowptr.numel() - 1, start.device
+    device = start.device
     walks = torch.empty(start.numel(), length, dtype=torch.long, device=device)  # [S, L]
     walks[:, 0] = start
     if length == 1:
