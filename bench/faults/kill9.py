@@ -9,7 +9,7 @@ vectors were missing; each collection holds one point per file and per chunk.
 
 Servers: a real redis-server (tests/servers.py), the Upstash REST stand-in in front of
 it, and the Qdrant REST stand-in (Qdrant's engine behind its HTTP API); the graph in a
-SQLite file. Results: bench/results/faults-kill9.json and a table on stdout.
+SQLite file. Results: bench/results/faults-kill9.json (or --out) and a table on stdout.
 
     .venv/bin/python bench/faults/kill9.py [--runs 20] [--stages parse,store] [--backends redis]
 """
@@ -41,6 +41,8 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--stages", default=",".join(KILL_STAGES))
     parser.add_argument("--backends", default=",".join(BACKENDS))
+    parser.add_argument("--out", default="faults-kill9.json",
+                        help="file name under bench/results/")
     args = parser.parse_args()
     stages, backends = args.stages.split(","), args.backends.split(",")
     encoder = MiniLMEncoder(device="cpu")
@@ -81,7 +83,7 @@ def main() -> None:
         server.stop()
     report = {"date": time.strftime("%Y-%m-%d"), "runs_per_pair": args.runs,
               "seconds": round(time.time() - started), "rows": rows, "failures": failures}
-    out = ROOT / "bench" / "results" / "faults-kill9.json"
+    out = ROOT / "bench" / "results" / args.out
     out.write_text(json.dumps(report, indent=2) + "\n")
     print(f"{'backend':8} {'stage':9} kills lost twice unready vectors")
     for r in rows:
