@@ -219,6 +219,48 @@ def test_redis_outage_gives_503_and_both_sides_recover(redis_server, redis_url, 
         queue.close()
 
 
+def test_redis_stopped_mid_job_the_job_still_ends_complete_once(tmp_path):
+    """Redis stops dead (SIGSTOP) while a job runs and comes back 3 s later with its data:
+    the worker's beats fail meanwhile (it keeps working), the API answers 503, and the
+    job's outcome lands once Redis answers again: complete, once, on its first attempt."""
+    server = RedisServer()
+    queue = RedisQueue(RedisProtocol(server.url, timeout=1.0))
+    running, release = threading.Event(), threading.Event()
+
+    def pipeline(job, report):
+        running.set()
+        release.wait(30)
+        report("upload", 95.0)
+        return JobResult(files_processed=3, embeddings_generated=3)
+
+    worker = Worker(queue, pipeline, worker_id="steady", heartbeat_seconds=0.2)
+    thread = threading.Thread(target=worker.run, daemon=True)
+    thread.start()
+    try:
+        with TestClient(create_app(Settings(admin_token=TOKEN, redis_url=server.url),
+                                   queue=queue)) as client:
+            job_id = client.post("/api/v1/ingestion/ingest/github.com/o/mid",
+                                 headers=AUTH).json()["job_id"]
+            assert running.wait(10)
+            with server.hung():
+                answer = client.get("/api/v1/ingestion/jobs/history", headers=AUTH)
+                assert answer.status_code == 503
+                time.sleep(2.0)  # beats fail and are retried; the job goes on
+                release.set()  # it ends while Redis is still down
+                time.sleep(1.0)
+            wait_for(lambda: queue.get_job(job_id).state is JobState.COMPLETE, 30,
+                     "the outcome to land")
+            history = client.get("/api/v1/ingestion/jobs/history", headers=AUTH).json()["jobs"]
+            assert [(r["job_id"], r["status"], r["attempts"]) for r in history] == [
+                (job_id, "complete", 1)]
+    finally:
+        release.set()
+        worker.stop()
+        thread.join(10)
+        queue.close()
+        server.stop()
+
+
 # --- Upstash REST ----------------------------------------------------------------------
 def test_idle_worker_on_upstash_stays_within_a_tenth_of_the_free_quota(upstash_server):
     """500K commands a month; an idle worker may spend 10%: about 1,650 a day."""
