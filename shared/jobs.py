@@ -216,9 +216,12 @@ class WorkerStatus:
         return json.dumps(data, separators=(",", ":"))
 
     @classmethod
-    def from_json(cls, raw: str | bytes) -> "WorkerStatus":
+    def from_json(cls, raw: str | bytes, heartbeat_at: float | None = None) -> "WorkerStatus":
+        """The report as sent; `heartbeat_at`: when the queue received it, by its clock."""
         data = json.loads(raw)
         data["state"] = WorkerState(data["state"])
+        if heartbeat_at is not None:
+            data["heartbeat_at"] = float(heartbeat_at)
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in known})
 

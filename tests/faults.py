@@ -112,13 +112,11 @@ class KillRig:
                                   env={**self._env, "KILL_AT": stage},
                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         try:
-            code = doomed.wait(timeout)
-        finally:
-            if doomed.poll() is None:
-                doomed.kill()
-                doomed.wait()
-        stderr = doomed.stderr.read().decode(errors="replace") if doomed.stderr else ""
-        doomed.stderr and doomed.stderr.close()
+            _, err = doomed.communicate(timeout=timeout)  # reads stderr: no full pipe
+        except subprocess.TimeoutExpired:
+            doomed.kill()
+            _, err = doomed.communicate()
+        code, stderr = doomed.returncode, err.decode(errors="replace")
         killed = code == -signal.SIGKILL
         store = open_graph_store(self.settings)
         try:

@@ -81,11 +81,12 @@ def test_a_store_stopped_mid_job_the_job_retries_and_the_api_recovers(store, sta
             vectors = VectorStore(url=qdrant.url, retries=1, backoff=0.05)
             pipeline = IngestPipeline(settings, encoder=encoder, vectors=vectors)
             server = postgres if store == "postgres" else qdrant
-            outage = contextlib.ExitStack()
+            outage, started = contextlib.ExitStack(), []
 
             def pipeline_with_outage(job, report):
                 def hooked(name: str, progress: float) -> None:
-                    if name == stage and job.attempts == 1 and not outage._exit_callbacks:
+                    if name == stage and job.attempts == 1 and not started:
+                        started.append(time.monotonic())
                         outage.enter_context(server.down())
                         threading.Timer(seconds, outage.close).start()
                     report(name, progress)

@@ -53,12 +53,6 @@ def _pairs(flat: list) -> dict:
     return dict(zip(flat[::2], flat[1::2]))
 
 
-def _stamped(status: str, heartbeat_at: str) -> WorkerStatus:
-    worker = WorkerStatus.from_json(status)
-    worker.heartbeat_at = float(heartbeat_at)
-    return worker
-
-
 class RedisQueue(JobQueue):
     def __init__(self, transport: Transport, *, keys: Keys = Keys(), **options):
         super().__init__(**options)
@@ -159,7 +153,8 @@ class RedisQueue(JobQueue):
         return Overview(
             pending=int(pending),
             running=int(running),
-            workers=sorted((_stamped(status, beat) for status, beat in _pairs(workers).items()),
+            workers=sorted((WorkerStatus.from_json(status, beat)
+                            for status, beat in _pairs(workers).items()),
                            key=lambda w: w.worker_id),
             history=[history_record(json.loads(h)) for h in history],
             dead=[Job.from_fields(_pairs(fields)) for fields in dead],

@@ -16,9 +16,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import fields
 from pathlib import Path
-from typing import Iterator
-
-from typing import Callable
+from typing import Callable, Iterator
 
 from shared.jobs import (Job, JobState, WorkerStatus, fence_from, history_record,
                          history_summary)
@@ -233,7 +231,7 @@ class SqliteQueue(JobQueue):
             return Overview(
                 pending=pending,
                 running=running[0],
-                workers=[_stamped(status, beat) for status, beat in workers.fetchall()],
+                workers=[WorkerStatus.from_json(status, beat) for status, beat in workers.fetchall()],
                 history=[history_record(json.loads(record)) for (record,) in history],
                 dead=dead,
                 now=now,
@@ -308,12 +306,6 @@ def _next_fence(db: sqlite3.Connection, now: float) -> int:
     db.execute("DELETE FROM fences")
     db.execute("INSERT INTO fences (last) VALUES (?)", (fence,))
     return fence
-
-
-def _stamped(status: str, heartbeat_at: float) -> WorkerStatus:
-    worker = WorkerStatus.from_json(status)
-    worker.heartbeat_at = heartbeat_at
-    return worker
 
 
 def _remember(db: sqlite3.Connection, job_id: str, summary: dict) -> None:
