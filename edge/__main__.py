@@ -1,7 +1,7 @@
 """The edge command line.
 
     python -m edge worker               take jobs from the queue until SIGINT/SIGTERM
-    python -m edge analyze PATH         graph a local directory: --stats (JSON) or --edges (TSV)
+    python -m edge analyze PATH         graph a local directory: --stats, --graph (JSON) or --edges (TSV)
     python -m edge ingest PATH_OR_URL   the whole pipeline in-process, into the configured stores
     python -m edge export-onnx DIR      the text model as ONNX + tokenizer, for the control plane
     python -m edge node2vec EDGES OUT   Node2Vec embeddings of any src<TAB>dst edge list (.npz)
@@ -83,7 +83,7 @@ def close_worker(worker: Worker) -> None:
 
 
 def analyze_command(args, settings: Settings) -> int:
-    from edge.analyze import analyze, file_edges
+    from edge.analyze import analyze, file_edges, graph_json
     from edge.graph import stats
 
     root = Path(args.path)
@@ -94,6 +94,10 @@ def analyze_command(args, settings: Settings) -> int:
                        max_file_bytes=settings.max_file_bytes, workers=args.workers)
     if args.edges:
         sys.stdout.writelines(f"{src}\t{dst}\n" for src, dst in file_edges(analysis))
+        return 0
+    if args.graph:
+        json.dump(graph_json(analysis.graph), sys.stdout, separators=(",", ":"))
+        print()
         return 0
     report = stats(analysis.graph)
     report["seconds"] = analysis.seconds
@@ -194,6 +198,8 @@ def main(argv: list[str] | None = None) -> int:
     output.add_argument("--edges", action="store_true",
                         help="print internal file->file import edges as src<TAB>dst")
     output.add_argument("--stats", action="store_true", help="print JSON statistics (default)")
+    output.add_argument("--graph", action="store_true",
+                        help="print the whole graph as one JSON object (nodes and edges)")
     analyze.add_argument("--workers", type=int, default=None,
                          help="parser processes (default: one per core)")
     ingest = commands.add_parser("ingest", help="run the whole pipeline on a path or URL")

@@ -16,7 +16,7 @@ from edge.parse.model import ParsedFile, Skipped
 from edge.resolve import resolve_imports
 from edge.resolve.model import FileImports
 from edge.source import walk
-from shared.graph.model import EdgeKind, Graph, NodeKind
+from shared.graph.model import Edge, EdgeKind, Graph, NodeKind
 from shared.settings import DEFAULT_SKIP_DIRS
 
 # report(stage, fraction of that stage done)
@@ -70,3 +70,23 @@ def file_edges(analysis: Analysis) -> list[tuple[str, str]]:
     paths = {n.id: n.path for n in graph.nodes if n.kind is NodeKind.FILE}
     return sorted((paths[e.src], paths[e.dst]) for e in graph.edges
                   if e.kind is EdgeKind.IMPORTS)
+
+
+def graph_json(graph: Graph) -> dict:
+    """The whole graph as plain JSON (`analyze --graph`; format in docs/ARCHITECTURE.md)."""
+    return {
+        "repo": graph.repo,
+        "commit": graph.commit,
+        "nodes": [{"id": n.id, "kind": n.kind.value, "path": n.path, "name": n.qualname,
+                   "start_line": n.start_line, "end_line": n.end_line} for n in graph.nodes],
+        "edges": [_edge_json(e) for e in graph.edges],
+    }
+
+
+def _edge_json(edge: Edge) -> dict:
+    found = {"kind": edge.kind.value, "src": edge.src, "dst": edge.dst, "weight": edge.weight}
+    if edge.kind is EdgeKind.CALLS:
+        found["line"] = edge.line
+    elif edge.kind is EdgeKind.IMPORTS:
+        found["type_only"] = edge.type_only
+    return found
