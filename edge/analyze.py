@@ -87,6 +87,7 @@ def _edge_json(edge: Edge) -> dict:
     found = {"kind": edge.kind.value, "src": edge.src, "dst": edge.dst, "weight": edge.weight}
     if edge.kind is EdgeKind.CALLS:
         found["line"] = edge.line
+        found["candidates"] = edge.candidates
     elif edge.kind is EdgeKind.IMPORTS:
         found["type_only"] = edge.type_only
     return found

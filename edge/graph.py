@@ -5,38 +5,64 @@ Nodes: one per file and per class, function and method. Edges:
   every statement behind it is typing-only;
 - CONTAINS file -> top-level symbol, class -> method, function -> nested def;
 - EXTENDS class -> class, when the base names a class of the repository;
-- CALLS function -> function, when the callee resolves (see `_Symbols.call`).
+- CALLS function -> function (or class), when the callee resolves: names
+  through edge/symbols.py, receivers' types through edge/infer.py. A call to
+  a class is an edge to the `__init__`/`constructor` that runs (the class's
+  own or its nearest repository base's), else to the class itself. `line` is
+  the first call site, `weight` the sites, `candidates` the fewest targets any
+  of those sites could reach (1: certain; more: a union or branches).
 
-Names resolve through a file's own definitions, then its import scope
-(longest dotted prefix), following re-exports (`from .base import Model` in a
-package `__init__`, `export {x} from './x'`) up to a few hops. Calls through
-`self`/`this` resolve to methods of the enclosing class or its repository
-bases; a call to a class resolves to its constructor. What is not resolved:
-calls on values whose type needs inference (`obj.method()` for a local
-`obj`), dynamic dispatch, getattr, decorators that replace functions.
+What is not resolved: values of unknown type (an unannotated parameter, an
+external library's return value), dynamic dispatch, getattr, decorators that
+replace functions.
 """
 from __future__ import annotations
 
+import gc
+import re
 from collections import Counter
-from dataclasses import dataclass
+from contextlib import contextmanager
 from typing import Iterable
 
-from edge.parse.model import ParsedFile, Skipped, Symbol
-from edge.resolve.model import FileImports, Target
-from shared.graph.model import Edge, EdgeKind, Graph, Node, NodeKind, node_id
+from edge.infer import Inference
+from edge.parse.model import ParsedFile, Skipped
+from edge.resolve.model import FileImports
+from edge.symbols import Symbols
+from shared.graph.model import Edge, EdgeKind, Graph, NodeKind
 
-REEXPORT_HOPS = 4
-CONSTRUCTORS = ("__init__", "constructor")
-SELF_NAMES = ("self", "cls", "this")
+SELF_NAMES = ("self", "cls", "this", "super")
+# An attribute declared on a class, or assigned to self/this, shadows a base's
+# method of that name even when its type is unknown: always kept.
+_INSTANCE_NAMES = ("self", "this")
 HOT_SPOTS = 10
 
 
 def build_graph(repo: str, parsed: Iterable[ParsedFile], imports: dict[str, FileImports],
                 skipped: Iterable[Skipped] = (), commit: str = "") -> Graph:
-    files = list(parsed)
+    with _no_cycle_collection():
+        return _build_graph(repo, list(parsed), imports, skipped, commit)
+
+
+@contextmanager
+def _no_cycle_collection():
+    """The build allocates millions of small objects and frees none of them in
+    cycles; the collector's passes over the parsed files would be over half its
+    time (django: 0.88 s with them, 0.37 s without, before type inference)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _build_graph(repo: str, files: list[ParsedFile], imports: dict[str, FileImports],
+                 skipped: Iterable[Skipped], commit: str) -> Graph:
     graph = Graph(repo=repo, commit=commit, loc=sum(f.loc for f in files),
                   skipped=[(s.path, s.reason) for s in skipped])
-    symbols = _Symbols(repo, files, imports)
+    symbols = Symbols(repo, files, imports)
+    inference = Inference(symbols, files, imports)
     edges = _EdgeSet()
     for file in files:
         graph.nodes.append(symbols.file_node(file))
@@ -48,18 +74,23 @@ def build_graph(repo: str, parsed: Iterable[ParsedFile], imports: dict[str, File
         if resolved is not None:
             _imports(symbols, file.path, resolved, edges, external)
         _extends(symbols, file, edges)
-        _calls(symbols, file, edges)
+        _calls(symbols, inference, file, edges)
     graph.edges = edges.list()
     graph.external = dict(sorted(external.items()))
     return graph
 
 
-def drop_unresolvable_calls(file: ParsedFile) -> ParsedFile:
-    """Keep only calls whose first name the file defines or imports (or self/this).
+def drop_unresolvable(file: ParsedFile) -> ParsedFile:
+    """Keep only the calls and facts whose first name can be resolved.
 
-    Most call sites name builtins, locals and parameters; no import scope can
-    resolve those, so they are dropped where the file is parsed, before they
-    cost a trip between processes and a lookup here. A star import keeps all.
+    Most call sites name builtins, and many assignments hold literals or the
+    results of builtins; no scope can type those, so they are dropped where the
+    file is parsed, before they cost a trip between processes and a lookup
+    here. Kept: what starts with a name the file defines, imports or assigns
+    (or self/cls/this/super), annotations naming such a name, and attributes
+    of classes (which shadow a base's method even untyped). A local that takes
+    such a name is kept untyped: it hides the file's name there. A star import
+    keeps all.
     """
     heads = {s.name for s in file.symbols}
     heads.update(SELF_NAMES)
@@ -68,9 +99,28 @@ def drop_unresolvable_calls(file: ParsedFile) -> ParsedFile:
             if binding.local == "*":
                 return file
             heads.add(binding.local.partition(".")[0])
-    file.calls = [c for c in file.calls
-                  if c.caller is not None and c.callee.partition(".")[0] in heads]
+    known = heads | {f.target for f in file.facts}
+    classes = {s.qualname for s in file.symbols if s.kind == "class"}
+    facts = []
+    for fact in file.facts:
+        if (fact.value and _head(fact.value) in known) or fact.scope in classes \
+                or (fact.annotation and not heads.isdisjoint(_NAMES.findall(fact.annotation))) \
+                or _head(fact.target) in _INSTANCE_NAMES:
+            facts.append(fact)
+        elif fact.target in heads:  # a local that shadows a name known here: untyped
+            facts.append(fact._replace(value="", annotation=""))
+    file.facts = facts
+    known = heads | {f.target for f in file.facts}
+    file.calls = [c for c in file.calls if c.caller is not None and _head(c.callee) in known]
     return file
+
+
+_NAMES = re.compile(r"[^\W\d]\w*")
+
+
+def _head(expression: str) -> str:
+    head = expression.partition(".")[0]
+    return head[:-2] if head.endswith("()") else head
 
 
 def stats(graph: Graph) -> dict:
@@ -98,15 +148,16 @@ class _EdgeSet:
         self.edges: dict[tuple[int, int, EdgeKind], Edge] = {}
 
     def add(self, src: int, dst: int, kind: EdgeKind, line: int | None,
-            type_only: bool = False) -> None:
+            type_only: bool = False, candidates: int = 1) -> None:
         if src == dst and kind is not EdgeKind.CALLS:
             return
         edge = self.edges.get((src, dst, kind))
         if edge is None:
-            self.edges[(src, dst, kind)] = Edge(src, dst, kind, line, 1, type_only)
+            self.edges[(src, dst, kind)] = Edge(src, dst, kind, line, 1, type_only, candidates)
             return
         edge.weight += 1
         edge.type_only = edge.type_only and type_only
+        edge.candidates = min(edge.candidates, candidates)
         if line is not None and (edge.line is None or line < edge.line):
             edge.line = line
 
@@ -114,137 +165,7 @@ class _EdgeSet:
         return list(self.edges.values())
 
 
-@dataclass(slots=True)
-class _Def:
-    node: Node
-    symbol: Symbol
-
-
-class _Symbols:
-    """Every definition by (path, qualname), and name resolution across files."""
-
-    def __init__(self, repo: str, files: list[ParsedFile], imports: dict[str, FileImports]):
-        self.repo = repo
-        self.imports = imports
-        self.defs: dict[str, dict[str, _Def]] = {}
-        self.file_ids: dict[str, int] = {}
-        self._bases: dict[int, list[_Def]] = {}
-        self._methods: dict[tuple[int, str], _Def | None] = {}
-        self._lookups: dict[tuple[str, str], _Def | None] = {}
-        for file in files:
-            self.file_ids[file.path] = node_id(repo, file.path)
-            self.defs[file.path] = self._index(file)
-
-    def _index(self, file: ParsedFile) -> dict[str, _Def]:
-        defs: dict[str, _Def] = {}
-        for symbol in file.symbols:
-            known = defs.get(symbol.qualname)
-            if known is not None:  # redefinition (property setter, if/else def): one node
-                known.node.start_line = min(known.node.start_line, symbol.start_line)
-                known.node.end_line = max(known.node.end_line, symbol.end_line)
-                continue
-            node = Node(node_id(self.repo, file.path, symbol.qualname), NodeKind(symbol.kind),
-                        file.path, symbol.name, symbol.qualname, symbol.start_line,
-                        symbol.end_line, file.language, symbol.docstring)
-            defs[symbol.qualname] = _Def(node, symbol)
-        return defs
-
-    def file_node(self, file: ParsedFile) -> Node:
-        name = file.path.rsplit("/", 1)[-1]
-        return Node(self.file_ids[file.path], NodeKind.FILE, file.path, name, "", 1,
-                    max(1, file.loc), file.language)
-
-    def nodes_of(self, path: str) -> list[Node]:
-        return [d.node for d in self.defs[path].values()]
-
-    def lookup(self, path: str, dotted: str, hops: int = REEXPORT_HOPS) -> _Def | None:
-        """The definition `dotted` names inside file `path` (its own or imported)."""
-        if hops == REEXPORT_HOPS:
-            key = (path, dotted)
-            if key not in self._lookups:
-                self._lookups[key] = self._lookup(path, dotted, hops)
-            return self._lookups[key]
-        return self._lookup(path, dotted, hops)
-
-    def _lookup(self, path: str, dotted: str, hops: int) -> _Def | None:
-        own = self.defs.get(path, {}).get(dotted)
-        if own is not None:
-            return own
-        if hops == 0:
-            return None
-        scope = self.imports.get(path)
-        if scope is None:
-            return None
-        target, rest = _longest_prefix(scope.scope, dotted)
-        if target is not None:
-            return self._follow(target, rest, hops - 1)
-        star = scope.scope.get("*")
-        if star is not None:
-            return self.lookup(star.path, dotted, hops - 1)
-        return None
-
-    def _follow(self, target: Target, rest: str, hops: int) -> _Def | None:
-        member = ".".join(p for p in (target.name, rest) if p and p != "*")
-        if not member:
-            return None
-        return self.lookup(target.path, member, hops)
-
-    def bases(self, cls: _Def) -> list[_Def]:
-        """The repository classes `cls` names as bases (memoized: calls ask often)."""
-        known = self._bases.get(cls.node.id)
-        if known is None:
-            known = []
-            for base in cls.symbol.bases:
-                found = self._class_named(cls.node.path, cls.symbol.parent, base)
-                if found is not None and found is not cls:
-                    known.append(found)
-            self._bases[cls.node.id] = known
-        return known
-
-    def _class_named(self, path: str, parent: str | None, name: str) -> _Def | None:
-        found = None
-        if parent:  # a class nested in a class can name a sibling
-            found = self.lookup(path, f"{parent}.{name}", hops=0)
-        found = found or self.lookup(path, name)
-        return found if found is not None and found.node.kind is NodeKind.CLASS else None
-
-    def method(self, cls: _Def | None, name: str) -> _Def | None:
-        """`name` on class `cls` or, failing that, on its repository bases, depth first
-        (close enough to the MRO for finding a definition)."""
-        if cls is None:
-            return None
-        key = (cls.node.id, name)
-        if key not in self._methods:
-            self._methods[key] = None  # a cycle of bases ends here
-            found = self.defs[cls.node.path].get(f"{cls.symbol.qualname}.{name}")
-            for base in () if found else self.bases(cls):
-                found = self.method(base, name)
-                if found is not None:
-                    break
-            self._methods[key] = found
-        return self._methods[key]
-
-    def constructor(self, cls: _Def) -> _Def | None:
-        for name in CONSTRUCTORS:
-            found = self.method(cls, name)
-            if found is not None:
-                return found
-        return None
-
-
-def _longest_prefix(scope: dict[str, Target], dotted: str) -> tuple[Target | None, str]:
-    prefix = dotted
-    while True:
-        target = scope.get(prefix)
-        if target is not None:
-            return target, dotted[len(prefix) + 1:]
-        cut = prefix.rfind(".")
-        if cut < 0:
-            return None, ""
-        prefix = prefix[:cut]
-
-
-def _contains(symbols: _Symbols, file: ParsedFile, edges: _EdgeSet) -> None:
+def _contains(symbols: Symbols, file: ParsedFile, edges: _EdgeSet) -> None:
     defs = symbols.defs[file.path]
     for d in defs.values():
         parent = defs.get(d.symbol.parent) if d.symbol.parent else None
@@ -252,7 +173,7 @@ def _contains(symbols: _Symbols, file: ParsedFile, edges: _EdgeSet) -> None:
         edges.add(src, d.node.id, EdgeKind.CONTAINS, d.symbol.start_line)
 
 
-def _imports(symbols: _Symbols, path: str, resolved: FileImports, edges: _EdgeSet,
+def _imports(symbols: Symbols, path: str, resolved: FileImports, edges: _EdgeSet,
              external: Counter) -> None:
     src = symbols.file_ids[path]
     for imp in resolved.imports:
@@ -264,54 +185,20 @@ def _imports(symbols: _Symbols, path: str, resolved: FileImports, edges: _EdgeSe
             external[imp.external] += 1
 
 
-def _extends(symbols: _Symbols, file: ParsedFile, edges: _EdgeSet) -> None:
+def _extends(symbols: Symbols, file: ParsedFile, edges: _EdgeSet) -> None:
     for d in symbols.defs[file.path].values():
         for base in symbols.bases(d):
             edges.add(d.node.id, base.node.id, EdgeKind.EXTENDS, d.symbol.start_line)
 
 
-def _calls(symbols: _Symbols, file: ParsedFile, edges: _EdgeSet) -> None:
+def _calls(symbols: Symbols, inference: Inference, file: ParsedFile,
+           edges: _EdgeSet) -> None:
     defs = symbols.defs[file.path]
     for call in file.calls:
         caller = defs.get(call.caller) if call.caller else None
         if caller is None:
             continue
-        callee = _callee(symbols, file.path, caller, call.callee)
-        if callee is not None:
-            edges.add(caller.node.id, callee.node.id, EdgeKind.CALLS, call.line)
-
-
-def _callee(symbols: _Symbols, path: str, caller: _Def, callee: str) -> _Def | None:
-    head, _, rest = callee.partition(".")
-    if head in SELF_NAMES and rest and "." not in rest:
-        found = symbols.method(_enclosing_class(symbols, path, caller), rest)
-    else:
-        found = _in_enclosing_scopes(symbols, path, caller, callee) or symbols.lookup(path, callee)
-    if found is None:
-        return None
-    if found.node.kind is NodeKind.CLASS:
-        return symbols.constructor(found)
-    return found
-
-
-def _in_enclosing_scopes(symbols: _Symbols, path: str, caller: _Def, callee: str) -> _Def | None:
-    """A nested def called from its enclosing function (`outer.helper`)."""
-    defs = symbols.defs[path]
-    scope = caller.symbol.qualname
-    while scope:
-        found = defs.get(f"{scope}.{callee}")
-        if found is not None and found.node.kind is not NodeKind.METHOD:
-            return found
-        parent = defs.get(scope)
-        scope = parent.symbol.parent if parent else None
-    return None
-
-
-def _enclosing_class(symbols: _Symbols, path: str, caller: _Def) -> _Def | None:
-    defs = symbols.defs[path]
-    current = caller
-    while current is not None:
-        if current.node.kind is NodeKind.CLASS:
-            return current
-        current = defs.get(current.symbol.parent) if current.symbol.parent else None
-    return None
+        callees = inference.callees(file.path, caller, call.callee, call.line)
+        for callee in callees:
+            edges.add(caller.node.id, callee.node.id, EdgeKind.CALLS, call.line,
+                      candidates=len(callees))

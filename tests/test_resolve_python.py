@@ -262,15 +262,18 @@ def test_scope_of_each_binding_form():
     }
 
 
-def test_module_level_bindings_beat_function_level_ones():
-    scope = resolve(PACKAGE, "main.py", """\
+def test_function_level_imports_bind_in_their_function_only():
+    resolved = resolve(PACKAGE, "main.py", """\
         def f():
             from pkg import a as name
             from pkg import b as only_local
+            import pkg.sub.c
         from pkg.sub import c as name
-        """).scope
-    assert scope["name"] == Target("pkg/sub/c.py")
-    assert scope["only_local"] == Target("pkg/b.py")
+        """)
+    assert resolved.scope == {"name": Target("pkg/sub/c.py")}
+    assert resolved.function_scopes == {"f": {
+        "name": Target("pkg/a.py"), "only_local": Target("pkg/b.py"),
+        "pkg.sub.c": Target("pkg/sub/c.py")}}
 
 
 def test_relative_bindings():

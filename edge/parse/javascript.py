@@ -19,8 +19,10 @@ What is recorded:
   with a literal specifier (kinds "require", "dynamic"). For kind "export" the
   bindings name what the module re-exports (exported name -> source member,
   "*" for `export *`), not local names.
-- calls whose callee is a plain identifier or a dotted member chain
-  (`f`, `a.b.c`, `this.m`, `new X`); computed or call-result callees are left out.
+- calls whose callee reads as an expression (edge/parse/expression.py: `f`,
+  `a.b.c`, `this.m`, `new X`, `f(x).g`, `a?.b`; `super(…)` as
+  "super.constructor"); computed callees are left out.
+- facts for typing receivers (edge/parse/javascript_facts.py).
 """
 from __future__ import annotations
 
@@ -33,6 +35,8 @@ import tree_sitter_javascript
 import tree_sitter_typescript
 from tree_sitter import Language, Node, Parser, Query, QueryCursor
 
+from edge.parse.expression import expression
+from edge.parse.javascript_facts import PATTERNS as FACT_PATTERNS, Definitions, facts
 from edge.parse.model import Binding, Call, Import, ParsedFile, Symbol
 
 _GRAMMARS = {
@@ -60,6 +64,7 @@ _COMMON_PATTERNS = f"""
 (export_statement source: (_)) @export
 (call_expression function: (import) arguments: (arguments . [(string) (template_string)])) @dynamic
 (call_expression function: [(identifier) (member_expression)] @callee)
+(call_expression function: (super) @callee)
 (new_expression constructor: [(identifier) (member_expression)] @callee)
 (comment) @comment
 """
@@ -88,7 +93,6 @@ _REFERENCE = re.compile(rb"///[ \t]*<reference[ \t]")
 _REFERENCE_PATH = re.compile(rb"""\spath\s*=\s*["']([^"']+)["']""")
 # A callee (or base class) worth recording: identifiers joined by dots.
 _DOTTED = re.compile(rb"[A-Za-z_$#][\w$]*(?:\.[A-Za-z_$#][\w$]*)*")
-_SPACE = re.compile(rb"\s+")
 
 # Ancestors that make an import deferred (in_function) or typing-only.
 _FUNCTION_NODES = frozenset({
@@ -99,6 +103,9 @@ _TYPE_NODES = frozenset({
     "type_annotation", "type_alias_declaration", "interface_declaration",
     "type_arguments", "type_query", "generic_type", "lookup_type", "extends_type_clause",
 })
+
+# Kinds of "class" symbol that have no constructor to call.
+_NOT_CONSTRUCTIBLE = frozenset(("interface_declaration", "enum_declaration"))
 
 _DOC_LIMIT = 400
 # What may stand between a JSDoc block and the definition it documents:
@@ -121,7 +128,8 @@ def _language(language: str) -> Language:
 
 @cache
 def _query(language: str) -> Query:
-    return Query(_language(language), _COMMON_PATTERNS + _EXTRA_PATTERNS.get(language, ""))
+    return Query(_language(language), _COMMON_PATTERNS + _EXTRA_PATTERNS.get(language, "")
+                 + FACT_PATTERNS[language])
 
 
 _parsers = threading.local()  # a Parser is not safe to share between threads
@@ -146,6 +154,7 @@ def parse_javascript(path: str, source: bytes, language: str) -> ParsedFile:
     definitions = _definitions(captures)
     parsed.symbols = _symbols(definitions, jsdocs, source)
     parsed.calls, requires = _calls(captures.get("callee", ()), definitions)
+    parsed.facts = facts(captures, Definitions(definitions))
     parsed.imports = _imports(captures, requires, references)
     if root.has_error:
         parsed.error = f"syntax error near line {_first_error_line(root)}"
@@ -316,6 +325,7 @@ def _symbols(definitions: list[_Definition], jsdocs: list[Node], source: bytes) 
             docstring=_docstring(d.start, jsdocs, doc_ends, source),
             bases=_bases(d.declared) if d.kind == "class" else (),
             parent=d.parent,
+            constructible=d.declared.type not in _NOT_CONSTRUCTIBLE,
         ))
     return symbols
 
@@ -395,9 +405,13 @@ def _calls(callees: list[Node], definitions: list[_Definition]) -> tuple[list[Ca
         if text == b"require":
             requires.append(callee)
             continue
-        if not dotted(text):
-            text = _SPACE.sub(b"", text)  # `a\n  .b()` is still a dotted chain
-            if not dotted(text):
+        if text == b"super":  # super(…) runs the base class's constructor
+            text = "super.constructor"
+        elif dotted(text):
+            text = text.decode("utf-8", "replace")
+        else:  # `a?.b`, `f(x).g`, `a\n  .b`
+            text = expression(text.decode("utf-8", "replace"))
+            if text is None:
                 continue
         position = callee.start_byte
         # Callees come in document order: open every definition that starts
@@ -410,7 +424,7 @@ def _calls(callees: list[Node], definitions: list[_Definition]) -> tuple[list[Ca
         while stack and stack[-1].end <= position:
             stack.pop()
         caller = stack[-1].qualname if stack else None
-        calls.append(Call(caller, text.decode("utf-8", "replace"), callee.start_point.row + 1))
+        calls.append(Call(caller, text, callee.start_point.row + 1))
     return calls, requires
 
 

@@ -24,6 +24,8 @@ class Symbol(NamedTuple):
     bases: tuple[str, ...] = ()
     # Qualname of the enclosing class or function; None at module level.
     parent: str | None = None
+    # False for a TypeScript interface or enum: a "class" nothing can construct.
+    constructible: bool = True
 
 
 class Binding(NamedTuple):
@@ -53,12 +55,38 @@ class Import(NamedTuple):
     bindings: tuple[Binding, ...] = ()
     type_only: bool = False  # under `if TYPE_CHECKING:` or `import type`
     in_function: bool = False  # inside a function body (deferred import)
+    # Python: the qualname of the innermost enclosing function; its bindings hold there only.
+    function: str | None = None
 
 
 class Call(NamedTuple):
-    """A call site: the callee expression as written ("f", "mod.f", "self.m")."""
+    """A call site: the callee as an expression ("f", "mod.f", "self.m", "f().m").
+
+    Expressions are chains of names, attribute accesses and calls, with the
+    arguments dropped: `Builder(x, y=1).add(z).build` is "Builder().add().build".
+    """
     caller: str | None  # qualname of the enclosing function; None at module level
     callee: str
+    line: int
+
+
+# The target of a Fact that holds a function's return value or return annotation.
+RETURN = "<return>"
+
+
+class Fact(NamedTuple):
+    """A name bound to a value or declared with a type, for inferring receivers' types.
+
+    Python: `x = Cls()`, `x: T`, `self.x = v` (target "self.x", scope the method),
+    a class-level `x: T = v` (scope the class), a parameter's annotation, `with
+    v as x` (value "v.__enter__()"), `except E as x` (annotation "E"), and a
+    function's return annotation or `return v` (target RETURN).
+    JS/TS: `const x = new X()`, `x: T`, `this.x = v`, class fields, parameters.
+    """
+    scope: str | None  # qualname of the enclosing function or class; None at module level
+    target: str
+    value: str  # an expression as in Call.callee ("Cls()", "a.b().c"); "" when none
+    annotation: str  # the type annotation as written; "" when none
     line: int
 
 
@@ -70,18 +98,20 @@ class ParsedFile:
     symbols: list[Symbol] = field(default_factory=list)
     imports: list[Import] = field(default_factory=list)
     calls: list[Call] = field(default_factory=list)
+    facts: list[Fact] = field(default_factory=list)
     # Set when the tree had syntax errors: what parsed is kept, the reason recorded.
     error: str | None = None
 
     def __reduce__(self):
         # Symbols and calls travel as plain tuples: pickle handles those in C.
         return (_rebuild, (self.path, self.language, self.loc, list(map(tuple, self.symbols)),
-                           self.imports, list(map(tuple, self.calls)), self.error))
+                           self.imports, list(map(tuple, self.calls)),
+                           list(map(tuple, self.facts)), self.error))
 
 
-def _rebuild(path, language, loc, symbols, imports, calls, error) -> ParsedFile:
+def _rebuild(path, language, loc, symbols, imports, calls, facts, error) -> ParsedFile:
     return ParsedFile(path, language, loc, list(map(Symbol._make, symbols)), imports,
-                      list(map(Call._make, calls)), error)
+                      list(map(Call._make, calls)), list(map(Fact._make, facts)), error)
 
 
 class Skipped(NamedTuple):

@@ -14,7 +14,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Callable, Sequence
 
-from edge.graph import drop_unresolvable_calls
+from edge.graph import drop_unresolvable
 from edge.parse.model import ParsedFile, Skipped
 from edge.source import SourceFile, read_source
 
@@ -39,7 +39,7 @@ def parse_one(root: Path, file: SourceFile) -> ParsedFile | Skipped:
     if isinstance(data, Skipped):
         return data
     try:
-        return drop_unresolvable_calls(parse_source(file.path, file.language, data))
+        return drop_unresolvable(parse_source(file.path, file.language, data))
     except Exception as exc:  # a bad file never fails a job
         log.warning("parser failed on %s: %s", file.path, exc)
         return Skipped(file.path, f"parser failed: {type(exc).__name__}: {exc}")

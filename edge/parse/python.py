@@ -26,17 +26,10 @@ import tree_sitter_python
 from tree_sitter import Language, Node, Parser, Query, QueryCursor
 
 from edge.parse.model import Binding, Call, Import, ParsedFile, Symbol
+from edge.parse.python_facts import FACT_PATTERNS, expression, facts, signature
 
 LANGUAGE = Language(tree_sitter_python.language())
 DOCSTRING_CHARS = 1000
-
-# Attribute chains of plain names up to four dots deep (`a.b.c.d.f()`); deeper
-# chains are rare, and matching any attribute would drag in `f(...).g` texts.
-_CHAIN = "(identifier)"
-_CHAIN_PATTERNS = []
-for _ in range(4):
-    _CHAIN = f"(attribute object: {_CHAIN})"
-    _CHAIN_PATTERNS.append(f"(call function: {_CHAIN} @call.chain)")
 
 _QUERY = Query(LANGUAGE, "\n".join([
     "(class_definition) @def",
@@ -50,13 +43,15 @@ _QUERY = Query(LANGUAGE, "\n".join([
     '(if_statement condition: (attribute attribute: (identifier) @_tc)'
     ' (#eq? @_tc "TYPE_CHECKING") consequence: (block) @type_checking)',
     "(call function: (identifier) @call)",
-    *_CHAIN_PATTERNS,
+    "(call function: (attribute) @call.chain)",
+    *FACT_PATTERNS,
 ]))
 
 _STRING = re.compile(rb"""^[rRuUbB]*(\"\"\"|'''|"|')(.*)\1$""", re.DOTALL)
 _QUOTES = (b'"""', b"'''", b'"', b"'")
 _MODULE_NAME = re.compile(r"[^\W\d]\w*(?:\.[^\W\d]\w*)*")
 _IMPORTERS = frozenset(("__import__", "import_module", "importlib.import_module"))
+_IMPORTER_LENGTH = max(map(len, _IMPORTERS))
 _SPACE = re.compile(r"[\s\\]")
 _NOT_IN_NAME = re.compile(r"\s+|#[^\n]*|\\")
 
@@ -66,15 +61,16 @@ def parse_python(path: str, source: bytes) -> ParsedFile:
     captures = QueryCursor(_QUERY).captures(tree.root_node)
     parsed = ParsedFile(path=path, language="python", loc=_count_lines(source))
     text = _Text(source)
-    functions = _Functions()
+    functions, scopes = _Functions(), _Functions()
     parsed.symbols = _symbols(text, captures.get("def", ()), captures.get("decorated", ()),
-                              functions)
+                              functions, scopes, parsed.facts)
     type_checking = [(b.start_byte, b.end_byte) for b in captures.get("type_checking", ())]
     names, chains = captures.get("call", []), captures.get("call.chain", [])
     parsed.calls = _calls(text, names, chains, functions)
     parsed.imports = _imports(text, captures.get("import", ()),
-                              _dynamic_imports(names + chains, parsed.calls), functions,
+                              _dynamic_imports(text, names + chains), functions,
                               type_checking)
+    parsed.facts.extend(facts(text, captures, scopes))
     parsed.calls.sort(key=_line)
     if tree.root_node.has_error:
         parsed.error = f"syntax error near line {_error_line(tree.root_node, source)}"
@@ -106,7 +102,8 @@ class _Text:
 
 
 class _Functions:
-    """Function bodies as nested byte ranges: which function encloses a position."""
+    """Bodies of functions (or of classes and functions) as nested byte ranges:
+    which one encloses a position."""
 
     def __init__(self):
         self.starts: list[int] = []
@@ -131,12 +128,14 @@ class _Functions:
         return self.names[index] if index >= 0 else None
 
 
-def _symbols(text: _Text, defs, decorated, functions: _Functions) -> list[Symbol]:
+def _symbols(text: _Text, defs, decorated, functions: _Functions, scopes: _Functions,
+             facts: list) -> list[Symbol]:
     decorator_rows = {d.child_by_field_name("definition").start_byte: d.start_point.row
                       for d in decorated}
     symbols: list[Symbol] = []
-    # Open definitions, innermost last: (end byte, symbol, index in functions or -1).
-    stack: list[tuple[int, Symbol, int]] = []
+    # Open definitions, innermost last: (end byte, symbol, index in functions or -1,
+    # index in scopes).
+    stack: list[tuple[int, Symbol, int, int]] = []
     for node in sorted(defs, key=_start):
         start = node.start_byte
         while stack and stack[-1][0] <= start:
@@ -161,11 +160,14 @@ def _symbols(text: _Text, defs, decorated, functions: _Functions) -> list[Symbol
         )
         symbols.append(symbol)
         function = -1
+        body_start = body.start_byte if body is not None else node.end_byte
         if not is_class:
-            outer = next((f for _, _, f in reversed(stack) if f >= 0), -1)
-            body_start = body.start_byte if body is not None else node.end_byte
+            outer = next((f for _, _, f, _ in reversed(stack) if f >= 0), -1)
             function = functions.add(body_start, node.end_byte, symbol.qualname, outer)
-        stack.append((node.end_byte, symbol, function))
+            facts.extend(signature(text, node, symbol.qualname, symbol.kind == "method"))
+        scope = scopes.add(body_start, node.end_byte, symbol.qualname,
+                           stack[-1][3] if stack else -1)
+        stack.append((node.end_byte, symbol, function, scope))
     return symbols
 
 
@@ -221,24 +223,25 @@ def _imports(text: _Text, statements, dynamic: list[Node], functions: _Functions
         imports.extend(_statement(
             text, node, line=node.start_point.row + 1,
             type_only=any(s <= position < e for s, e in type_checking),
-            in_function=functions.enclosing(position) is not None))
+            function=functions.enclosing(position)))
     for node in dynamic:
         module = _string_value(text.raw(node))
         if module and _MODULE_NAME.fullmatch(module):
             position = node.start_byte
+            function = functions.enclosing(position)
             imports.append(Import(
                 module=module, line=node.start_point.row + 1, kind="import",
                 type_only=any(s <= position < e for s, e in type_checking),
-                in_function=functions.enclosing(position) is not None))
+                in_function=function is not None, function=function))
     imports.sort(key=_line)
     return imports
 
 
-def _dynamic_imports(callees: list[Node], calls: list[Call]) -> list[Node]:
+def _dynamic_imports(text: _Text, callees: list[Node]) -> list[Node]:
     """The string literal first argument of each `__import__`/`import_module` call."""
     found = []
-    for node, call in zip(callees, calls):
-        if call.callee in _IMPORTERS:
+    for node in callees:
+        if node.end_byte - node.start_byte <= _IMPORTER_LENGTH and text.dotted(node) in _IMPORTERS:
             arguments = node.next_named_sibling
             first = arguments.named_child(0) if arguments and arguments.named_child_count \
                 else None
@@ -248,14 +251,16 @@ def _dynamic_imports(callees: list[Node], calls: list[Call]) -> list[Node]:
 
 
 def _statement(text: _Text, node: Node, line: int, type_only: bool,
-               in_function: bool) -> list[Import]:
+               function: str | None) -> list[Import]:
+    in_function = function is not None
     if node.type == "import_statement":
         found = []
         for name in node.children_by_field_name("name"):
             module, local = _aliased(text, name)
             if module:
                 found.append(Import(module, line, "import", bindings=(Binding(local, None),),
-                                    type_only=type_only, in_function=in_function))
+                                    type_only=type_only, in_function=in_function,
+                                    function=function))
         return found
     if node.type == "future_import_statement":
         module, level = "__future__", 0
@@ -274,7 +279,8 @@ def _statement(text: _Text, node: Node, line: int, type_only: bool,
         names.append("*")
         bindings.append(Binding("*", "*"))
     return [Import(module, line, "from", level=level, names=tuple(names),
-                   bindings=tuple(bindings), type_only=type_only, in_function=in_function)]
+                   bindings=tuple(bindings), type_only=type_only, in_function=in_function,
+                   function=function)]
 
 
 def _aliased(text: _Text, node: Node) -> tuple[str, str]:
@@ -304,8 +310,8 @@ def _from_module(text: _Text, node: Node | None) -> tuple[str | None, int]:
 
 def _calls(text: _Text, names: list[Node], chains: list[Node],
            functions: _Functions) -> list[Call]:
-    """One Call per callee node, names first, then chains, each in capture order."""
-    source, dotted = text.source, text.dotted
+    """One Call per callee node that reads as an expression, names first, then chains."""
+    source = text.source
     starts, ends, parents, qualnames = (functions.starts, functions.ends, functions.parents,
                                         functions.names)
     calls = []
@@ -318,8 +324,11 @@ def _calls(text: _Text, names: list[Node], chains: list[Node],
             index = bisect_right(starts, position) - 1
             while index >= 0 and ends[index] <= position:
                 index = parents[index]
-            callee = (source[position:node.end_byte].decode(errors="replace") if plain
-                      else dotted(node))
+            callee = source[position:node.end_byte].decode(errors="replace")
+            if not plain:
+                callee = expression(callee)
+                if callee is None:  # a subscript, a literal: no type to follow
+                    continue
             append(Call(qualnames[index] if index >= 0 else None, callee,
                         node.start_point.row + 1))
     return calls

@@ -11,6 +11,11 @@ class Target:
     name: str | None = None
 
 
+# What a function-local import of code outside the repository binds: the name
+# is taken there (it shadows the file's own definition of it), to nothing known.
+OUTSIDE = Target("")
+
+
 @dataclass(slots=True)
 class ResolvedImport:
     """One edge of a statement: to a repo file, or to an external package."""
@@ -26,5 +31,8 @@ class FileImports:
     imports: list[ResolvedImport] = field(default_factory=list)
     # Local name (or dotted prefix) -> what it names, for resolving calls and bases.
     scope: dict[str, Target] = field(default_factory=dict)
+    # Python: names a function-local import binds, by the function's qualname; they
+    # hold inside that function (and functions nested in it) only.
+    function_scopes: dict[str, dict[str, Target]] = field(default_factory=dict)
     # Specifiers that look internal (relative, aliased) but matched no file.
     unresolved: list[str] = field(default_factory=list)

@@ -54,7 +54,7 @@ from __future__ import annotations
 from typing import Iterable
 
 from edge.parse.model import Import, ParsedFile
-from edge.resolve.model import FileImports, ResolvedImport, Target
+from edge.resolve.model import OUTSIDE, FileImports, ResolvedImport, Target
 
 # A package root under a directory of these names (or any name starting with
 # "test" or ending in "tests") holds fixtures or samples, not installed code.
@@ -148,6 +148,7 @@ class PythonResolver:
         for statement in parsed.imports:
             _Statement(self, parsed.path, statement, result, scope).resolve()
         result.scope = scope.merged()
+        result.function_scopes = scope.functions
         return result
 
     def find(self, roots: tuple[str, ...], dotted: str) -> _Found:
@@ -200,25 +201,25 @@ class _Found:
 
 
 class _Scope:
-    """Names bound by imports; a module-level binding beats one inside a function,
-    and both beat the prefixes `import a.b.c` binds implicitly ("a", "a.b")."""
+    """Names bound by imports. A module-level binding beats the prefixes `import
+    a.b.c` binds implicitly ("a", "a.b"); a function-local import binds in its
+    function only."""
 
     def __init__(self):
         self.module: dict[str, Target] = {}
-        self.local: dict[str, Target] = {}
         self.implicit: dict[str, Target] = {}
+        self.functions: dict[str, dict[str, Target]] = {}
 
-    def bind(self, name: str, target: Target, in_function: bool) -> None:
+    def bind(self, name: str, target: Target, function: str | None) -> None:
         if name == "*":  # one star source is what the graph builder follows
             self.implicit.setdefault("*", target)
-        elif in_function:
-            self.local.setdefault(name, target)
+        elif function is not None:
+            self.functions.setdefault(function, {}).setdefault(name, target)
         else:
             self.module[name] = target
 
     def merged(self) -> dict[str, Target]:
         scope = dict(self.implicit)
-        scope.update(self.local)
         scope.update(self.module)
         return scope
 
@@ -254,7 +255,7 @@ class _Statement:
         found = self.resolver.find(roots, statement.module)
         local = statement.bindings[0].local if statement.bindings else None
         self._record(found, statement.module, local)
-        if local == statement.module and found.path is not None:
+        if local == statement.module and found.path is not None and statement.function is None:
             self._bind_prefixes(roots, statement.module)
 
     def _bind_prefixes(self, roots: tuple[str, ...], module: str) -> None:
@@ -297,14 +298,16 @@ class _Statement:
                     found.path, None, self.statement.line, self.statement.type_only))
             if local:
                 target = Target(found.path, "*") if local == "*" else found.target()
-                self.scope.bind(local, target, self.statement.in_function)
-        elif found.external is not None:
-            if found.external not in self.externals:
+                self.scope.bind(local, target, self.statement.function)
+        else:
+            if found.external is not None and found.external not in self.externals:
                 self.externals.add(found.external)
                 self.result.imports.append(ResolvedImport(
                     None, found.external, self.statement.line, self.statement.type_only))
-        elif found.unresolved:
-            self.result.unresolved.append(written)
+            elif found.external is None and found.unresolved:
+                self.result.unresolved.append(written)
+            if local and local != "*" and self.statement.function is not None:
+                self.scope.bind(local, OUTSIDE, self.statement.function)
 
 
 def _module_key(path: str) -> tuple[str | None, int]:

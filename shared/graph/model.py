@@ -58,6 +58,9 @@ class Edge:
     line: int | None = None  # first statement that made the edge
     weight: int = 1  # statements/call sites folded into this edge
     type_only: bool = False  # every statement behind it is typing-only
+    # CALLS: the fewest targets any site behind the edge could reach; 1 = certain,
+    # more = one of a union's (or branches') possible callees.
+    candidates: int = 1
 
 
 @dataclass(slots=True)

@@ -1,0 +1,469 @@
+"""What a call expression calls: receivers typed statically, no code run.
+
+The parser hands over each call's callee as an expression of names, attribute
+accesses and calls ("self.session.get", "Builder().add", "super().save") and
+the facts of each file (edge/parse/model.py `Fact`): assignments, annotations
+of parameters, attributes and returns, with/except targets, returned values.
+`Inference.callees` evaluates the expression to a set of *values*:
+
+- an instance of a repository class (from `Cls()`, an annotation, `self`);
+- a class (a name bound to one, `cls`, `type[Cls]`);
+- a function or method (a name, `obj.method`, an alias `f = obj.method`);
+- a module (`import pkg.mod`), or `super()` of a class.
+
+A name is looked up as Python does: the function's own facts, then enclosing
+functions', then its function-local imports; then the file (definitions,
+module-level assignments, imports, following re-exports). A local assigned
+several times takes the assignments before the call's line (all of them when
+none comes before: a loop), each adding its values. An attribute of an
+instance or class is a method found along the class's repository bases (MRO
+order, depth first), or an attribute assigned in any method (`self.x = v`) or
+declared in the class body. Calling a function gives its return annotation,
+or without one the values it returns; calling a class gives an instance. A
+method read as an attribute and then used (`obj.prop.m()`) is taken for a
+property: its return value.
+
+Annotations understood: names and dotted names of classes (quoted or not),
+`Optional[X]`, `Union[X, Y]`, `X | Y`, `type[X]`, `Self`, `Annotated`/
+`Final`/`ClassVar` wrappers, a repository generic `Box[T]` as `Box`; in
+TypeScript `Foo<T> | null`, `typeof Foo`, `Promise<Foo>` (what `await` gives).
+Other generics (`list[X]`, `Array<X>`) give nothing: the receiver is the
+container.
+
+Precision first: where a value cannot be typed there is no edge. Where it
+could be several things (a union, branches), each target gets an edge and
+`candidates` on the edge says how many there were.
+"""
+from __future__ import annotations
+
+import re
+from typing import Iterable, NamedTuple
+
+from edge.parse.model import RETURN, Fact, ParsedFile
+from edge.resolve.model import FileImports, Target
+from edge.symbols import REEXPORT_HOPS, Definition, Symbols, enclosing_class
+from shared.graph.model import NodeKind
+
+INSTANCE, CLASS, FUNCTION, MODULE, SUPER = "instance", "class", "function", "module", "super"
+# Evaluations nest (a fact's value names another fact); past this depth: unknown.
+MAX_DEPTH = 24
+# What the usual names of a method's first parameter (and super) stand for.
+_SELF_KINDS = {"self": INSTANCE, "this": INSTANCE, "cls": CLASS, "super": SUPER}
+_INSTANCE_NAMES = frozenset(("self", "this"))
+_WRAPPERS = frozenset(("Annotated", "Final", "ClassVar", "Required", "NotRequired",
+                       "ReadOnly", "InitVar", "Readonly", "Promise", "PromiseLike", "Awaited"))
+_UNIONS = frozenset(("Optional", "Union"))
+_GENERIC = re.compile(r"([\w.$]+)\s*(?:\[(.*)\]|<(.*)>)", re.DOTALL)
+_DOTTED = re.compile(r"(?:[^\W\d]|\$)[\w$]*(?:\.(?:[^\W\d]|\$)[\w$]*)*")
+_CALL = "()"
+
+
+class Value(NamedTuple):
+    kind: str  # INSTANCE | CLASS | FUNCTION | MODULE | SUPER
+    target: object  # a Definition; the file's path for MODULE
+
+
+Values = frozenset
+NOTHING: Values = frozenset()
+
+
+class Inference:
+    """Callees of call expressions, over one repository's symbols and facts."""
+
+    def __init__(self, symbols: Symbols, files: Iterable[ParsedFile],
+                 imports: dict[str, FileImports]):
+        self.symbols = symbols
+        self.imports = imports
+        # path -> first names of the dotted names its imports bind (`import a.b` -> "a").
+        self._dotted_heads = {path: {k.partition(".")[0] for k in resolved.scope if "." in k}
+                              for path, resolved in imports.items()}
+        # (path, scope qualname or None) -> target -> facts, in line order.
+        self.facts: dict[tuple[str, str | None], dict[str, list[Fact]]] = {}
+        # class node id -> attribute -> [(path, scope qualname, fact)].
+        self.attributes: dict[int, dict[str, list[tuple[str, str | None, Fact]]]] = {}
+        for file in files:
+            self._index(file)
+        # (path, function qualname) -> functions and classes defined directly in it.
+        self.children: dict[tuple[str, str], list[Definition]] = {}
+        for path, defs in symbols.defs.items():
+            for definition in defs.values():
+                parent = definition.symbol.parent
+                if parent and definition.node.kind is not NodeKind.METHOD:
+                    self.children.setdefault((path, parent), []).append(definition)
+        self._memo: dict[tuple, Values] = {}
+        self._scopes: dict[int, tuple[dict, Definition | None]] = {}
+        self._callees: dict[tuple[str, int, str], list[Definition]] = {}
+        self._line_used = False
+        self._depth = 0
+
+    def _index(self, file: ParsedFile) -> None:
+        defs = self.symbols.defs[file.path]
+        for fact in file.facts:
+            scope = defs.get(fact.scope) if fact.scope else None
+            target = fact.target
+            owner, dot, attribute = target.partition(".")
+            if dot and owner in _INSTANCE_NAMES:  # self.x = v, this.x = v
+                cls = enclosing_class(self.symbols, file.path, scope) if scope else None
+                if cls is not None and scope is not cls:
+                    self._attribute(cls, attribute, file.path, fact)
+                continue
+            if scope is not None and scope.node.kind is NodeKind.CLASS and target != RETURN:
+                self._attribute(scope, target, file.path, fact)
+            self.facts.setdefault((file.path, fact.scope), {}).setdefault(target, []).append(fact)
+
+    def _attribute(self, cls: Definition, name: str, path: str, fact: Fact) -> None:
+        by_name = self.attributes.setdefault(cls.node.id, {})
+        by_name.setdefault(name, []).append((path, fact.scope, fact))
+
+    # -- the question asked -------------------------------------------------
+
+    def callees(self, path: str, caller: Definition, callee: str, line: int) -> list[Definition]:
+        """The definitions a call in `caller` at `line` may run, in a stable order."""
+        key = (path, caller.node.id, callee)
+        known = self._callees.get(key)
+        if known is not None:
+            return known
+        self._line_used = False
+        found: dict[int, Definition] = {}
+        for value in self.evaluate(path, caller, callee, line):
+            target = self._callable(value)
+            if target is not None:
+                found.setdefault(target.node.id, target)
+        known = list(found.values())
+        if not self._line_used:  # the same answer for every site of this callee here
+            self._callees[key] = known
+        return known
+
+    def _callable(self, value: Value) -> Definition | None:
+        if value.kind == FUNCTION:
+            return value.target
+        if value.kind == CLASS:  # the constructor that runs, else the class itself
+            if not value.target.symbol.constructible:
+                return None
+            return self.symbols.constructor(value.target) or value.target
+        if value.kind == INSTANCE:
+            return self.symbols.method(value.target, "__call__")
+        return None
+
+    # -- expressions ----------------------------------------------------------
+
+    def evaluate(self, path: str, scope: Definition | None, expression: str,
+                 line: int | None) -> Values:
+        """The values of `expression` written in `scope` (None: module level) of `path`;
+        `line` limits the scope's own assignments to those before it."""
+        if self._depth >= MAX_DEPTH:
+            return NOTHING
+        self._depth += 1
+        try:
+            segments = expression.split(".")
+            values, used = self._head(path, scope, segments, line)
+            for segment in segments[used:]:
+                if not values:
+                    break
+                called = segment.endswith(_CALL)
+                values = self._member(values, segment[:-2] if called else segment)
+                if called:
+                    values = self._call(values)
+            return values
+        finally:
+            self._depth -= 1
+
+    def _head(self, path: str, scope: Definition | None, segments: list[str],
+              line: int | None) -> tuple[Values, int]:
+        first = segments[0]
+        called = first.endswith(_CALL)
+        name = first[:-2] if called else first
+        values, used = self._local(path, scope, name, line), 1
+        if values is None:
+            values, used = self._global_dotted(path, segments)
+            if scope is None and line is not None:  # module level: defined by then?
+                values = frozenset(v for v in values if not _defined_after(v, path, line))
+        if called and used == 1 and name != "super":
+            values = self._call(values)
+        return values, used
+
+    def _local(self, path: str, scope: Definition | None, name: str,
+               line: int | None) -> Values | None:
+        """`name` inside functions: facts, function-local imports, nested defs,
+        self/cls/super; None when no enclosing function binds it."""
+        if scope is None:
+            return None
+        names, cls = self._scope(path, scope)
+        bound = names.get(name)
+        if bound is not None:
+            where, what = bound
+            if isinstance(what, list):  # facts of `where`; the line counts in the innermost
+                return self._facts(path, where, what, line if where is scope else None)
+            if isinstance(what, Target):
+                return self._target(what, REEXPORT_HOPS)
+            return _values_of(what)
+        if cls is not None and name in _SELF_KINDS:
+            return frozenset((Value(_SELF_KINDS[name], cls),))
+        return None
+
+    def _scope(self, path: str, scope: Definition) -> tuple[dict, Definition | None]:
+        """The names functions around `scope` bind, innermost winning, each as
+        (the function, its facts | an import's Target | a nested definition); and
+        the class `self` is an instance of there."""
+        known = self._scopes.get(scope.node.id)
+        if known is not None:
+            return known
+        defs = self.symbols.defs[path]
+        function_scopes = self.imports[path].function_scopes if path in self.imports else {}
+        chain, current = [], scope
+        while current is not None:
+            if current.node.kind is not NodeKind.CLASS:  # class bodies are not closures
+                chain.append(current)
+            current = defs.get(current.symbol.parent) if current.symbol.parent else None
+        names: dict[str, tuple[Definition, object]] = {}
+        for function in reversed(chain):
+            qualname = function.symbol.qualname
+            for nested in self.children.get((path, qualname), ()):
+                names[nested.symbol.name] = (function, nested)
+            for name, target in function_scopes.get(qualname, {}).items():
+                names[name] = (function, target)
+            for name, facts in self.facts.get((path, qualname), {}).items():
+                names[name] = (function, facts)
+        cls = enclosing_class(self.symbols, path, scope)
+        known = self._scopes[scope.node.id] = (names, cls if cls is not scope else None)
+        return known
+
+    def _facts(self, path: str, scope: Definition | None, facts: list[Fact],
+               line: int | None) -> Values:
+        if line is not None and len(facts) > 1:
+            self._line_used = True
+            before = [f for f in facts if f.line < line]
+            facts = before or facts
+        values: set[Value] = set()
+        for fact in facts:
+            values |= self._fact(path, scope, fact)
+        return frozenset(values)
+
+    def _fact(self, path: str, scope: Definition | None, fact: Fact) -> Values:
+        key = (path, fact)
+        known = self._memo.get(key)
+        if known is None:
+            self._memo[key] = NOTHING  # a fact that names itself ends here
+            if not fact.value and not fact.annotation:  # a name taken, type unknown
+                known = NOTHING
+            elif fact.annotation:
+                known = self.annotation(path, scope, fact.annotation)
+            else:
+                known = self.evaluate(path, scope, fact.value, fact.line)
+            self._memo[key] = known
+        return known
+
+    # -- names of a file --------------------------------------------------------
+
+    def _global_dotted(self, path: str, segments: list[str]) -> tuple[Values, int]:
+        """The longest run of plain segments an import binds (`import a.b.c`), else
+        the first name; with how many segments that used."""
+        if segments[0] in self._dotted_heads.get(path, ()):
+            scope = self.imports[path].scope
+            plain = 0
+            while plain < len(segments) and not segments[plain].endswith(_CALL):
+                plain += 1
+            for used in range(plain, 1, -1):
+                target = scope.get(".".join(segments[:used]))
+                if target is not None:
+                    return self._target(target, REEXPORT_HOPS), used
+        name = segments[0][:-2] if segments[0].endswith(_CALL) else segments[0]
+        return self.name(path, name), 1
+
+    def name(self, path: str, name: str, hops: int = REEXPORT_HOPS) -> Values:
+        """What a module-level `name` of `path` is: a definition, an assignment, an import."""
+        key = (path, name)
+        known = self._memo.get(key)
+        if known is not None:
+            return known
+        self._memo[key] = NOTHING
+        known = self._name(path, name, hops)
+        self._memo[key] = known
+        return known
+
+    def _name(self, path: str, name: str, hops: int) -> Values:
+        own = self.symbols.defs.get(path, {}).get(name)
+        if own is not None:
+            return _values_of(own)
+        facts = self.facts.get((path, None), {}).get(name)
+        if facts:
+            return self._facts(path, None, facts, None)
+        scope = self.imports.get(path)
+        if scope is None or hops == 0:
+            return NOTHING
+        target = scope.scope.get(name)
+        if target is not None:
+            return self._target(target, hops)
+        star = scope.scope.get("*")
+        return self.name(star.path, name, hops - 1) if star is not None else NOTHING
+
+    def _target(self, target: Target, hops: int) -> Values:
+        if not target.path:  # bound to something outside the repository
+            return NOTHING
+        if not target.name or target.name == "*":
+            return frozenset((Value(MODULE, target.path),))
+        head, *rest = target.name.split(".")
+        values = self.name(target.path, head, hops - 1)
+        for part in rest:
+            values = self._member(values, part)
+        return values
+
+    # -- members and calls ------------------------------------------------------
+
+    def _member(self, values: Values, name: str) -> Values:
+        found: set[Value] = set()
+        for value in values:
+            found |= self._member_of(value, name)
+        return frozenset(found)
+
+    def _member_of(self, value: Value, name: str) -> Values:
+        kind, target = value
+        if kind == MODULE:
+            return self.name(target, name)
+        if kind == SUPER:
+            for base in self.symbols.bases(target):
+                method = self.symbols.method(base, name)
+                if method is not None:
+                    return _values_of(method)
+            return NOTHING
+        if kind == FUNCTION:  # a method used as a value's holder: a property
+            return self._member(self._returns(target), name)
+        return self._class_member(target, name)
+
+    def _class_member(self, cls: Definition, name: str) -> Values:
+        """`name` on a class or its instances: along the MRO, the first class that
+        defines it as a method (or nested class) or assigns or declares it."""
+        key = ("member", cls.node.id, name)
+        known = self._memo.get(key)
+        if known is None:
+            self._memo[key] = known = NOTHING
+            for owner in self._mro(cls):
+                own = self.symbols.defs[owner.node.path].get(f"{owner.symbol.qualname}.{name}")
+                if own is not None:
+                    known = _values_of(own)
+                    break
+                assigned = self.attributes.get(owner.node.id, {}).get(name)
+                if assigned:
+                    values: set[Value] = set()
+                    for path, scope, fact in assigned:
+                        values |= self._fact(path, self.symbols.defs[path].get(scope), fact)
+                    known = frozenset(values)
+                    break
+            self._memo[key] = known
+        return known
+
+    def _mro(self, cls: Definition) -> list[Definition]:
+        """The class, then its repository bases depth first, each once."""
+        key = ("mro", cls.node.id)
+        order = self._memo.get(key)
+        if order is None:
+            order, stack = [], [cls]
+            while stack:
+                current = stack.pop(0)
+                if current not in order:
+                    order.append(current)
+                    stack[:0] = self.symbols.bases(current)
+            self._memo[key] = order
+        return order
+
+    def _call(self, values: Values) -> Values:
+        found: set[Value] = set()
+        for kind, target in values:
+            if kind == CLASS:
+                found.add(Value(INSTANCE, target))
+            elif kind == FUNCTION:
+                found |= self._returns(target)
+            elif kind == INSTANCE:
+                method = self.symbols.method(target, "__call__")
+                if method is not None:
+                    found |= self._returns(method)
+        return frozenset(found)
+
+    def _returns(self, function: Definition) -> Values:
+        key = ("returns", function.node.id)
+        known = self._memo.get(key)
+        if known is None:
+            self._memo[key] = NOTHING  # recursion
+            path = function.node.path
+            facts = self.facts.get((path, function.symbol.qualname), {}).get(RETURN, [])
+            annotated = [f for f in facts if f.annotation]
+            known = self._facts(path, function, annotated or facts, None)
+            self._memo[key] = known
+        return known
+
+    # -- annotations -----------------------------------------------------------------
+
+    def annotation(self, path: str, scope: Definition | None, text: str) -> Values:
+        """Instances (or classes, for `type[X]`) an annotation written in `scope` names."""
+        text = text.strip()
+        if len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"":
+            text = text[1:-1].strip()
+        if text.startswith("(") and text.endswith(")"):  # except (A, B) as e
+            return self._union(path, scope, _split(text[1:-1], ","))
+        parts = _split(text, "|")
+        if len(parts) > 1:
+            return self._union(path, scope, parts)
+        if text.startswith("typeof "):  # TypeScript: the class itself
+            inner = self.annotation(path, scope, text[7:])
+            return frozenset(Value(CLASS, v.target) for v in inner if v.kind == INSTANCE)
+        generic = _GENERIC.fullmatch(text)
+        if generic is not None:
+            head, square, angle = generic.groups()
+            arguments = square if square is not None else angle
+            last = head.rpartition(".")[2]
+            if last in _UNIONS:
+                return self._union(path, scope, _split(arguments, ","))
+            if last in _WRAPPERS:
+                return self.annotation(path, scope, _split(arguments, ",")[0])
+            if last in ("type", "Type"):
+                inner = self.annotation(path, scope, _split(arguments, ",")[0])
+                return frozenset(Value(CLASS, v.target) for v in inner if v.kind == INSTANCE)
+            text = head  # a repository generic: Box[T] is a Box
+        if not _DOTTED.fullmatch(text):
+            return NOTHING
+        if text.rpartition(".")[2] == "Self" and scope is not None:
+            cls = enclosing_class(self.symbols, path, scope)
+            return frozenset((Value(INSTANCE, cls),)) if cls is not None else NOTHING
+        segments = text.split(".")
+        values, used = self._global_dotted(path, segments)
+        for segment in segments[used:]:
+            values = self._member(values, segment)
+        return frozenset(Value(INSTANCE, v.target) for v in values if v.kind == CLASS)
+
+    def _union(self, path: str, scope: Definition | None, parts: list[str]) -> Values:
+        values: set[Value] = set()
+        for part in parts:
+            values |= self.annotation(path, scope, part)
+        return frozenset(values)
+
+
+def _values_of(definition: Definition) -> Values:
+    kind = CLASS if definition.node.kind is NodeKind.CLASS else FUNCTION
+    return frozenset((Value(kind, definition),))
+
+
+def _defined_after(value: Value, path: str, line: int) -> bool:
+    """A definition of `path` that module-level code at `line` cannot see yet."""
+    if value.kind not in (CLASS, FUNCTION):
+        return False
+    node = value.target.node
+    return node.path == path and node.start_line > line
+
+
+def _split(text: str, separator: str) -> list[str]:
+    """`text` split at `separator` outside brackets and quotes."""
+    parts, depth, start, quote = [], 0, 0, ""
+    for index, char in enumerate(text):
+        if quote:
+            quote = "" if char == quote else quote
+        elif char in "'\"":
+            quote = char
+        elif char in "([{<":
+            depth += 1
+        elif char in ")]}>" and text[index - 1:index] != "=":  # not the arrow of `=>`
+            depth -= 1
+        elif char == separator and depth == 0:
+            parts.append(text[start:index].strip())
+            start = index + 1
+    parts.append(text[start:].strip())
+    return [p for p in parts if p]

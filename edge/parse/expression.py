@@ -1,0 +1,54 @@
+"""Callees and assigned values as expressions the graph builder can evaluate.
+
+An expression is a chain of names joined by dots, each maybe called, with the
+arguments dropped: `Builder(x, y=1).add(z).build` is "Builder().add().build".
+Both parsers write them from source text, one rule set for Python and
+JavaScript/TypeScript (neither language's callee text uses the other's
+syntax): JS `new X(…)` is a call of X, optional chaining `a?.b` and non-null
+assertions `a!.b` are plain member access, type arguments `f<T>()` and
+`await` are dropped. Anything else (subscripts, literals, operators, casts,
+lambdas) is not an expression: no type can be followed through it.
+"""
+from __future__ import annotations
+
+import re
+
+# Longest text worth normalising: a builder call spanning a screen.
+MAX_EXPRESSION = 2000
+_NAME = r"(?:[^\W\d]|[$#])[\w$]*"
+_PLAIN = re.compile(rf"(?:{_NAME})(?:\.(?:{_NAME}))*")
+_EXPRESSION = re.compile(rf"(?:{_NAME})(?:\(\))?(?:\.(?:{_NAME})(?:\(\))?)*")
+_STRING = re.compile(r"""[rRbBuUfF]{0,2}("""
+                     r'''"""(?:\\.|[^\\])*?"""|\'\'\'(?:\\.|[^\\])*?\'\'\''''
+                     r'''|"(?:\\.|[^"\\\n])*"|'(?:\\.|[^'\\\n])*'|`(?:\\.|[^`\\])*`)''',
+                     re.DOTALL)
+# Spaces, line continuations and comments (Python `# …`, not a JS `#private` name).
+_LAYOUT = re.compile(r"\s+|#(?![\w$])[^\n]*|\\\n|//[^\n]*|/\*.*?\*/", re.DOTALL)
+_INNERMOST_ARGUMENTS = re.compile(r"\([^()]*\)")
+_TYPE_ARGUMENTS = re.compile(r"<[\w$.,\s\[\]|&<>]*>(?=\x00)")
+_PREFIX = re.compile(r"\b(?:new|await)\s+")
+_HOLE = "\0"
+
+
+def expression(raw: str) -> str | None:
+    """`raw` (a callee or value as written) as an expression, or None."""
+    if _PLAIN.fullmatch(raw):
+        return raw
+    if len(raw) > MAX_EXPRESSION:
+        return None
+    if "'" in raw or '"' in raw or "`" in raw:
+        raw = _STRING.sub("''", raw)
+    if "new" in raw or "await" in raw:  # `new X()` builds an X, as calling a Python class does
+        raw = _PREFIX.sub("", raw)
+    raw = _LAYOUT.sub("", raw)
+    while True:  # innermost argument lists first, so nested calls collapse too
+        collapsed = _INNERMOST_ARGUMENTS.sub(_HOLE, raw)
+        if collapsed == raw:
+            break
+        raw = collapsed
+    if "<" in raw:
+        raw = _TYPE_ARGUMENTS.sub("", raw)
+    raw = raw.replace(_HOLE, "()")
+    if "?" in raw or "!" in raw:
+        raw = raw.replace("?.", ".").replace("!.", ".").rstrip("!")
+    return raw if _EXPRESSION.fullmatch(raw) else None

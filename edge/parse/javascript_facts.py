@@ -1,0 +1,149 @@
+"""JavaScript/TypeScript facts for typing receivers, where the syntax gives the type.
+
+The counterpart of edge/parse/python_facts.py, read by edge/infer.py: `const
+x = new X()`, `let x: T`, `this.x = v`, class fields (`client: QueryClient`,
+`#cache = new Cache()`), TypeScript constructor parameter properties
+(`constructor(private client: Client)` declares `this.client`), annotated
+parameters (`this: Subscriber<T>` included), return types of declared
+functions and methods, and the values those return. Patterns join the
+parser's single query; no code here walks the tree.
+
+A fact's scope is the innermost definition (class, function, method) around
+it, so a parameter of an anonymous callback is a local of the function that
+holds the callback, the way its calls are. A return statement counts only
+when no anonymous function stands between it and the definition.
+"""
+from __future__ import annotations
+
+from bisect import bisect_right
+
+from tree_sitter import Node
+
+from edge.parse.expression import expression
+from edge.parse.model import RETURN, Fact
+
+_VALUE = ("[(new_expression) (call_expression) (identifier) (member_expression)"
+          " (await_expression) (this)]")
+_TS_VALUE = _VALUE[:-1] + " (non_null_expression)]"
+_FUNCTIONS = ("[(function_declaration) (generator_function_declaration) (function_expression)"
+              " (generator_function) (arrow_function) (method_definition)]")
+
+PATTERNS = {
+    "javascript": f"""
+(variable_declarator name: (identifier) value: {_VALUE}) @fact.declarator
+(assignment_expression left: (member_expression object: (this)) right: {_VALUE}) @fact.this
+(field_definition property: (_) value: {_VALUE}) @fact.field
+(return_statement {_VALUE}) @fact.return
+{_FUNCTIONS} @fact.function
+""",
+    "typescript": f"""
+(variable_declarator name: (identifier) type: (type_annotation)) @fact.declarator
+(public_field_definition name: (_) type: (type_annotation)) @fact.field
+(public_field_definition name: (_) value: {_TS_VALUE}) @fact.field
+(required_parameter pattern: [(identifier) (this)] type: (type_annotation)) @fact.parameter
+(optional_parameter pattern: (identifier) type: (type_annotation)) @fact.parameter
+""",
+}
+PATTERNS["typescript"] = PATTERNS["javascript"].replace(
+    "(field_definition property: (_) value: " + _VALUE + ") @fact.field\n", "").replace(
+    _VALUE, _TS_VALUE) + PATTERNS["typescript"]
+PATTERNS["tsx"] = PATTERNS["typescript"]
+_PROPERTY_MODIFIERS = frozenset(("accessibility_modifier", "readonly", "override_modifier"))
+
+
+class Definitions:
+    """Definitions' byte ranges (sorted, nested): the innermost around a position."""
+
+    def __init__(self, definitions) -> None:
+        self.starts = [d.start for d in definitions]
+        self.ends = [d.end for d in definitions]
+        self.qualnames = [d.qualname for d in definitions]
+        index = {d.qualname: i for i, d in enumerate(definitions)}
+        self.parents = [index.get(d.parent, -1) if d.parent else -1 for d in definitions]
+
+    def around(self, position: int) -> int:
+        index = bisect_right(self.starts, position) - 1
+        while index >= 0 and self.ends[index] <= position:
+            index = self.parents[index]
+        return index
+
+    def scope(self, position: int) -> str | None:
+        index = self.around(position)
+        return self.qualnames[index] if index >= 0 else None
+
+
+def facts(captures: dict[str, list[Node]], definitions: Definitions) -> list[Fact]:
+    found: list[Fact] = []
+    for node in captures.get("fact.declarator", ()):
+        found.append(_fact(definitions, node, _text(node.child_by_field_name("name")),
+                           node.child_by_field_name("value"), node.child_by_field_name("type")))
+    for node in captures.get("fact.this", ()):
+        found.append(_fact(definitions, node, _text(node.child_by_field_name("left")),
+                           node.child_by_field_name("right"), None))
+    for node in captures.get("fact.field", ()):
+        name = node.child_by_field_name("name") or node.child_by_field_name("property")
+        found.append(_fact(definitions, node, _text(name), node.child_by_field_name("value"),
+                           node.child_by_field_name("type")))
+    for node in captures.get("fact.parameter", ()):
+        found.extend(_parameter(definitions, node))
+    functions = sorted(captures.get("fact.function", ()), key=_start)
+    found.extend(_returns(definitions, functions, captures.get("fact.return", ())))
+    return [f for f in found if f.value or f.annotation]
+
+
+def _fact(definitions: Definitions, node: Node, target: str, value: Node | None,
+          annotation: Node | None) -> Fact:
+    rendered = expression(_text(value)) if value is not None else None
+    return Fact(definitions.scope(node.start_byte), target, rendered or "", _type(annotation),
+                node.start_point.row + 1)
+
+
+def _parameter(definitions: Definitions, node: Node) -> list[Fact]:
+    name = _text(node.child_by_field_name("pattern"))
+    kind = _type(node.child_by_field_name("type"))
+    scope, line = definitions.scope(node.start_byte), node.start_point.row + 1
+    found = [Fact(scope, name, "", kind, line)]
+    if any(child.type in _PROPERTY_MODIFIERS for child in node.children):
+        found.append(Fact(scope, f"this.{name}", "", kind, line))  # a parameter property
+    return found
+
+
+def _returns(definitions: Definitions, functions: list[Node], returns: list[Node]) -> list[Fact]:
+    """Return types of declared functions, and values returned straight from them."""
+    found = []
+    owned: dict[int, str] = {}  # start byte of a definition's own function -> its qualname
+    for function in functions:
+        index = definitions.around(function.start_byte)
+        if index >= 0 and definitions.ends[index] == function.end_byte:
+            qualname = definitions.qualnames[index]
+            owned[function.start_byte] = qualname
+            returns_type = function.child_by_field_name("return_type")
+            if returns_type is not None:
+                found.append(Fact(qualname, RETURN, "", _type(returns_type),
+                                  function.start_point.row + 1))
+    starts = [f.start_byte for f in functions]
+    for node in returns:
+        index = bisect_right(starts, node.start_byte) - 1
+        while index >= 0 and functions[index].end_byte <= node.start_byte:
+            index -= 1  # not nested in it: an earlier function may still hold it
+        qualname = owned.get(functions[index].start_byte) if index >= 0 else None
+        value = expression(_text(node.named_child(0))) if qualname else None
+        if value:
+            found.append(Fact(qualname, RETURN, value, "", node.start_point.row + 1))
+    return found
+
+
+def _type(annotation: Node | None) -> str:
+    """A type annotation's text without its colon (`: Foo | null` -> "Foo | null")."""
+    if annotation is None:
+        return ""
+    text = _text(annotation)
+    return text[1:].strip() if text.startswith(":") else text
+
+
+def _text(node: Node | None) -> str:
+    return node.text.decode("utf-8", "replace") if node is not None else ""
+
+
+def _start(node: Node) -> int:
+    return node.start_byte
