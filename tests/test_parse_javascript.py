@@ -241,7 +241,8 @@ def test_calls_have_their_enclosing_function():
     assert calls == {
         (None, "setup"), ("A", "decorate"), ("A.m", "this.helper"), ("A.m", "a.b.c"),
         ("A.m", "items.map"), ("A.m", "transform"), ("A", "compute"), ("outer.inner", "deep"),
-        ("outer", "Thing.Maker"), ("outer", "chain"), ("outer", "promise.finally"),
+        ("outer", "Thing.Maker"), ("outer", "chain"), ("outer", "chain().then"),
+        ("outer", "promise.finally"),
     }
     lines = {c.callee: c.line for c in parsed.calls}
     assert lines["deep"] == 7 and lines["promise.finally"] == 12
