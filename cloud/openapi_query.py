@@ -167,7 +167,8 @@ def query_paths() -> dict:
             [_REPO_PARAM, _COMMIT_PARAM],
             {"nodes": [{"id": "4611686018427387904", **_NODE}],
              "edges": [{"src": "4611686018427387904", "dst": "123", "kind": "CALLS", "line": 59,
-                        "weight": 1, "type_only": False}], "took_ms": 40.0, "index": _INDEX}),
+                        "weight": 1, "type_only": False,
+                        "candidates": 1}], "took_ms": 40.0, "index": _INDEX}),
         "/api/v1/context": {"post": {
             "summary": "The code a model needs for a task, within a token budget",
             "security": _SECURED,

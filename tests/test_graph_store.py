@@ -107,7 +107,7 @@ def app_graph(commit: str = "c1") -> Graph:
         Edge(views.id, show.id, EdgeKind.CONTAINS),
         Edge(show.id, inner.id, EdgeKind.CONTAINS),
         Edge(user.id, base.id, EdgeKind.EXTENDS, line=15),
-        Edge(show.id, name.id, EdgeKind.CALLS, line=7, weight=3),
+        Edge(show.id, name.id, EdgeKind.CALLS, line=7, weight=3, candidates=2),
         Edge(inner.id, save.id, EdgeKind.CALLS, line=8, type_only=True),
     ]
     return Graph(repo=REPO, commit=commit,
@@ -118,7 +118,8 @@ def app_graph(commit: str = "c1") -> Graph:
 
 
 def edge_key(edge: Edge) -> tuple:
-    return edge.src, edge.dst, edge.kind.value, edge.line, edge.weight, edge.type_only
+    return (edge.src, edge.dst, edge.kind.value, edge.line, edge.weight, edge.type_only,
+            edge.candidates)
 
 
 def ids(reached) -> dict[int, int]:
@@ -368,14 +369,14 @@ def test_migrations_are_applied_once(open_store):
     first = open_store()
     snapshot = first.write_snapshot(import_graph([("a.py", "b.py")]))
     second = open_store()
-    assert first.schema_versions() == second.schema_versions() == [1, 2, 3]
+    assert first.schema_versions() == second.schema_versions() == [1, 2, 3, 4]
     assert second.latest_snapshot(REPO) == snapshot
 
 
 def test_concurrent_opens_of_a_new_database(open_store):
     opened, errors = at_once(open_store, 4)
     assert errors == []
-    assert [store.schema_versions() for store in opened] == [[1, 2, 3]] * 4
+    assert [store.schema_versions() for store in opened] == [[1, 2, 3, 4]] * 4
 
 
 def test_concurrent_writes_of_one_repository(open_store):
@@ -411,7 +412,7 @@ def test_open_graph_store_follows_the_settings(tmp_path, request):
     url = request.getfixturevalue("postgres_url")
     with open_graph_store(Settings(database_url=url)) as store:
         assert isinstance(store, PostgresGraphStore)
-        assert store.schema_versions() == [1, 2, 3]
+        assert store.schema_versions() == [1, 2, 3, 4]
 
 
 def test_postgres_reconnects_after_the_connection_drops(postgres_url):

@@ -185,5 +185,6 @@ def snapshot_json(graph: Graph) -> dict:
     """The whole snapshot for tools: nodes with ids, edges by id."""
     return {"nodes": [{"id": str(n.id), **describe(n)} for n in graph.nodes],
             "edges": [{"src": str(e.src), "dst": str(e.dst), "kind": e.kind.value,
-                       "line": e.line, "weight": e.weight, "type_only": e.type_only}
+                       "line": e.line, "weight": e.weight, "type_only": e.type_only,
+                       "candidates": e.candidates}
                       for e in graph.edges]}

@@ -30,6 +30,8 @@ FACT_PATTERNS = (
     "(with_item value: (as_pattern alias: (as_pattern_target (identifier)))) @fact.with",
     "(except_clause (as_pattern alias: (as_pattern_target (identifier))) @fact.except)",
     f"(return_statement {_VALUE}) @fact.return",
+    # `cls = pick(kind)`, whatever the value: the name no longer means the class.
+    '(assignment left: (identifier) @fact.taken (#any-of? @fact.taken "self" "cls"))',
 )
 
 def facts(text, captures: dict[str, list[Node]], scopes) -> list[Fact]:
@@ -58,7 +60,11 @@ def facts(text, captures: dict[str, list[Node]], scopes) -> list[Fact]:
                           text.decoded(node.named_child(0)), node.start_point.row + 1))
     for node in captures.get("fact.return", ()):
         found.append(_fact(text, scopes, node, RETURN, node.named_child(0), None))
-    return [f for f in found if f.value or f.annotation]
+    found = [f for f in found if f.value or f.annotation]
+    for node in captures.get("fact.taken", ()):
+        found.append(Fact(scopes.enclosing(node.start_byte), text.decoded(node), "", "",
+                          node.start_point.row + 1))
+    return found
 
 
 def signature(text, node: Node, qualname: str, method: bool) -> list[Fact]:

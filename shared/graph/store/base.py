@@ -530,7 +530,7 @@ def _node_rows(snapshot_id: int, nodes: Sequence[Node]) -> list[tuple]:
 def _edge_rows(snapshot_id: int, edges: Sequence[Edge]) -> list[tuple]:
     """Rows sorted by source, so that the outgoing-edge index fills in order."""
     rows = [(snapshot_id, e.src, e.dst, _EDGE_KINDS[e.kind], e.line, e.weight,
-             bool(e.type_only)) for e in edges]
+             bool(e.type_only), e.candidates) for e in edges]
     rows.sort(key=_second)
     return rows
 
@@ -545,7 +545,7 @@ def _node(row: tuple) -> Node:
 
 
 def _edge(row: tuple) -> Edge:
-    return Edge(row[0], row[1], EdgeKind(row[2]), row[3], row[4], bool(row[5]))
+    return Edge(row[0], row[1], EdgeKind(row[2]), row[3], row[4], bool(row[5]), row[6])
 
 
 def _sid(snapshot: SnapshotRef) -> int:

@@ -34,7 +34,7 @@ _COPY_TYPES = {
                   qualname="text", start_line="int4", end_line="int4", language="text",
                   docstring="text"),
     "edges": dict(snapshot_id="int8", src="int8", dst="int8", kind="text", line="int4",
-                  weight="int4", type_only="bool"),
+                  weight="int4", type_only="bool", candidates="int4"),
     "sources": dict(snapshot_id="int8", path="text", sha256="text", text="text"),
     "documents": dict(snapshot_id="int8", node_id="int8", length="float8"),
     "postings": dict(snapshot_id="int8", term="text", node_id="int8", weight="float8"),

@@ -15,9 +15,9 @@ and edges so that bulk loads do not pay a lookup per row):
   written (epoch seconds); `stats` holds the Graph's loc, external import
   counts, skipped files and counts by kind.
 - nodes: a Graph's nodes, keyed by (snapshot_id, id).
-- edges: a Graph's edges. Indexed on (snapshot, src, kind, dst) and (snapshot,
-  dst, kind, src) so that one step of a walk in either direction is an
-  index-only lookup.
+- edges: a Graph's edges (`candidates`: see shared.graph.model.Edge). Indexed
+  on (snapshot, src, kind, dst) and (snapshot, dst, kind, src) so that one step
+  of a walk in either direction is an index-only lookup.
 - sources: each file's text at the snapshot's commit and its sha256, for
   snippets, context bodies and snapshot diffs (impact of base..head).
 - documents, postings: the keyword index (see shared/graph/store/text.py): one
@@ -132,11 +132,16 @@ MIGRATIONS: tuple[Migration, ...] = (
             token {bigint} NOT NULL
         )""",
     )),
+    Migration(4, "call edges' candidates", (
+        # CALLS: how many targets the surest site behind the edge could reach (1: certain).
+        "ALTER TABLE edges ADD COLUMN candidates INTEGER NOT NULL DEFAULT 1",
+    )),
 )
 
 NODE_COLUMNS = ("snapshot_id", "id", "kind", "path", "name", "qualname", "start_line",
                 "end_line", "language", "docstring")
-EDGE_COLUMNS = ("snapshot_id", "src", "dst", "kind", "line", "weight", "type_only")
+EDGE_COLUMNS = ("snapshot_id", "src", "dst", "kind", "line", "weight", "type_only",
+                "candidates")
 SOURCE_COLUMNS = ("snapshot_id", "path", "sha256", "text")
 DOCUMENT_COLUMNS = ("snapshot_id", "node_id", "length")
 POSTING_COLUMNS = ("snapshot_id", "term", "node_id", "weight")

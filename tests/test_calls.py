@@ -1,0 +1,348 @@
+"""CALLS edges with receivers typed statically (edge/infer.py), on real files
+parsed and resolved end to end (`analyze`), Python and TypeScript/JavaScript."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from textwrap import dedent
+
+from edge.analyze import analyze, graph_json
+from shared.graph.model import EdgeKind, NodeKind
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _write(root: Path, files: dict[str, str]) -> Path:
+    for path, text in files.items():
+        target = root / path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(dedent(text))
+    return root
+
+
+def _calls(root: Path) -> dict[tuple[str, str], int]:
+    """(caller, "path:callee") -> candidates, for every CALLS edge."""
+    graph = analyze(root, workers=1).graph
+    names = {n.id: (n.path, n.qualname or n.path) for n in graph.nodes}
+    return {(names[e.src][1], f"{names[e.dst][0]}:{names[e.dst][1]}"): e.candidates
+            for e in graph.edges if e.kind is EdgeKind.CALLS}
+
+
+def _callees(calls: dict, caller: str) -> set[str]:
+    return {callee for (src, callee) in calls if src == caller}
+
+
+MODELS = """\
+    from dataclasses import dataclass
+
+
+    class Adapter:
+        def send(self): ...
+
+
+    class Session:
+        def __init__(self, url):
+            self.url = url
+            self.adapter = Adapter()
+
+        def get(self, path): ...
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc): ...
+
+        @classmethod
+        def make(cls):
+            return cls("default")
+
+        @property
+        def current(self) -> "Adapter":
+            return self.adapter
+
+
+    class Sub(Session):
+        def get(self, path):
+            return super().get(path)
+
+
+    @dataclass
+    class Point:
+        x: int
+
+        def norm(self): ...
+
+
+    class Fault(ValueError):
+        def explain(self): ...
+
+
+    class Handler:
+        def __call__(self, event): ...
+
+
+    shared = Session("shared")
+"""
+
+
+def _python(tmp_path: Path, client: str) -> dict:
+    return _calls(_write(tmp_path, {"pkg/__init__.py": "", "pkg/models.py": MODELS,
+                                    "pkg/client.py": client}))
+
+
+def test_locals_typed_by_constructors_annotations_and_with_targets(tmp_path):
+    calls = _python(tmp_path, """\
+        from typing import Optional
+        from .models import Adapter, Session, Point
+
+        def run(url):
+            session = Session(url)
+            session.get("a")
+            point: Point = make_point()
+            point.norm()
+            with Session(url) as managed:
+                managed.get("b")
+            unknown = url.lower()
+            unknown.get("c")
+
+        def make_point(): ...
+        """)
+    assert _callees(calls, "run") == {
+        "pkg/models.py:Session.__init__", "pkg/models.py:Session.get",
+        "pkg/models.py:Point.norm", "pkg/client.py:make_point"}
+
+
+def test_parameters_and_returns_by_annotation_optional_union_and_strings(tmp_path):
+    calls = _python(tmp_path, """\
+        from typing import Optional, Union
+        from .models import Adapter, Session, Sub
+
+        def use(session: Optional[Session], other: "Union[Sub, Adapter]", third: Session | None):
+            session.get("a")
+            other.send()
+            third.get("b")
+            opened().get("c")
+            opened_later = opened()
+            opened_later.make()
+
+        def both(thing: Union[Session, Sub]):
+            thing.get("x")
+
+        def opened() -> "Session": ...
+        """)
+    assert _callees(calls, "use") == {
+        "pkg/models.py:Session.get", "pkg/models.py:Adapter.send", "pkg/client.py:opened",
+        "pkg/models.py:Session.make"}
+    # A union: an edge to each possible target, marked with how many there were.
+    assert calls[("both", "pkg/models.py:Session.get")] == 2
+    assert calls[("both", "pkg/models.py:Sub.get")] == 2
+    assert calls[("use", "pkg/models.py:Session.get")] == 1
+
+
+def test_attributes_from_init_class_annotations_properties_and_module_instances(tmp_path):
+    calls = _python(tmp_path, """\
+        from .models import Adapter, Session, shared
+
+        class Client:
+            session: Session
+
+            def __init__(self):
+                self.backup = Session("backup")
+
+            def fetch(self):
+                self.session.get("a")
+                self.backup.adapter.send()
+                self.backup.current.send()
+                shared.get("b")
+        """)
+    assert _callees(calls, "Client.fetch") == {
+        "pkg/models.py:Session.get", "pkg/models.py:Adapter.send"}
+    assert calls[("Client.fetch", "pkg/models.py:Session.get")] == 1
+
+
+def test_cls_super_and_aliases(tmp_path):
+    calls = _python(tmp_path, """\
+        from .models import Session, Sub
+
+        class Pool(Sub):
+            @classmethod
+            def build(cls):
+                pool = cls("x")
+                return pool
+
+            def get(self, path):
+                fetch = super().get
+                return fetch(path)
+
+        def alias(session: Session):
+            get = session.get
+            get("a")
+            made = Session.make()
+            made.get("b")
+            Pool.build().get("c")
+        """)
+    assert _callees(calls, "Pool.build") == {"pkg/models.py:Session.__init__"}
+    assert _callees(calls, "Pool.get") == {"pkg/models.py:Sub.get"}
+    assert _callees(calls, "alias") == {
+        "pkg/models.py:Session.get", "pkg/models.py:Session.make", "pkg/client.py:Pool.build",
+        "pkg/client.py:Pool.get"}
+
+
+def test_a_class_call_is_its_init_or_a_bases_or_the_class_itself(tmp_path):
+    calls = _python(tmp_path, """\
+        from .models import Fault, Handler, Point, Sub
+
+        def build(handler: Handler):
+            Sub("x")
+            Point(1)
+            Fault("bad").explain()
+            handler("event")
+        """)
+    assert _callees(calls, "build") == {
+        "pkg/models.py:Session.__init__",  # Sub has none of its own: its base's runs
+        "pkg/models.py:Point",  # a dataclass: no __init__ in the repository
+        "pkg/models.py:Fault", "pkg/models.py:Fault.explain",
+        "pkg/models.py:Handler.__call__"}  # calling an instance runs __call__
+
+
+def test_function_local_imports_bind_only_in_their_function(tmp_path):
+    calls = _python(tmp_path, """\
+        def Session(): ...
+
+        def local():
+            from .models import Session
+            Session("x").get("a")
+
+        def module_level():
+            Session()
+
+        def pformat(value):
+            from pprint import pformat
+            return pformat(value)
+        """)
+    assert _callees(calls, "local") == {"pkg/models.py:Session.__init__",
+                                        "pkg/models.py:Session.get"}
+    assert _callees(calls, "module_level") == {"pkg/client.py:Session"}
+    assert _callees(calls, "pformat") == set()  # the standard library's, not itself
+
+
+def test_unknown_receivers_and_shadowing_names_give_no_edge(tmp_path):
+    calls = _python(tmp_path, """\
+        from .models import Session
+
+        class Parser:
+            def parse(self, kind):
+                cls = pick(kind)
+                cls()
+
+            def wrap(self):
+                def __str__(self):
+                    return self.parse(1)
+                return __str__
+
+        def pick(kind): ...
+
+        def shadowed(items):
+            Session = items.get("session")
+            Session.get("a")
+            for session in items:
+                session.get("b")
+        """)
+    assert _callees(calls, "Parser.parse") == {"pkg/client.py:pick"}
+    assert _callees(calls, "Parser.wrap.__str__") == set()
+    assert _callees(calls, "shadowed") == set()
+
+
+def test_module_level_values_see_only_what_is_defined_before_them(tmp_path):
+    calls = _python(tmp_path, """\
+        _check = isinstance
+
+        def isinstance(value, kind):
+            return _check(value, kind)
+        """)
+    assert _callees(calls, "isinstance") == set()
+
+
+def test_typescript_receivers_from_new_fields_parameters_and_returns(tmp_path):
+    root = _write(tmp_path, {
+        "src/cache.ts": """\
+            export class Cache { find(): void {} }
+            export class Query { execute(): void {} }
+            export interface Shape { area(): number }
+            export interface Failure { reason: string }
+            export const Failure: FailureCtor = makeError();
+            """,
+        "src/client.ts": """\
+            import { Cache, Query, Failure } from './cache';
+            export class Base { constructor(n: number) {} save(): void {} }
+            export class Client extends Base {
+              #cache: Cache;
+              private queries = new Query();
+              constructor(private readonly other: Cache) { super(1); this.#cache = new Cache(); }
+              get(): Cache { return this.#cache; }
+              run(q: Query | null): void {
+                q?.execute();
+                this.#cache.find();
+                this.other.find();
+                this.queries.execute();
+                this.get().find();
+                const c = new Cache();
+                c.find();
+                super.save();
+                [q].forEach((item: Query) => item.execute());
+                make().execute();
+                throw new Failure();
+              }
+            }
+            export function make(): Query { return new Query(); }
+            export function operate(this: Client) { this.run(null); }
+            """,
+    })
+    calls = _calls(root)
+    assert _callees(calls, "Client.constructor") == {
+        "src/client.ts:Base.constructor", "src/cache.ts:Cache"}
+    assert _callees(calls, "Client.run") == {
+        "src/cache.ts:Query.execute", "src/cache.ts:Cache.find", "src/client.ts:Client.get",
+        "src/cache.ts:Cache", "src/client.ts:Base.save", "src/client.ts:make"}
+    assert _callees(calls, "operate") == {"src/client.ts:Client.run"}
+
+
+def test_javascript_receivers_from_new_and_this_fields(tmp_path):
+    root = _write(tmp_path, {
+        "lib/store.js": """\
+            class Store { load() {} }
+            module.exports = { Store };
+            """,
+        "lib/app.js": """\
+            const { Store } = require('./store');
+            class App {
+              store = new Store();
+              constructor() { this.backup = new Store(); }
+              start() { this.store.load(); this.backup.load(); const s = new Store(); s.load(); }
+            }
+            """,
+    })
+    assert _callees(_calls(root), "App.start") == {"lib/store.js:Store", "lib/store.js:Store.load"}
+
+
+def test_analyze_graph_prints_every_node_and_edge_as_json(tmp_path):
+    root = _write(tmp_path, {"pkg/__init__.py": "", "pkg/models.py": MODELS, "pkg/client.py": """\
+        from .models import Session
+
+        def run():
+            Session("x").get("a")
+        """})
+    printed = subprocess.run([sys.executable, "-m", "edge", "analyze", str(root), "--graph"],
+                             cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    graph = json.loads(printed)
+    assert graph == json.loads(json.dumps(graph_json(analyze(root, workers=1).graph)))
+    nodes = {n["id"]: n for n in graph["nodes"]}
+    assert set(graph["nodes"][0]) == {"id", "kind", "path", "name", "start_line", "end_line"}
+    assert {n["kind"] for n in nodes.values()} == {k.value for k in NodeKind}
+    calls = [(nodes[e["src"]]["name"], nodes[e["dst"]]["name"], e["line"], e["candidates"])
+             for e in graph["edges"] if e["kind"] == "CALLS"]
+    assert ("run", "Session.__init__", 4, 1) in calls and ("run", "Session.get", 4, 1) in calls
+    imports = [e for e in graph["edges"] if e["kind"] == "IMPORTS"]
+    assert imports and all("type_only" in e and "line" not in e for e in imports)
