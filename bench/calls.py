@@ -95,6 +95,10 @@ CALL_CORPORA: tuple[Corpus, ...] = (
     _py("attrs", "26.1.0", "class decorators, generated code, two packages", "attr", "attrs",
         sys_path="src"),
     _py("boltons", "26.2.0", "grab-bag utilities, untyped, older style", "boltons"),
+    # Added after the call resolution was written: never looked at while tuning it.
+    _py("werkzeug", "3.1.9", "WSGI toolkit, large, typed, data structures", "werkzeug",
+        sys_path="src"),
+    _py("starlette", "1.10.0", "ASGI framework, fully typed, async", "starlette"),
 )
 BY_NAME = {c.name: c for c in CALL_CORPORA}
 

@@ -25,7 +25,7 @@ from contextlib import contextmanager
 from typing import Iterable
 
 from edge.infer import Inference
-from edge.parse.model import ParsedFile, Skipped
+from edge.parse.model import PROPERTY, ParsedFile, Skipped
 from edge.resolve.model import FileImports
 from edge.symbols import Symbols
 from shared.graph.model import Edge, EdgeKind, Graph, NodeKind
@@ -105,7 +105,7 @@ def drop_unresolvable(file: ParsedFile) -> ParsedFile:
     for fact in file.facts:
         if (fact.value and _head(fact.value) in known) or fact.scope in classes \
                 or (fact.annotation and not heads.isdisjoint(_NAMES.findall(fact.annotation))) \
-                or _head(fact.target) in _INSTANCE_NAMES:
+                or _head(fact.target) in _INSTANCE_NAMES or fact.target == PROPERTY:
             facts.append(fact)
         elif fact.target in heads:  # a local that shadows a name known here: untyped
             facts.append(fact._replace(value="", annotation=""))

@@ -39,7 +39,7 @@ from __future__ import annotations
 import re
 from typing import Iterable, NamedTuple
 
-from edge.parse.model import RETURN, Fact, ParsedFile
+from edge.parse.model import PROPERTY, RETURN, Fact, ParsedFile
 from edge.resolve.model import FileImports, Target
 from edge.symbols import REEXPORT_HOPS, Definition, Symbols, enclosing_class
 from shared.graph.model import NodeKind
@@ -81,6 +81,8 @@ class Inference:
         self.facts: dict[tuple[str, str | None], dict[str, list[Fact]]] = {}
         # class node id -> attribute -> [(path, scope qualname, fact)].
         self.attributes: dict[int, dict[str, list[tuple[str, str | None, Fact]]]] = {}
+        # node ids of methods that are properties.
+        self.properties: set[int] = set()
         for file in files:
             self._index(file)
         # (path, function qualname) -> functions and classes defined directly in it.
@@ -101,6 +103,10 @@ class Inference:
         for fact in file.facts:
             scope = defs.get(fact.scope) if fact.scope else None
             target = fact.target
+            if target == PROPERTY:
+                if scope is not None:
+                    self.properties.add(scope.node.id)
+                continue
             owner, dot, attribute = target.partition(".")
             if dot and owner in _INSTANCE_NAMES:  # self.x = v, this.x = v
                 cls = enclosing_class(self.symbols, file.path, scope) if scope else None
@@ -230,6 +236,9 @@ class Inference:
 
     def _facts(self, path: str, scope: Definition | None, facts: list[Fact],
                line: int | None) -> Values:
+        declared = [f for f in facts if f.annotation]
+        if declared:  # a declared type holds for every later assignment
+            facts = declared
         if line is not None and len(facts) > 1:
             self._line_used = True
             before = [f for f in facts if f.line < line]
@@ -340,12 +349,14 @@ class Inference:
             for owner in self._mro(cls):
                 own = self.symbols.defs[owner.node.path].get(f"{owner.symbol.qualname}.{name}")
                 if own is not None:
-                    known = _values_of(own)
+                    known = self._returns(own) if own.node.id in self.properties \
+                        else _values_of(own)
                     break
                 assigned = self.attributes.get(owner.node.id, {}).get(name)
                 if assigned:
+                    declared = [a for a in assigned if a[2].annotation]
                     values: set[Value] = set()
-                    for path, scope, fact in assigned:
+                    for path, scope, fact in declared or assigned:
                         values |= self._fact(path, self.symbols.defs[path].get(scope), fact)
                     known = frozenset(values)
                     break

@@ -255,6 +255,32 @@ def test_unknown_receivers_and_shadowing_names_give_no_edge(tmp_path):
     assert _callees(calls, "shadowed") == set()
 
 
+def test_declared_types_win_and_properties_give_what_they_return(tmp_path):
+    calls = _python(tmp_path, """\
+        from .models import Adapter, Handler, Session, Sub
+
+        class Holder:
+            backend: Session
+
+            def __init__(self):
+                self.backend = Sub("x")
+
+            @property
+            def handler(self) -> Handler: ...
+
+            def use(self):
+                self.backend.get("a")
+                chosen: Session = Sub("y")
+                chosen.get("b")
+                self.handler("event")
+                for cls, args in ((Sub, 1),):
+                    cls(args)
+        """)
+    assert _callees(calls, "Holder.use") == {
+        "pkg/models.py:Session.get", "pkg/models.py:Handler.__call__",
+        "pkg/models.py:Session.__init__"}  # Sub("y"); not Sub.get, not cls(args)
+
+
 def test_module_level_values_see_only_what_is_defined_before_them(tmp_path):
     calls = _python(tmp_path, """\
         _check = isinstance

@@ -72,6 +72,9 @@ class Call(NamedTuple):
 
 # The target of a Fact that holds a function's return value or return annotation.
 RETURN = "<return>"
+# The target of a Fact that marks a method read as an attribute (a property): `obj.p`
+# is what p returns, and `obj.p()` calls that.
+PROPERTY = "<property>"
 
 
 class Fact(NamedTuple):

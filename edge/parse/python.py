@@ -130,8 +130,11 @@ class _Functions:
 
 def _symbols(text: _Text, defs, decorated, functions: _Functions, scopes: _Functions,
              facts: list) -> list[Symbol]:
-    decorator_rows = {d.child_by_field_name("definition").start_byte: d.start_point.row
-                      for d in decorated}
+    # definition's start byte -> (its decorated statement's first row, decorators' text)
+    decorators = {}
+    for d in decorated:
+        start = d.child_by_field_name("definition").start_byte
+        decorators[start] = (d.start_point.row, text.source[d.start_byte:start])
     symbols: list[Symbol] = []
     # Open definitions, innermost last: (end byte, symbol, index in functions or -1,
     # index in scopes).
@@ -152,7 +155,8 @@ def _symbols(text: _Text, defs, decorated, functions: _Functions, scopes: _Funct
                                             else "function"),
             name=name,
             qualname=f"{parent.qualname}.{name}" if parent else name,
-            start_line=decorator_rows.get(start, node.start_point.row) + 1,
+            start_line=decorators[start][0] + 1 if start in decorators
+            else node.start_point.row + 1,
             end_line=node.end_point.row + 1,
             docstring=_docstring(text, body),
             bases=_bases(text, node.child_by_field_name("superclasses")) if is_class else (),
@@ -164,7 +168,8 @@ def _symbols(text: _Text, defs, decorated, functions: _Functions, scopes: _Funct
         if not is_class:
             outer = next((f for _, _, f, _ in reversed(stack) if f >= 0), -1)
             function = functions.add(body_start, node.end_byte, symbol.qualname, outer)
-            facts.extend(signature(text, node, symbol.qualname, symbol.kind == "method"))
+            facts.extend(signature(text, node, symbol.qualname, symbol.kind == "method",
+                                   decorators[start][1] if start in decorators else b""))
         scope = scopes.add(body_start, node.end_byte, symbol.qualname,
                            stack[-1][3] if stack else -1)
         stack.append((node.end_byte, symbol, function, scope))

@@ -12,12 +12,17 @@ could name a type (a call, a name, an attribute, an await) are captured.
 """
 from __future__ import annotations
 
+import re
+
 from tree_sitter import Node
 
 from edge.parse.expression import expression
-from edge.parse.model import RETURN, Fact
+from edge.parse.model import PROPERTY, RETURN, Fact
 
 _INSTANCE_PARAMETERS = (b"self", b"cls")
+# @property, @functools.cached_property, @name.getter/.setter and the like.
+_PROPERTY = re.compile(rb"@\s*(?:[\w.]*\.)?(?:property|cached_property|getter|setter)\s*$",
+                       re.MULTILINE)
 _VALUE = "[(call) (identifier) (attribute) (await)]"
 _SELF_ATTRIBUTE = "(attribute object: (identifier) attribute: (identifier))"
 
@@ -30,8 +35,11 @@ FACT_PATTERNS = (
     "(with_item value: (as_pattern alias: (as_pattern_target (identifier)))) @fact.with",
     "(except_clause (as_pattern alias: (as_pattern_target (identifier))) @fact.except)",
     f"(return_statement {_VALUE}) @fact.return",
-    # `cls = pick(kind)`, whatever the value: the name no longer means the class.
+    # `cls = pick(kind)`, `for cls, args in …`: the name no longer means the class.
     '(assignment left: (identifier) @fact.taken (#any-of? @fact.taken "self" "cls"))',
+    '(for_statement left: (identifier) @fact.taken (#any-of? @fact.taken "self" "cls"))',
+    '(pattern_list (identifier) @fact.taken (#any-of? @fact.taken "self" "cls"))',
+    '(tuple_pattern (identifier) @fact.taken (#any-of? @fact.taken "self" "cls"))',
 )
 
 def facts(text, captures: dict[str, list[Node]], scopes) -> list[Fact]:
@@ -67,12 +75,15 @@ def facts(text, captures: dict[str, list[Node]], scopes) -> list[Fact]:
     return found
 
 
-def signature(text, node: Node, qualname: str, method: bool) -> list[Fact]:
-    """A function's annotated parameters and return annotation; in a function
-    that is not a method, a parameter named self or cls (a closure's own, or a
-    method to be) as taken, untyped."""
+def signature(text, node: Node, qualname: str, method: bool, decorators: bytes) -> list[Fact]:
+    """A function's annotated parameters and return annotation, and whether its
+    `decorators` (their text) make it a property; in a function that is not a
+    method, a parameter named self or cls (a closure's own, or a method to be)
+    as taken, untyped."""
     found: list[Fact] = []
     line = node.start_point.row + 1
+    if method and decorators and _PROPERTY.search(decorators):
+        found.append(Fact(qualname, PROPERTY, "", "", line))
     returns = node.child_by_field_name("return_type")
     if returns is not None:
         found.append(Fact(qualname, RETURN, "", text.decoded(returns), line))
