@@ -110,15 +110,17 @@ def open_encoder(settings: Settings) -> TextEncoder:
         return OpenAIEncoder(settings.openai_base_url, settings.openai_api_key,
                              settings.openai_embedding_model,
                              concurrency=settings.embed_concurrency)
-    from edge.embed.minilm import MiniLMEncoder
-    return MiniLMEncoder(device=settings.device.torch_name)
+    from edge.embed.runtimes import open_text_encoder
+    return open_text_encoder(settings.text_runtime, settings.device.torch_name,
+                             settings.data_dir)
 
 
 def describe(structure: Structure, text: Text) -> dict:
     """The job record's account of the vectors made."""
     return {"structural": len(structure.paths), "node2vec_device": structure.device,
             "node2vec_epochs": structure.epochs, "node2vec_fallback": structure.fallback,
-            "chunks": len(text.chunks), "text_model": text.model}
+            "chunks": len(text.chunks), "text_model": text.model,
+            "text_runtime": text.runtime}
 
 
 def summarize(analysis: Analysis) -> dict:

@@ -58,14 +58,16 @@ def default_model_dir() -> Path:
 class QueryEncoder:
     """The control plane's text encoder (same interface as the worker's)."""
 
-    def __init__(self, onnx_path: str | Path, threads: int | None = 1):
+    def __init__(self, onnx_path: str | Path, threads: int | None = 1, batch: int = BATCH):
         """`onnx_path`: the model.onnx file or the directory holding it.
 
         `threads`: onnxruntime's intra-op threads (None: one per core). One by
         default: a short query is answered faster by one thread than by a pool
         that must wake (6.6 ms against 12.6 ms p50 on 2 cores), and the control
-        plane's host shares its CPU.
+        plane's host shares its CPU. `batch`: texts per run (see BATCH; the
+        worker, with memory to spare, runs more).
         """
+        self.batch = batch
         path = Path(onnx_path)
         model_file = path if path.suffix == ".onnx" else path / MODEL_FILE
         folder = model_file.parent
@@ -80,8 +82,8 @@ class QueryEncoder:
     def encode(self, texts: list[str]) -> np.ndarray:
         """One L2-normalised float32 row per text, in the order given."""
         vectors = np.empty((len(texts), self.dim), dtype=np.float32)
-        for start in range(0, len(texts), BATCH):
-            vectors[start:start + BATCH] = self._encode_batch(texts[start:start + BATCH])
+        for start in range(0, len(texts), self.batch):
+            vectors[start:start + self.batch] = self._encode_batch(texts[start:start + self.batch])
         return vectors
 
     def _encode_batch(self, texts: list[str]) -> np.ndarray:

@@ -45,6 +45,15 @@ class Device(str, enum.Enum):
         return None if self is Device.AUTO else self.value.lower()
 
 
+class TextRuntime(str, enum.Enum):
+    """What runs the local text model (edge/embed/runtimes.py)."""
+    AUTO = "AUTO"
+    TORCH = "TORCH"
+    TORCH_BF16 = "TORCH-BF16"
+    ONNX = "ONNX"
+    ONNX_INT8 = "ONNX-INT8"
+
+
 class Provider(str, enum.Enum):
     """Where text embeddings come from."""
     LOCAL = "LOCAL"  # all-MiniLM-L6-v2 on this machine's device
@@ -86,6 +95,7 @@ class Settings:
     node2vec_q: float = 1.0
     node2vec_force_oom: bool = False  # exercise the out-of-memory fallback (tests, drills)
     embeddings_provider: Provider = Provider.LOCAL
+    text_runtime: TextRuntime = TextRuntime.AUTO
     openai_base_url: str = "https://api.openai.com/v1"
     openai_api_key: str = field(default="", repr=False)
     openai_embedding_model: str = "text-embedding-3-small"
@@ -129,6 +139,7 @@ class Settings:
             node2vec_q=reader.number("NODE2VEC_Q", 1.0, minimum=1e-6),
             node2vec_force_oom=reader.boolean("NODE2VEC_FORCE_OOM", False),
             embeddings_provider=reader.choice("EMBEDDINGS_PROVIDER", Provider, Provider.LOCAL),
+            text_runtime=reader.choice("TEXT_RUNTIME", TextRuntime, TextRuntime.AUTO),
             openai_base_url=(reader.text("OPENAI_BASE_URL")
                              or "https://api.openai.com/v1").rstrip("/"),
             openai_api_key=reader.text("OPENAI_API_KEY"),

@@ -11,8 +11,8 @@ server; local mode has no payload indexes):
   file_path, embedding_type "structural", model "node2vec", commit, ingest.
 * the chunk collection of a text model (`chunk_collection(model)`): one vector per
   function, method, class or symbol-less file. Payload: repo_url, file_path,
-  qualified_name, kind, start_line, end_line, commit, text, model, embedding_type
-  "text", ingest. The default model (all-MiniLM-L6-v2, 384-d) writes
+  qualified_name, kind, start_line, end_line, commit, text, model, runtime (what
+  ran the model: engine and precision), embedding_type "text", ingest. The default model (all-MiniLM-L6-v2, 384-d) writes
   `code_chunk_embeddings`; any other model writes `code_chunk_embeddings_<model>`, so
   vectors of two models never share a collection (their spaces differ even when their
   sizes agree). The size comes from the vectors; a collection that exists with another
@@ -216,15 +216,16 @@ class VectorStore:
 
     def write_chunks(self, repo: str, commit: str, ingest: str, chunks: Sequence[ChunkLike],
                      vectors: Any, model: str, on_batch: OnBatch | None = None,
-                     fence: int | None = None) -> int:
+                     fence: int | None = None, runtime: str = "") -> int:
         """Store one text vector per chunk in `model`'s collection; returns points written.
-        `fence` as for write_structure."""
+        `fence` as for write_structure; `runtime` names what made the vectors (engine and
+        precision: "torch-fp32", "onnx-int8", …), stored with each."""
         matrix = _matrix(vectors, len(chunks))
         fence = fence_now() if fence is None else fence
         payloads = [{"repo_url": repo, "file_path": c.path, "qualified_name": c.qualname,
                      "kind": str(getattr(c.kind, "value", c.kind)),
                      "start_line": int(c.start_line), "end_line": int(c.end_line),
-                     "commit": commit, "text": c.text, "model": model,
+                     "commit": commit, "text": c.text, "model": model, "runtime": runtime,
                      "embedding_type": "text", "ingest": ingest, "fence": fence}
                     for c in chunks]
         ids = _unique_ids(repo, [(c.path, c.qualname) for c in chunks])

@@ -81,6 +81,9 @@ def test_every_file_and_chunk_becomes_one_point_with_its_payload(tmp_path, repo,
     assert result.embeddings_generated == len(FILES) + len(chunks) == len(FILES) + embedded["chunks"]
     # Property 8: every point carries file_path and repo_url.
     assert all(h.payload["repo_url"] == url and h.payload["file_path"] for h in structural + chunks)
+    # What made the text vectors is on each and on the record.
+    assert {h.payload["runtime"] for h in chunks} == {"torch-fp32"}
+    assert embedded["text_runtime"] == "torch-fp32"
     names = {h.payload["qualified_name"] for h in chunks}
     assert {"Engine", "Engine.run", "helper", "extra"} <= names
     assert "lonely.py" in {h.payload["file_path"] for h in chunks}  # a file without symbols

@@ -100,7 +100,7 @@ def test_every_structural_embedding_is_one_point_with_file_path_and_repo_url(sto
 def test_every_chunk_is_one_point_with_its_payload(store):
     items = chunks(130)
     written = store.write_chunks(REPO, "abc123", "job-1", items, vectors(130, 384),
-                                 model="all-MiniLM-L6-v2", fence=41)
+                                 model="all-MiniLM-L6-v2", fence=41, runtime="onnx-int8")
 
     assert written == 130
     assert store.count(REPO, CHUNK_COLLECTION) == 130
@@ -112,7 +112,7 @@ def test_every_chunk_is_one_point_with_its_payload(store):
             "repo_url": REPO, "file_path": chunk.path, "qualified_name": chunk.qualname,
             "kind": "function", "start_line": chunk.start_line, "end_line": chunk.end_line,
             "commit": "abc123", "text": chunk.text, "model": "all-MiniLM-L6-v2",
-            "embedding_type": "text", "ingest": "job-1", "fence": 41}
+            "runtime": "onnx-int8", "embedding_type": "text", "ingest": "job-1", "fence": 41}
 
 
 keys = st.lists(st.tuples(st.sampled_from(["a.py", "b/c.ts", "d.js"]),

@@ -47,7 +47,8 @@ class TextEncoder(Protocol):
     """What turns chunk texts (or queries) into vectors.
 
     Rows of `encode` are float32 and L2-normalised, one per text, in order;
-    `model` names the model (stored with every vector), `dim` its width.
+    `model` names the model (stored with every vector), `dim` its width, and
+    `runtime` (where there is one) what ran it: engine and precision.
     """
     model: str
     dim: int

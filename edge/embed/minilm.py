@@ -82,6 +82,8 @@ class MiniLMEncoder:
         self.dtype = dtype or ("float16" if on_cuda else "float32")
         if self.dtype not in ("float32", "float16", "bfloat16"):
             raise EncoderError(f"unknown dtype {self.dtype!r}: float32, float16 or bfloat16")
+        # What made the vectors, stored with each (edge/embed/runtimes.py).
+        self.runtime = "torch-" + self.dtype.replace("float", "fp").replace("bfp", "bf")
         self._model = load_sentence_transformer(self.device)
         if self.dtype != "float32":  # half precision halves memory traffic where kernels exist
             self._model.to(getattr(torch, self.dtype))

@@ -44,6 +44,7 @@ class Text:
     chunks: list[Chunk]
     vectors: np.ndarray  # float32 [len(chunks), encoder.dim]
     model: str
+    runtime: str = ""  # what ran the model: engine and precision
 
 
 def file_graph(graph: Graph) -> tuple[list[str], list[tuple[int, int]]]:
@@ -85,14 +86,15 @@ def embed_structure(graph: Graph, settings: Settings, progress: Progress) -> Str
 def embed_text(root: Path, graph: Graph, encoder: TextEncoder, progress: Progress) -> Text:
     progress("text", 0.0)
     chunks = build_chunks(root, graph)
-    # Longest first, so each encoder batch pads to texts of about its own length.
+    # Longest first, so each encoder batch pads to texts of about its own length. (No two
+    # chunk texts are the same: each starts with its path and name.)
     order = sorted(range(len(chunks)), key=lambda i: -len(chunks[i].text))
     vectors = np.zeros((len(chunks), encoder.dim), np.float32)
     for start in range(0, len(order), ENCODE_SLICE):
         picked = order[start:start + ENCODE_SLICE]
         vectors[picked] = encoder.encode([chunks[i].text for i in picked])
         progress("text", (start + len(picked)) / len(order))
-    return Text(chunks, vectors, encoder.model)
+    return Text(chunks, vectors, encoder.model, getattr(encoder, "runtime", ""))
 
 
 def upload(vectors: VectorStore, graph: Graph, ingest: str, structure: Structure, text: Text,
@@ -108,5 +110,5 @@ def upload(vectors: VectorStore, graph: Graph, ingest: str, structure: Structure
                                       structure.vectors, on_batch=moved(0), fence=fence)
     written += vectors.write_chunks(graph.repo, graph.commit, ingest, text.chunks, text.vectors,
                                     text.model, on_batch=moved(len(structure.paths)),
-                                    fence=fence)
+                                    fence=fence, runtime=text.runtime)
     return written
