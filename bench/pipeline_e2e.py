@@ -7,8 +7,9 @@ target; django, ~2,500 files, is the GPU one) is committed to a fresh git
 repository in a temp dir and ingested by `edge.pipeline.IngestPipeline` exactly as a
 worker runs it: fetch (a real `git clone` of that repository), parse, resolve, graph,
 graph store (SQLite), Node2Vec, MiniLM text embeddings, upload to Qdrant local mode,
-all in a fresh DATA_DIR. The text model is loaded before the clock starts (a worker
-loads it once, at its first job); its load time is reported on its own. Stage times
+all in a fresh DATA_DIR. The text model is the worker's (TEXT_RUNTIME from the
+environment, default auto), loaded before the clock starts (a worker loads it once,
+at its first job; ONNX files are made then too); its load time is reported on its own. Stage times
 come from the pipeline's own progress reports: a stage lasts from its first report to
 the next stage's first.
 """
@@ -44,19 +45,20 @@ def git_repository(source: Path, into: Path) -> Path:
 def run(name: str, device: str | None) -> dict:
     from dataclasses import replace
 
-    from edge.embed.minilm import MiniLMEncoder
-    from edge.pipeline import IngestPipeline
+    from edge.pipeline import IngestPipeline, open_encoder
     from shared.jobs import Job, new_job_id
     from shared.settings import Device, Settings
 
     corpus = BY_NAME[name]
     with tempfile.TemporaryDirectory(prefix="e2e-") as scratch:
         repo = git_repository(corpus.root, Path(scratch) / name)
-        settings = replace(Settings.from_env({"DATA_DIR": f"{scratch}/data"}),
+        environment = {"DATA_DIR": f"{scratch}/data",
+                       "TEXT_RUNTIME": os.environ.get("TEXT_RUNTIME", "auto")}
+        settings = replace(Settings.from_env(environment),
                            allow_local_repos=True,
                            device=Device(device.upper()) if device else Device.AUTO)
         clock = time.perf_counter()
-        encoder = MiniLMEncoder(device=settings.device.torch_name)
+        encoder = open_encoder(settings)  # TEXT_RUNTIME from the environment, as a worker
         load = time.perf_counter() - clock
         pipeline = IngestPipeline(settings, encoder=encoder)
         marks: list[tuple[str, float]] = []
@@ -77,7 +79,7 @@ def run(name: str, device: str | None) -> dict:
     return {"corpus": name, "files": result.files_processed, "loc": result.summary["loc"],
             "embeddings_generated": result.embeddings_generated, "chunks": embedded["chunks"],
             "node2vec_device": embedded["node2vec_device"],
-            "node2vec_epochs": embedded["node2vec_epochs"], "text_device": encoder.device,
+            "node2vec_epochs": embedded["node2vec_epochs"], "text_runtime": encoder.runtime,
             "model_load_seconds": round(load, 2), "total_seconds": round(total, 2),
             "stages": {k: round(v, 2) for k, v in stages.items()},
             "shares": {k: round(100 * v / total, 1) for k, v in stages.items()}}

@@ -134,4 +134,4 @@ def test_the_control_plane_installs_no_torch():
             "neo-alexandria-query-model"} <= cloud
     assert not cloud & HEAVY, sorted(cloud & HEAVY)
     edge = _closure(_requirements("requirements-edge.txt"))
-    assert {"torch", "torch-geometric", "gitpython", "tree-sitter"} <= edge
+    assert {"torch", "torch-geometric", "gitpython", "tree-sitter", "onnxruntime"} <= edge
