@@ -43,6 +43,12 @@ _QUERY = Query(LANGUAGE, "\n".join([
     '(if_statement condition: (attribute attribute: (identifier) @_tc)'
     ' (#eq? @_tc "TYPE_CHECKING") consequence: (block) @type_checking)',
     "(call function: (identifier) @call)",
+    # The string literal first argument of __import__("m") / importlib.import_module("m").
+    '(call function: (identifier) @_f (#any-of? @_f "__import__" "import_module")'
+    " arguments: (argument_list . (string) @import.dynamic))",
+    '(call function: (attribute object: (identifier) @_o (#eq? @_o "importlib")'
+    ' attribute: (identifier) @_f (#eq? @_f "import_module"))'
+    " arguments: (argument_list . (string) @import.dynamic))",
     "(call function: (attribute) @call.chain)",
     *FACT_PATTERNS,
 ]))
@@ -50,8 +56,6 @@ _QUERY = Query(LANGUAGE, "\n".join([
 _STRING = re.compile(rb"""^[rRuUbB]*(\"\"\"|'''|"|')(.*)\1$""", re.DOTALL)
 _QUOTES = (b'"""', b"'''", b'"', b"'")
 _MODULE_NAME = re.compile(r"[^\W\d]\w*(?:\.[^\W\d]\w*)*")
-_IMPORTERS = frozenset(("__import__", "import_module", "importlib.import_module"))
-_IMPORTER_LENGTH = max(map(len, _IMPORTERS))
 _SPACE = re.compile(r"[\s\\]")
 _NOT_IN_NAME = re.compile(r"\s+|#[^\n]*|\\")
 
@@ -68,7 +72,7 @@ def parse_python(path: str, source: bytes) -> ParsedFile:
     names, chains = captures.get("call", []), captures.get("call.chain", [])
     parsed.calls = _calls(text, names, chains, functions)
     parsed.imports = _imports(text, captures.get("import", ()),
-                              _dynamic_imports(text, names + chains), functions,
+                              captures.get("import.dynamic", []), functions,
                               type_checking)
     parsed.facts.extend(facts(text, captures, scopes))
     parsed.calls.sort(key=_line)
@@ -240,19 +244,6 @@ def _imports(text: _Text, statements, dynamic: list[Node], functions: _Functions
                 in_function=function is not None, function=function))
     imports.sort(key=_line)
     return imports
-
-
-def _dynamic_imports(text: _Text, callees: list[Node]) -> list[Node]:
-    """The string literal first argument of each `__import__`/`import_module` call."""
-    found = []
-    for node in callees:
-        if node.end_byte - node.start_byte <= _IMPORTER_LENGTH and text.dotted(node) in _IMPORTERS:
-            arguments = node.next_named_sibling
-            first = arguments.named_child(0) if arguments and arguments.named_child_count \
-                else None
-            if first is not None and first.type == "string":
-                found.append(first)
-    return found
 
 
 def _statement(text: _Text, node: Node, line: int, type_only: bool,
