@@ -18,7 +18,7 @@ from urllib.parse import parse_qs, urlsplit
 # Directories a repository walk never enters (SKIP_DIRS replaces the list).
 DEFAULT_SKIP_DIRS = (
     ".git", "node_modules", "venv", ".venv", "dist", "build", "__pycache__", ".tox",
-    "site-packages",
+    "site-packages", "vendor",  # vendor/: third-party copies (jquery, select2), not the project
 )
 
 
