@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
 
-from edge.graph import build_graph
+from edge.graph import build_graph, paused_collection
 from edge.parse.pool import parse_files
 from edge.parse.model import ParsedFile, Skipped
 from edge.resolve import resolve_imports
@@ -34,7 +34,12 @@ class Analysis:
 def analyze(root: Path, repo: str = "", *, commit: str = "",
             skip_dirs: Iterable[str] = DEFAULT_SKIP_DIRS, max_file_bytes: int = 2_000_000,
             workers: int | None = None, report: Progress | None = None) -> Analysis:
-    root = Path(root)
+    with paused_collection():
+        return _analyze(Path(root), repo, commit, skip_dirs, max_file_bytes, workers, report)
+
+
+def _analyze(root: Path, repo: str, commit: str, skip_dirs: Iterable[str],
+             max_file_bytes: int, workers: int | None, report: Progress | None) -> Analysis:
     report = report or (lambda stage, fraction: None)
     seconds: dict[str, float] = {}
     clock = time.perf_counter()

@@ -14,7 +14,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Callable, Sequence
 
-from edge.graph import drop_unresolvable
+from edge.graph import drop_unresolvable, paused_collection
 from edge.parse.model import ParsedFile, Skipped
 from edge.source import SourceFile, read_source
 
@@ -46,7 +46,8 @@ def parse_one(root: Path, file: SourceFile) -> ParsedFile | Skipped:
 
 
 def parse_batch(root: str, files: Sequence[SourceFile]) -> list[ParsedFile | Skipped]:
-    return [parse_one(Path(root), file) for file in files]
+    with paused_collection():  # a parser process: results pile up, no cycles among them
+        return [parse_one(Path(root), file) for file in files]
 
 
 def parse_files(root: Path, files: Sequence[SourceFile], *, workers: int | None = None,
