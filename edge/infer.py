@@ -94,7 +94,8 @@ class Inference:
                     self.children.setdefault((path, parent), []).append(definition)
         self._memo: dict[tuple, Values] = {}
         self._scopes: dict[int, tuple[dict, Definition | None]] = {}
-        self._callees: dict[tuple[str, int, str], list[Definition]] = {}
+        # (path, caller node id or None for a file-level name, callee) -> targets.
+        self._callees: dict[tuple[str, int | None, str], list[Definition]] = {}
         self._line_used = False
         self._depth = 0
 
@@ -129,6 +130,13 @@ class Inference:
         known = self._callees.get(key)
         if known is not None:
             return known
+        if callee.isidentifier() and callee not in _SELF_KINDS \
+                and callee not in self._scope(path, caller)[0]:
+            # A file-level name (most calls): the same answer from every function of the file.
+            key = (path, None, callee)
+            known = self._callees.get(key)
+            if known is not None:
+                return known
         self._line_used = False
         found: dict[int, Definition] = {}
         for value in self.evaluate(path, caller, callee, line):
