@@ -35,8 +35,8 @@ $PY -c 'import torch; print("torch", torch.__version__, "cuda", torch.version.cu
 torch.cuda.get_device_name(0))'
 
 step "2. CUDA tests"
-timeout 120 $PY -m pytest -q -p no:cacheprovider tests/test_node2vec.py tests/test_minilm.py \
-    -k cuda -o addopts="" 2>&1 | tail -15
+timeout 150 $PY -m pytest -q -p no:cacheprovider -k cuda -rs \
+    tests/test_node2vec.py tests/test_minilm.py tests/test_check.py 2>&1 | tail -15
 
 step "3. Node2Vec, ours against PyG's pipeline on this GPU"
 timeout 240 $PY bench/node2vec_bench.py speed ba10k ba100k ba1m --device cuda --threads 1 \

@@ -5,7 +5,8 @@
 #   minilm/  all-MiniLM-L6-v2 with its weights in float16 (45 MB instead of 90: the
 #            fp32 package does not fit the carry limit; the GPU runs fp16 anyway)
 # The image already has torch (CUDA), sentence-transformers, numpy, onnxruntime,
-# tokenizers, httpx, grpcio, protobuf, portalocker, pytest and hypothesis.
+# tokenizers, httpx, grpcio, protobuf, portalocker, pytest and hypothesis. The tests'
+# shared fixtures import psycopg, starlette and uvicorn, so `pytest -k cuda` needs them too.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
@@ -13,7 +14,7 @@ rm -rf .gpu && mkdir -p .gpu/wheels .gpu/minilm
 # The versions this checkout's .venv runs, so the GPU machine runs the same code paths.
 NAMES="tree-sitter tree-sitter-python tree-sitter-javascript tree-sitter-typescript gitpython
        gitdb smmap qdrant-client pydantic pydantic-core annotated-types typing-inspection
-       tenacity snowballstemmer redis"
+       tenacity snowballstemmer redis psycopg psycopg-binary starlette uvicorn h11"
 WHEELS=($($PY -c 'import sys, importlib.metadata as m
 print(" ".join(f"{n}=={m.version(n)}" for n in sys.argv[1:]))' $NAMES))
 for wheel in "${WHEELS[@]}"; do
