@@ -84,3 +84,33 @@ DEVICE=CUDA DATA_DIR=/tmp/gpu-data MODE=ALL timeout 180 \
 status=$?
 echo "exit $status, wall $($PY -c "import sys, time; print(round(time.time() - float(sys.argv[1]), 1))" "$started") s"
 tail -c 3000 "$OUT/e2e.json"; tail -5 "$OUT/e2e.log"
+
+step "6. summary: Node2Vec against the goals and the memory-bandwidth bound"
+$PY - "$OUT/node2vec-speed-gpu.json" <<'PY'
+import json, sys
+
+import torch
+
+# Peak HBM bandwidth (bytes/s) by GPU name; the naive traffic model of docs/BENCHMARKS.md:
+# each positive and negative pair reads two 256-byte rows and writes two gradient rows.
+PEAKS = {"H200": 4.8e12, "H100": 3.35e12, "A100": 2.0e12}
+BYTES_PER_PAIR = 1024
+name = torch.cuda.get_device_name(0)
+peak = next((v for k, v in PEAKS.items() if k in name), None)
+rows = json.load(open(sys.argv[1]))["rows"]
+for row in rows:
+    ours, pyg = row["ours_auto"], row.get("pyg") or {}
+    pairs = 2 * row["pairs_per_epoch"]  # positives and as many negatives
+    moved = pairs * BYTES_PER_PAIR / ours["epoch_s"]
+    share = f"{moved / peak:.1%} of {peak / 1e12:.2f} TB/s" if peak else "peak unknown"
+    ratio = row.get("ratio_ours_auto")
+    against = (f"PyG pipeline {pyg['epoch_s']:.2f} s/epoch, ours {ratio:.1f}x faster"
+               if ratio and "epoch_s" in pyg else "no PyG figure")
+    print(f"{row['graph']:>8} {row['nodes']:>9,} nodes: epoch {ours['epoch_s']:.3f} s, "
+          f"{ours['pairs_per_s']:,.0f} pairs/s, naive traffic {moved / 1e12:.2f} TB/s "
+          f"({share}); {against}")
+goal = next((r for r in rows if r["nodes"] == 100_000), None)
+if goal:
+    print(f"goal: <= 0.35 s per epoch at 100k nodes: {goal['ours_auto']['epoch_s']:.3f} s; "
+          f">= 20x PyG's pipeline: {goal.get('ratio_ours_auto') or float('nan'):.1f}x")
+PY
