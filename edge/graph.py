@@ -37,12 +37,6 @@ _INSTANCE_NAMES = ("self", "this")
 HOT_SPOTS = 10
 
 
-def build_graph(repo: str, parsed: Iterable[ParsedFile], imports: dict[str, FileImports],
-                skipped: Iterable[Skipped] = (), commit: str = "") -> Graph:
-    with paused_collection():
-        return _build_graph(repo, list(parsed), imports, skipped, commit)
-
-
 @contextmanager
 def paused_collection():
     """Python's cycle collector paused (and restored) around work that allocates
@@ -59,8 +53,10 @@ def paused_collection():
             gc.enable()
 
 
-def _build_graph(repo: str, files: list[ParsedFile], imports: dict[str, FileImports],
-                 skipped: Iterable[Skipped], commit: str) -> Graph:
+def build_graph(repo: str, parsed: Iterable[ParsedFile], imports: dict[str, FileImports],
+                skipped: Iterable[Skipped] = (), commit: str = "") -> Graph:
+    """The graph of parsed files; `edge.analyze` runs it with the collector paused."""
+    files = list(parsed)
     graph = Graph(repo=repo, commit=commit, loc=sum(f.loc for f in files),
                   skipped=[(s.path, s.reason) for s in skipped])
     symbols = Symbols(repo, files, imports)
