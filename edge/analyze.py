@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 from edge.graph import build_graph, paused_collection
+from edge.parse.cache import ParseCache
 from edge.parse.pool import parse_files
 from edge.parse.model import ParsedFile, Skipped
 from edge.resolve import resolve_imports
@@ -33,13 +34,18 @@ class Analysis:
 
 def analyze(root: Path, repo: str = "", *, commit: str = "",
             skip_dirs: Iterable[str] = DEFAULT_SKIP_DIRS, max_file_bytes: int = 2_000_000,
-            workers: int | None = None, report: Progress | None = None) -> Analysis:
+            workers: int | None = None, report: Progress | None = None,
+            cache: ParseCache | None = None) -> Analysis:
+    """`cache`: the parse results of an earlier ingest (edge.parse.cache); files whose
+    bytes it holds are not parsed again."""
     with paused_collection():
-        return _analyze(Path(root), repo, commit, skip_dirs, max_file_bytes, workers, report)
+        return _analyze(Path(root), repo, commit, skip_dirs, max_file_bytes, workers, report,
+                        cache)
 
 
 def _analyze(root: Path, repo: str, commit: str, skip_dirs: Iterable[str],
-             max_file_bytes: int, workers: int | None, report: Progress | None) -> Analysis:
+             max_file_bytes: int, workers: int | None, report: Progress | None,
+             cache: ParseCache | None) -> Analysis:
     report = report or (lambda stage, fraction: None)
     seconds: dict[str, float] = {}
     clock = time.perf_counter()
@@ -54,7 +60,7 @@ def _analyze(root: Path, repo: str, commit: str, skip_dirs: Iterable[str],
     found = walk(root, skip_dirs, max_file_bytes)
     lap("walk")
     results = parse_files(root, found.files, workers=workers,
-                          progress=lambda fraction: report("parse", fraction))
+                          progress=lambda fraction: report("parse", fraction), cache=cache)
     parsed = [r for r in results if isinstance(r, ParsedFile)]
     skipped = found.skipped + [r for r in results if isinstance(r, Skipped)]
     skipped += [Skipped(f.path, f"parsed partially: {f.error}") for f in parsed if f.error]

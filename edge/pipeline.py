@@ -14,6 +14,7 @@ from edge.analyze import Analysis, analyze
 from edge.embed.chunks import TextEncoder, read_sources
 from edge.embed.stages import Structure, Text, embed_structure, embed_text, upload
 from edge.fetch import fetch, job_workspace
+from edge.parse.cache import ParseCache
 from edge.graph import stats
 from edge.worker import RetryLater
 from shared.graph.store import GraphStore, GraphStoreUnavailable, open_graph_store
@@ -81,22 +82,37 @@ class IngestPipeline:
             # From here on a worker still running this job under an older lease is fenced out.
             self.store.take(job.repo_url, fence)
             log.info("job %s: cloned %s at %s", job.id, job.repo_url, checkout.commit)
+            force = self._forced(job)
+            cache = (ParseCache.empty(self.settings.data_dir, job.repo_url, force) if force
+                     else ParseCache.open(self.settings.data_dir, job.repo_url))
             analysis = analyze(checkout.path, job.repo_url, commit=checkout.commit,
                                skip_dirs=self.settings.skip_dirs,
-                               max_file_bytes=self.settings.max_file_bytes, report=progress)
+                               max_file_bytes=self.settings.max_file_bytes, report=progress,
+                               cache=cache)
             progress("store", 0.0)
             analysis.graph.sources = read_sources(checkout.path, analysis.graph)
             # Not ready until its vectors are stored: queries stay on the previous one.
             snapshot = self.store.write_snapshot(analysis.graph, ready=False, fence=fence)
             progress("store", 1.0)
             structure = embed_structure(analysis.graph, self.settings, progress)
-            text = embed_text(checkout.path, analysis.graph, self.encoder, progress)
+            text = embed_text(checkout.path, analysis.graph, self.encoder, progress,
+                              stored=None if force else self.vectors)
         embeddings = upload(self.vectors, analysis.graph, job.id, structure, text, progress,
                             fence=fence)
         self.store.mark_ready(snapshot, fence=fence)
-        summary = {**summarize(analysis), "embeddings": describe(structure, text)}
+        cache.save(job.repo_url)
+        summary = {**summarize(analysis), "embeddings": describe(structure, text),
+                   "sync": describe_sync(cache, analysis, text)}
         return JobResult(files_processed=len(analysis.files), embeddings_generated=embeddings,
                          summary=summary)
+
+    def _forced(self, job: Job) -> str:
+        """Why this job rebuilds from nothing ("" when it may reuse the last ingest's
+        parse results and vectors)."""
+        take_force = getattr(self.store, "take_force", None)
+        if take_force is not None and take_force(job.repo_url):
+            return "a full rebuild was asked for"
+        return ""
 
     def close(self) -> None:
         for resource in (self._store, self._vectors):
@@ -121,6 +137,19 @@ def describe(structure: Structure, text: Text) -> dict:
             "node2vec_epochs": structure.epochs, "node2vec_fallback": structure.fallback,
             "chunks": len(text.chunks), "text_model": text.model,
             "text_runtime": text.runtime}
+
+
+def describe_sync(cache: ParseCache, analysis: Analysis, text: Text) -> dict:
+    """The job record's account of what was reused from the last ingest, and why not more."""
+    files = len(analysis.files)
+    reused = cache.hits + len(text.kept) + text.reused
+    reason = cache.reason
+    if not reason and not text.kept and not text.reused and text.chunks:
+        reason = "no stored vectors of this text model and runtime to reuse"
+    return {"mode": "incremental" if reused else "full", "reason": reason,
+            "files_parsed": files - cache.hits, "files_reused": cache.hits,
+            "chunks_embedded": text.embedded, "chunks_kept": len(text.kept),
+            "chunks_moved": text.reused}
 
 
 def summarize(analysis: Analysis) -> dict:

@@ -11,8 +11,10 @@ server; local mode has no payload indexes):
   file_path, embedding_type "structural", model "node2vec", commit, ingest.
 * the chunk collection of a text model (`chunk_collection(model)`): one vector per
   function, method, class or symbol-less file. Payload: repo_url, file_path,
-  qualified_name, kind, start_line, end_line, commit, text, model, runtime (what
-  ran the model: engine and precision), embedding_type "text", ingest. The default model (all-MiniLM-L6-v2, 384-d) writes
+  qualified_name, kind, start_line, end_line, commit, text, text_hash, model,
+  runtime (what ran the model: engine and precision), embedding_type "text", ingest.
+  A sync rewrites only the chunks whose text, lines, kind or runtime changed
+  (`chunk_state`, `write_chunks(kept=...)`); the others keep their vectors. The default model (all-MiniLM-L6-v2, 384-d) writes
   `code_chunk_embeddings`; any other model writes `code_chunk_embeddings_<model>`, so
   vectors of two models never share a collection (their spaces differ even when their
   sizes agree). The size comes from the vectors; a collection that exists with another
@@ -40,13 +42,14 @@ which searches of the newer snapshot filter out, and the next ingest removes.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import re
 import sqlite3
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator, Protocol, Sequence
+from typing import Any, Callable, Iterator, NamedTuple, Protocol, Sequence
 
 import httpx
 import numpy as np
@@ -66,9 +69,9 @@ from shared.local_index import RepoPoints
 from shared.settings import Settings
 
 __all__ = ["CHUNK_COLLECTION", "DEFAULT_CHUNK_MODEL", "STRUCTURE_COLLECTION", "STRUCTURE_DIM",
-           "ChunkLike", "Hit", "VectorStore", "VectorStoreError", "VectorStoreUnavailable",
-           "chunk_collection",
-           "open_vector_store"]
+           "ChunkLike", "Hit", "StoredChunk", "VectorStore", "VectorStoreError",
+           "VectorStoreUnavailable", "chunk_collection", "chunk_ids", "open_vector_store",
+           "text_hash"]
 
 log = logging.getLogger(__name__)
 
@@ -105,6 +108,15 @@ class ChunkLike(Protocol):
     start_line: int
     end_line: int
     text: str
+
+
+class StoredChunk(NamedTuple):
+    """The payload fields of a stored chunk point that decide whether it is current."""
+    text_hash: str | None
+    start_line: int | None
+    end_line: int | None
+    kind: str | None
+    runtime: str | None
 
 
 @dataclass(frozen=True)
@@ -216,33 +228,74 @@ class VectorStore:
 
     def write_chunks(self, repo: str, commit: str, ingest: str, chunks: Sequence[ChunkLike],
                      vectors: Any, model: str, on_batch: OnBatch | None = None,
-                     fence: int | None = None, runtime: str = "") -> int:
-        """Store one text vector per chunk in `model`'s collection; returns points written.
-        `fence` as for write_structure; `runtime` names what made the vectors (engine and
-        precision: "torch-fp32", "onnx-int8", …), stored with each."""
+                     fence: int | None = None, runtime: str = "",
+                     kept: Sequence[int] = ()) -> int:
+        """Store one text vector per chunk in `model`'s collection; returns the points the
+        repository has there now. `fence` as for write_structure; `runtime` names what
+        made the vectors (engine and precision: "torch-fp32", "onnx-int8", …), stored
+        with each. `kept`: indexes of chunks whose point is stored exactly as it would be
+        written (same text, lines, kind, model and runtime: see `chunk_state`); their
+        rows of `vectors` are not read and their points not rewritten."""
         matrix = _matrix(vectors, len(chunks))
         fence = fence_now() if fence is None else fence
         payloads = [{"repo_url": repo, "file_path": c.path, "qualified_name": c.qualname,
                      "kind": str(getattr(c.kind, "value", c.kind)),
                      "start_line": int(c.start_line), "end_line": int(c.end_line),
-                     "commit": commit, "text": c.text, "model": model, "runtime": runtime,
-                     "embedding_type": "text", "ingest": ingest, "fence": fence}
+                     "commit": commit, "text": c.text, "text_hash": text_hash(c.text),
+                     "model": model, "runtime": runtime, "embedding_type": "text",
+                     "ingest": ingest, "fence": fence}
                     for c in chunks]
-        ids = _unique_ids(repo, [(c.path, c.qualname) for c in chunks])
-        return self._upload(chunk_collection(model), repo, ingest, fence, ids, matrix, payloads,
-                            on_batch)
+        ids = chunk_ids(repo, chunks)
+        collection = chunk_collection(model)
+        if kept:
+            # Stored as they are: only this upload's commit, ingest and fence are theirs now,
+            # so the clean-up below keeps them. A point a newer lease wrote stays as it is.
+            self._call(f"keep points of {collection}", self._client.set_payload,
+                       collection_name=collection,
+                       payload={"commit": commit, "ingest": ingest, "fence": fence},
+                       points=models.Filter(
+                           must=[models.HasIdCondition(has_id=[ids[i] for i in kept])],
+                           must_not=[models.FieldCondition(
+                               key="fence", range=models.Range(gt=fence))]),
+                       wait=True)
+            write = sorted(set(range(len(chunks))) - set(kept))
+            ids, matrix = [ids[i] for i in write], matrix[write]
+            payloads = [payloads[i] for i in write]
+        return self._upload(collection, repo, ingest, fence, ids, matrix, payloads, on_batch,
+                            kept=len(kept))
+
+    def chunk_state(self, repo: str, model: str) -> dict[int, StoredChunk]:
+        """What `repo`'s stored chunk points of `model` hold, by point id (without their
+        vectors): a sync compares it with the chunks it made to write only what changed."""
+        collection = chunk_collection(model)
+        if not self._exists(collection):
+            return {}
+        state: dict[int, StoredChunk] = {}
+        offset = None
+        while True:
+            points, offset = self._call(
+                f"read {collection}", self._client.scroll, collection_name=collection,
+                scroll_filter=models.Filter(must=[_match("repo_url", repo)]), limit=1_000,
+                offset=offset, with_vectors=False, with_payload=list(StoredChunk._fields))
+            for point in points:
+                payload = point.payload or {}
+                state[int(point.id)] = StoredChunk(*(payload.get(f) for f in StoredChunk._fields))
+            if offset is None:
+                return state
 
     def _upload(self, collection: str, repo: str, ingest: str, fence: int, ids: list[int],
-                matrix: np.ndarray, payloads: list[dict], on_batch: OnBatch | None) -> int:
+                matrix: np.ndarray, payloads: list[dict], on_batch: OnBatch | None,
+                kept: int = 0) -> int:
         if not ingest:
             raise VectorStoreError("an upload needs an ingest id (it marks the job's points)")
-        if not ids:  # the repo has nothing (left) to embed: only the cleanup, if anything
+        if not ids:  # nothing (left) to write: only the cleanup, if anything
             if self._exists(collection):
                 self._write_points(collection, repo, fence, [], matrix, [], on_batch)
-            return 0
+            return kept
         self._ensure_collection(collection, matrix.shape[1])
         try:
-            return self._write_points(collection, repo, fence, ids, matrix, payloads, on_batch)
+            return kept + self._write_points(collection, repo, fence, ids, matrix, payloads,
+                                             on_batch)
         except VectorStoreError:
             self._sizes.pop(collection, None)  # the collection may be gone: look again next time
             raise
@@ -489,6 +542,16 @@ def _matrix(vectors: Any, rows: int) -> np.ndarray:
     if not np.isfinite(matrix).all():
         raise VectorStoreError("vectors hold NaN or infinite values")
     return matrix
+
+
+def text_hash(text: str) -> str:
+    """What a chunk point records of its text, to tell an unchanged chunk by."""
+    return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
+
+
+def chunk_ids(repo: str, chunks: Sequence[ChunkLike]) -> list[int]:
+    """The point id of each chunk, as write_chunks gives them."""
+    return _unique_ids(repo, [(c.path, c.qualname) for c in chunks])
 
 
 def _unique_ids(repo: str, keys: list[tuple[str, str]]) -> list[int]:

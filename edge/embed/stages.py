@@ -12,7 +12,7 @@ Each stage reports its progress as a fraction; the pipeline places it on the bar
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -21,7 +21,7 @@ import numpy as np
 from edge.embed.chunks import Chunk, TextEncoder, build_chunks
 from shared.graph.model import EdgeKind, Graph, NodeKind
 from shared.settings import Settings
-from shared.vectors import STRUCTURE_DIM, VectorStore
+from shared.vectors import STRUCTURE_DIM, VectorStore, chunk_collection, chunk_ids, text_hash
 
 log = logging.getLogger("edge.embed")
 
@@ -42,9 +42,15 @@ class Structure:
 @dataclass
 class Text:
     chunks: list[Chunk]
-    vectors: np.ndarray  # float32 [len(chunks), encoder.dim]
+    vectors: np.ndarray  # float32 [len(chunks), encoder.dim]; rows of `kept` are not set
     model: str
     runtime: str = ""  # what ran the model: engine and precision
+    kept: list[int] = field(default_factory=list)  # chunks stored as they are: not rewritten
+    reused: int = 0  # chunks rewritten with their stored vector (only their lines moved)
+
+    @property
+    def embedded(self) -> int:
+        return len(self.chunks) - len(self.kept) - self.reused
 
 
 def file_graph(graph: Graph) -> tuple[list[str], list[tuple[int, int]]]:
@@ -83,25 +89,58 @@ def embed_structure(graph: Graph, settings: Settings, progress: Progress) -> Str
                      result.fallback)
 
 
-def embed_text(root: Path, graph: Graph, encoder: TextEncoder, progress: Progress) -> Text:
+def embed_text(root: Path, graph: Graph, encoder: TextEncoder, progress: Progress,
+               stored: VectorStore | None = None) -> Text:
+    """The graph's chunks and their vectors. With the vector store (`stored`), a chunk
+    whose point already holds a vector of the same text made by the same model and
+    runtime is not encoded again: a sync embeds only what changed."""
     progress("text", 0.0)
     chunks = build_chunks(root, graph)
+    runtime = getattr(encoder, "runtime", "")
+    vectors = np.zeros((len(chunks), encoder.dim), np.float32)
+    kept, reused, todo = _plan(stored, graph.repo, encoder.model, runtime, chunks)
+    if reused:
+        ids = chunk_ids(graph.repo, chunks)
+        found = stored.vectors(chunk_collection(encoder.model), [ids[i] for i in reused],
+                               repo=graph.repo)
+        todo += [i for i in reused if ids[i] not in found]  # gone meanwhile: encode it
+        reused = [i for i in reused if ids[i] in found]
+        for i in reused:
+            vectors[i] = found[ids[i]]
     # Longest first, so each encoder batch pads to texts of about its own length. (No two
     # chunk texts are the same: each starts with its path and name.)
-    order = sorted(range(len(chunks)), key=lambda i: -len(chunks[i].text))
-    vectors = np.zeros((len(chunks), encoder.dim), np.float32)
+    order = sorted(todo, key=lambda i: -len(chunks[i].text))
     for start in range(0, len(order), ENCODE_SLICE):
         picked = order[start:start + ENCODE_SLICE]
         vectors[picked] = encoder.encode([chunks[i].text for i in picked])
         progress("text", (start + len(picked)) / len(order))
-    return Text(chunks, vectors, encoder.model, getattr(encoder, "runtime", ""))
+    return Text(chunks, vectors, encoder.model, runtime, kept, len(reused))
+
+
+def _plan(stored: VectorStore | None, repo: str, model: str, runtime: str,
+          chunks: list[Chunk]) -> tuple[list[int], list[int], list[int]]:
+    """Chunk indexes (stored exactly as they are, same text with other lines, to encode)."""
+    state = stored.chunk_state(repo, model) if stored is not None else {}
+    if not state:
+        return [], [], list(range(len(chunks)))
+    kept, reused, todo = [], [], []
+    for i, (point, chunk) in enumerate(zip(chunk_ids(repo, chunks), chunks)):
+        old = state.get(point)
+        if old is None or old.text_hash != text_hash(chunk.text) or old.runtime != runtime:
+            todo.append(i)
+        elif (old.start_line, old.end_line, old.kind) == (
+                chunk.start_line, chunk.end_line, str(getattr(chunk.kind, "value", chunk.kind))):
+            kept.append(i)
+        else:
+            reused.append(i)
+    return kept, reused, todo
 
 
 def upload(vectors: VectorStore, graph: Graph, ingest: str, structure: Structure, text: Text,
            progress: Progress, fence: int | None = None) -> int:
     """Write both sets under the job's lease token `fence`; returns the number of
     embeddings stored (property 8)."""
-    total = len(structure.paths) + len(text.chunks)
+    total = len(structure.paths) + len(text.chunks) - len(text.kept)
 
     def moved(before: int) -> Callable[[int, int], None]:
         return lambda done, _: progress("upload", (before + done) / max(total, 1))
@@ -110,5 +149,5 @@ def upload(vectors: VectorStore, graph: Graph, ingest: str, structure: Structure
                                       structure.vectors, on_batch=moved(0), fence=fence)
     written += vectors.write_chunks(graph.repo, graph.commit, ingest, text.chunks, text.vectors,
                                     text.model, on_batch=moved(len(structure.paths)),
-                                    fence=fence, runtime=text.runtime)
+                                    fence=fence, runtime=text.runtime, kept=text.kept)
     return written

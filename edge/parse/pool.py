@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from edge.graph import drop_unresolvable, paused_collection
+from edge.parse.cache import ParseCache, digest
 from edge.parse.model import ParsedFile, Skipped
 from edge.source import SourceFile, read_source
 
@@ -51,8 +52,35 @@ def parse_batch(root: str, files: Sequence[SourceFile]) -> list[ParsedFile | Ski
 
 
 def parse_files(root: Path, files: Sequence[SourceFile], *, workers: int | None = None,
-                progress: Callable[[float], None] | None = None) -> list[ParsedFile | Skipped]:
-    """Every file parsed (or skipped with a reason), in the order given."""
+                progress: Callable[[float], None] | None = None,
+                cache: ParseCache | None = None) -> list[ParsedFile | Skipped]:
+    """Every file parsed (or skipped with a reason), in the order given; with a
+    `cache`, only the files whose bytes it does not hold a result for."""
+    if cache is None:
+        return _parse(root, files, workers, progress)
+    found: dict[str, ParsedFile | Skipped] = {}
+    keys: dict[str, str] = {}
+    missed = []
+    for file in files:
+        data = read_source(root, file)
+        if isinstance(data, Skipped):
+            found[file.path] = data
+            continue
+        keys[file.path] = digest(data)
+        hit = cache.get(file.path, file.language, keys[file.path])
+        if hit is None:
+            missed.append(file)
+        else:
+            found[file.path] = hit
+    for result in _parse(root, missed, workers, progress):
+        found[result.path] = result
+        if isinstance(result, ParsedFile):
+            cache.put(result.path, keys[result.path], result)
+    return [found[file.path] for file in files]
+
+
+def _parse(root: Path, files: Sequence[SourceFile], workers: int | None,
+           progress: Callable[[float], None] | None) -> list[ParsedFile | Skipped]:
     total = sum(f.size for f in files)
     workers = min(workers or os.cpu_count() or 1, max(1, total // BATCH_BYTES))
     if workers < 2 or total < PARALLEL_MIN_BYTES:
