@@ -139,6 +139,26 @@ def test_expired_lease_requeues_at_the_head_then_dead_letters(new_queue):
     assert queue.enqueue(REPO).created
 
 
+def test_one_repository_runs_one_job_at_a_time_on_any_number_of_workers(new_queue):
+    queue = new_queue(lease=Lease(seconds=0.5, max_attempts=3))
+    first = queue.claim(worker("w1")) if queue.enqueue(REPO) else None
+    later = queue.enqueue(REPO).job  # a push during the sync: a new job, queued first
+    other = queue.enqueue(repo(2)).job
+    taken_other = queue.claim(worker("w2"))
+    assert taken_other.id == other.id  # REPO's waits for its running job
+    assert queue.claim(worker("w3")) is None
+    assert queue.finish(taken_other, JobState.COMPLETE, worker("w2"))
+    assert queue.finish(first, JobState.COMPLETE, worker("w1"))
+    assert queue.claim(worker("w3")).id == later.id
+    # the lock is the lease: a worker that dies holds it only until its lease runs out
+    again = queue.enqueue(REPO).job
+    assert queue.claim(worker("w4")) is None
+    time.sleep(0.6)
+    taken = [queue.claim(worker("w5")), queue.claim(worker("w6"))]
+    assert [j.id for j in taken if j is not None] == [later.id]  # requeued first, alone
+    assert queue.get_job(again.id).state is JobState.QUEUED
+
+
 def test_a_stale_worker_cannot_finish_a_job_another_worker_took(new_queue):
     queue = new_queue(lease=Lease(seconds=0.3))
     queue.enqueue(REPO)

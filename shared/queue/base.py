@@ -91,8 +91,10 @@ class JobQueue(abc.ABC):
     # --- the consumer side (worker) ------------------------------------------------
     def claim(self, worker: WorkerStatus) -> Job | None:
         """Record the worker's heartbeat, return expired leases to the queue, skip
-        stale jobs, and lease the oldest queued job to this worker (None when the
-        queue is empty)."""
+        stale jobs, and lease the oldest queued job whose repository has no job
+        running to this worker (None when there is none): one repository is never
+        ingested or synced by two jobs at once, and the lock is the running job's
+        lease (it ends with the job, or when the lease runs out)."""
         return self._claim(worker, lease_token=uuid.uuid4().hex)
 
     def heartbeat(self, worker: WorkerStatus, job: Job | None = None) -> bool:

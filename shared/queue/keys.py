@@ -24,6 +24,12 @@ class Keys:
         return self.prefix + "pending_repos"
 
     @property
+    def running_repos(self) -> str:
+        """Hash repo_url -> id of the job last claimed for it: while that job runs, no
+        other job of the repository is claimed (a lock that is the job's lease)."""
+        return self.prefix + "running_repos"
+
+    @property
     def leases(self) -> str:
         """Sorted set job id -> lease deadline (epoch seconds)."""
         return self.prefix + "leases"

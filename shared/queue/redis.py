@@ -85,7 +85,7 @@ class RedisQueue(JobQueue):
         reply = self._run(
             _CLAIM,
             [k.queue, k.leases, k.dead, k.history, k.workers, k.pending_repos,
-             k.worker(worker.worker_id), k.fence, k.stale_at],
+             k.worker(worker.worker_id), k.fence, k.stale_at, k.running_repos],
             [self.lease.seconds, self.lease.max_attempts, worker.worker_id, lease_token,
              worker.to_json(), RECORD_RETENTION, k.job_prefix, k.claim_prefix, HISTORY_LIMIT,
              DEAD_LIMIT],

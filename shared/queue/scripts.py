@@ -133,7 +133,8 @@ local function beat(worker_key, workers_key, worker_json, worker_id, retention)
 end
 """
 
-# KEYS: queue, leases, dead, history, workers, pending_repos, worker, fence, stale_at
+# KEYS: queue, leases, dead, history, workers, pending_repos, worker, fence, stale_at,
+#       running_repos
 # ARGV: lease_seconds, max_attempts, worker_id, lease_token, worker_json, retention,
 #       job_prefix, claim_prefix, history_limit, dead_limit
 # -> job fields, or {} when the queue is empty
@@ -171,8 +172,19 @@ for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now)) do
 end
 skip_stale(KEYS[1], KEYS[9], KEYS[6], KEYS[4], limit, jp, now, retention)
 
-local id = redis.call('LPOP', KEYS[1])
+-- The oldest job whose repository no other job is running: one repository, one job
+-- at a time, on any number of workers. The lock is the running job's lease: a job that
+-- ended, or whose lease ran out (requeued above), no longer holds it.
+local id
+for _, candidate in ipairs(redis.call('LRANGE', KEYS[1], 0, -1)) do
+  local holder = redis.call('HGET', KEYS[10], redis.call('HGET', jp .. candidate, 'repo_url'))
+  if not holder or redis.call('HGET', jp .. holder, 'state') ~= 'running' then
+    id = candidate
+    break
+  end
+end
 if not id then return {} end
+redis.call('LREM', KEYS[1], 1, id)
 redis.call('ZREM', KEYS[9], id)
 local key = jp .. id
 local deadline = now + tonumber(ARGV[1])
@@ -185,6 +197,7 @@ redis.call('HSET', key, 'state', 'running', 'worker_id', ARGV[3], 'lease_token',
 redis.call('ZADD', KEYS[2], deadline, id)
 local repo = redis.call('HGET', key, 'repo_url')
 if redis.call('HGET', KEYS[6], repo) == id then redis.call('HDEL', KEYS[6], repo) end
+redis.call('HSET', KEYS[10], repo, id)
 redis.call('SET', ARGV[8] .. ARGV[4], id, 'PX', math.ceil(tonumber(ARGV[1]) * 1000))
 return redis.call('HGETALL', key)
 """

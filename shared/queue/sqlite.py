@@ -110,8 +110,11 @@ class SqliteQueue(JobQueue):
             db.execute("DELETE FROM jobs WHERE expires_at < ?", (now,))
             self._reap(db, now)
             self._skip_stale(db, now)
+            # One repository, one job at a time: a running job's lease is its lock.
             row = db.execute(
-                "SELECT id FROM jobs WHERE state = 'queued' ORDER BY seq LIMIT 1").fetchone()
+                "SELECT id FROM jobs WHERE state = 'queued' AND repo_url NOT IN"
+                " (SELECT repo_url FROM jobs WHERE state = 'running') ORDER BY seq LIMIT 1"
+            ).fetchone()
             if row is None:
                 return None
             db.execute(
