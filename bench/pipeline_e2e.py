@@ -42,11 +42,30 @@ def git_repository(source: Path, into: Path) -> Path:
     return into
 
 
+def timed_ingest(pipeline, repo: Path) -> tuple[float, dict[str, float], object]:
+    """One job of `repo` through `pipeline`: (seconds, seconds per stage, JobResult). A
+    stage lasts from its first progress report to the next stage's first."""
+    from shared.jobs import Job, new_job_id
+
+    marks: list[tuple[str, float]] = []
+
+    def report(stage: str, progress: float) -> None:
+        stage = stage.split(" ", 1)[0]
+        if not marks or marks[-1][0] != stage:
+            marks.append((stage, time.perf_counter()))
+
+    job = Job(id=new_job_id(), repo_url=repo.as_uri(), submitted_at=time.time(), ttl=3600)
+    start = time.perf_counter()
+    result = pipeline(job, report)
+    total = time.perf_counter() - start
+    ends = [t for _, t in marks[1:]] + [start + total]
+    return total, {stage: end - began for (stage, began), end in zip(marks, ends)}, result
+
+
 def run(name: str, device: str | None) -> dict:
     from dataclasses import replace
 
     from edge.pipeline import IngestPipeline, open_encoder
-    from shared.jobs import Job, new_job_id
     from shared.settings import Device, Settings
 
     corpus = BY_NAME[name]
@@ -61,20 +80,8 @@ def run(name: str, device: str | None) -> dict:
         encoder = open_encoder(settings)  # TEXT_RUNTIME from the environment, as a worker
         load = time.perf_counter() - clock
         pipeline = IngestPipeline(settings, encoder=encoder)
-        marks: list[tuple[str, float]] = []
-
-        def report(stage: str, progress: float) -> None:
-            stage = stage.split(" ", 1)[0]
-            if not marks or marks[-1][0] != stage:
-                marks.append((stage, time.perf_counter()))
-
-        job = Job(id=new_job_id(), repo_url=repo.as_uri(), submitted_at=time.time(), ttl=3600)
-        start = time.perf_counter()
-        result = pipeline(job, report)
-        total = time.perf_counter() - start
+        total, stages, result = timed_ingest(pipeline, repo)
         pipeline.close()
-    ends = [t for _, t in marks[1:]] + [start + total]
-    stages = {stage: end - began for (stage, began), end in zip(marks, ends)}
     embedded = result.summary["embeddings"]
     return {"corpus": name, "files": result.files_processed, "loc": result.summary["loc"],
             "embeddings_generated": result.embeddings_generated, "chunks": embedded["chunks"],

@@ -94,7 +94,8 @@ class IngestPipeline:
             # Not ready until its vectors are stored: queries stay on the previous one.
             snapshot = self.store.write_snapshot(analysis.graph, ready=False, fence=fence)
             progress("store", 1.0)
-            structure = embed_structure(analysis.graph, self.settings, progress)
+            structure = embed_structure(analysis.graph, self.settings, progress,
+                                        stored=None if force else self.vectors)
             text = embed_text(checkout.path, analysis.graph, self.encoder, progress,
                               stored=None if force else self.vectors)
         embeddings = upload(self.vectors, analysis.graph, job.id, structure, text, progress,
@@ -102,7 +103,7 @@ class IngestPipeline:
         self.store.mark_ready(snapshot, fence=fence)
         cache.save(job.repo_url)
         summary = {**summarize(analysis), "embeddings": describe(structure, text),
-                   "sync": describe_sync(cache, analysis, text)}
+                   "sync": describe_sync(cache, analysis, structure, text)}
         return JobResult(files_processed=len(analysis.files), embeddings_generated=embeddings,
                          summary=summary)
 
@@ -139,17 +140,18 @@ def describe(structure: Structure, text: Text) -> dict:
             "text_runtime": text.runtime}
 
 
-def describe_sync(cache: ParseCache, analysis: Analysis, text: Text) -> dict:
+def describe_sync(cache: ParseCache, analysis: Analysis, structure: Structure,
+                  text: Text) -> dict:
     """The job record's account of what was reused from the last ingest, and why not more."""
     files = len(analysis.files)
-    reused = cache.hits + len(text.kept) + text.reused
+    reused = cache.hits + len(text.kept) + text.reused + structure.kept
     reason = cache.reason
     if not reason and not text.kept and not text.reused and text.chunks:
         reason = "no stored vectors of this text model and runtime to reuse"
     return {"mode": "incremental" if reused else "full", "reason": reason,
             "files_parsed": files - cache.hits, "files_reused": cache.hits,
             "chunks_embedded": text.embedded, "chunks_kept": len(text.kept),
-            "chunks_moved": text.reused}
+            "chunks_moved": text.reused, "structure_kept": structure.kept}
 
 
 def summarize(analysis: Analysis) -> dict:

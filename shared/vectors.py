@@ -8,7 +8,9 @@ Collections (cosine distance, keyword payload indexes on repo_url and file_path 
 server; local mode has no payload indexes):
 
 * `code_structure_embeddings`: one 64-d Node2Vec vector per file. Payload: repo_url,
-  file_path, embedding_type "structural", model "node2vec", commit, ingest.
+  file_path, embedding_type "structural", model "node2vec", graph_hash (the file
+  graph and settings they were trained on: a sync whose file graph did not change
+  keeps them), commit, ingest.
 * the chunk collection of a text model (`chunk_collection(model)`): one vector per
   function, method, class or symbol-less file. Payload: repo_url, file_path,
   qualified_name, kind, start_line, end_line, commit, text, text_hash, model,
@@ -70,7 +72,7 @@ from shared.settings import Settings
 
 __all__ = ["CHUNK_COLLECTION", "DEFAULT_CHUNK_MODEL", "STRUCTURE_COLLECTION", "STRUCTURE_DIM",
            "ChunkLike", "Hit", "StoredChunk", "VectorStore", "VectorStoreError",
-           "VectorStoreUnavailable", "chunk_collection", "chunk_ids", "open_vector_store",
+           "VectorStoreUnavailable", "chunk_collection", "chunk_ids", "file_ids", "open_vector_store",
            "text_hash"]
 
 log = logging.getLogger(__name__)
@@ -211,20 +213,36 @@ class VectorStore:
     # --- writing ---------------------------------------------------------------------------
     def write_structure(self, repo: str, commit: str, ingest: str, paths: Sequence[str],
                         vectors: Any, on_batch: OnBatch | None = None,
-                        fence: int | None = None) -> int:
+                        fence: int | None = None, graph_hash: str = "",
+                        kept: bool = False) -> int:
         """Store one Node2Vec vector per file path; returns the number of points written.
-        `fence`: the job's lease token (None: a new one, newer than any before)."""
+        `fence`: the job's lease token (None: a new one, newer than any before).
+        `graph_hash`: what the vectors were trained on (see `structure_state`); `kept`:
+        the stored points already hold vectors of this very file graph, so only their
+        commit, ingest and fence are updated (`vectors` is not read)."""
         matrix = _matrix(vectors, len(paths))
         if matrix.shape[1] != STRUCTURE_DIM:
             raise VectorStoreError(
                 f"structural vectors must have {STRUCTURE_DIM} dimensions, got {matrix.shape[1]}")
         fence = fence_now() if fence is None else fence
         payloads = [{"repo_url": repo, "file_path": path, "embedding_type": "structural",
-                     "model": "node2vec", "commit": commit, "ingest": ingest, "fence": fence}
+                     "model": "node2vec", "graph_hash": graph_hash, "commit": commit,
+                     "ingest": ingest, "fence": fence}
                     for path in paths]
-        ids = _unique_ids(repo, [(path, "") for path in paths])
+        ids = file_ids(repo, paths)
+        if kept:
+            self._keep(STRUCTURE_COLLECTION, ids, commit, ingest, fence)
+            return len(ids) + self._upload(STRUCTURE_COLLECTION, repo, ingest, fence, [],
+                                           matrix[:0], [], on_batch)
         return self._upload(STRUCTURE_COLLECTION, repo, ingest, fence, ids, matrix, payloads,
                             on_batch)
+
+    def structure_state(self, repo: str) -> dict[int, str]:
+        """The file graph each of `repo`'s structural points was trained on (its
+        `graph_hash`), by point id."""
+        return {point: payload.get("graph_hash") or ""
+                for point, payload in self._payloads(STRUCTURE_COLLECTION, repo,
+                                                     ["graph_hash"]).items()}
 
     def write_chunks(self, repo: str, commit: str, ingest: str, chunks: Sequence[ChunkLike],
                      vectors: Any, model: str, on_batch: OnBatch | None = None,
@@ -248,16 +266,7 @@ class VectorStore:
         ids = chunk_ids(repo, chunks)
         collection = chunk_collection(model)
         if kept:
-            # Stored as they are: only this upload's commit, ingest and fence are theirs now,
-            # so the clean-up below keeps them. A point a newer lease wrote stays as it is.
-            self._call(f"keep points of {collection}", self._client.set_payload,
-                       collection_name=collection,
-                       payload={"commit": commit, "ingest": ingest, "fence": fence},
-                       points=models.Filter(
-                           must=[models.HasIdCondition(has_id=[ids[i] for i in kept])],
-                           must_not=[models.FieldCondition(
-                               key="fence", range=models.Range(gt=fence))]),
-                       wait=True)
+            self._keep(collection, [ids[i] for i in kept], commit, ingest, fence)
             write = sorted(set(range(len(chunks))) - set(kept))
             ids, matrix = [ids[i] for i in write], matrix[write]
             payloads = [payloads[i] for i in write]
@@ -267,21 +276,38 @@ class VectorStore:
     def chunk_state(self, repo: str, model: str) -> dict[int, StoredChunk]:
         """What `repo`'s stored chunk points of `model` hold, by point id (without their
         vectors): a sync compares it with the chunks it made to write only what changed."""
-        collection = chunk_collection(model)
+        found = self._payloads(chunk_collection(model), repo, list(StoredChunk._fields))
+        return {point: StoredChunk(*(payload.get(f) for f in StoredChunk._fields))
+                for point, payload in found.items()}
+
+    def _payloads(self, collection: str, repo: str, fields: list[str]) -> dict[int, dict]:
+        """`fields` of every point of `repo` in `collection`, by point id."""
         if not self._exists(collection):
             return {}
-        state: dict[int, StoredChunk] = {}
+        found: dict[int, dict] = {}
         offset = None
         while True:
             points, offset = self._call(
                 f"read {collection}", self._client.scroll, collection_name=collection,
                 scroll_filter=models.Filter(must=[_match("repo_url", repo)]), limit=1_000,
-                offset=offset, with_vectors=False, with_payload=list(StoredChunk._fields))
+                offset=offset, with_vectors=False, with_payload=fields)
             for point in points:
-                payload = point.payload or {}
-                state[int(point.id)] = StoredChunk(*(payload.get(f) for f in StoredChunk._fields))
+                found[int(point.id)] = point.payload or {}
             if offset is None:
-                return state
+                return found
+
+    def _keep(self, collection: str, ids: list[int], commit: str, ingest: str,
+              fence: int) -> None:
+        """Points stored as they are: only this upload's commit, ingest and fence become
+        theirs, so the clean-up after it keeps them. A point a newer lease wrote is left."""
+        self._call(f"keep points of {collection}", self._client.set_payload,
+                   collection_name=collection,
+                   payload={"commit": commit, "ingest": ingest, "fence": fence},
+                   points=models.Filter(
+                       must=[models.HasIdCondition(has_id=ids)],
+                       must_not=[models.FieldCondition(key="fence",
+                                                       range=models.Range(gt=fence))]),
+                   wait=True)
 
     def _upload(self, collection: str, repo: str, ingest: str, fence: int, ids: list[int],
                 matrix: np.ndarray, payloads: list[dict], on_batch: OnBatch | None,
@@ -547,6 +573,11 @@ def _matrix(vectors: Any, rows: int) -> np.ndarray:
 def text_hash(text: str) -> str:
     """What a chunk point records of its text, to tell an unchanged chunk by."""
     return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
+
+
+def file_ids(repo: str, paths: Sequence[str]) -> list[int]:
+    """The point id of each file's structural vector, as write_structure gives them."""
+    return _unique_ids(repo, [(path, "") for path in paths])
 
 
 def chunk_ids(repo: str, chunks: Sequence[ChunkLike]) -> list[int]:

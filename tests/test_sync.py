@@ -131,6 +131,7 @@ def test_a_one_file_change_parses_and_embeds_only_that_file(tmp_path, repo, enco
     # alpha's 3, beta's 4, delta's 6 (pkg/__init__.py is empty: no chunk)
     assert sync["chunks_kept"] == 13
     assert sync["chunks_moved"] == 0
+    assert sync["structure_kept"]  # gamma imports what it did: the file graph is the same
 
 
 def test_lines_moved_reuse_the_vector_and_force_rebuilds(tmp_path, repo, encoder):
@@ -149,6 +150,7 @@ def test_lines_moved_reuse_the_vector_and_force_rebuilds(tmp_path, repo, encoder
     assert (moved["chunks_embedded"], moved["chunks_moved"]) == (0, 4)
     assert forced["mode"] == "full" and forced["reason"] == "a full rebuild was asked for"
     assert forced["files_reused"] == 0 and forced["chunks_kept"] == 0
+    assert moved["structure_kept"] and not forced["structure_kept"]
 
 
 def test_a_cache_of_another_parser_version_is_not_used(tmp_path, repo, encoder):
@@ -184,7 +186,7 @@ def _apply(repo: Path, edit: tuple) -> None:
     present = sorted(p.stem for p in (repo / "pkg").glob("*.py") if p.stem != "__init__")
     if kind == "edit":
         path.write_text(_module(name, arg, [n for n in present if n < name][:2]))
-    elif kind == "rename" and path.exists():
+    elif kind == "rename" and path.exists() and name != arg:
         _git(repo, "mv", "-f", str(path), str(repo / "pkg" / f"{arg}.py"))
     elif kind == "delete" and path.exists():
         path.unlink()

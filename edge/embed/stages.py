@@ -11,6 +11,7 @@ Each stage reports its progress as a fraction; the pipeline places it on the bar
 """
 from __future__ import annotations
 
+import hashlib
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +22,14 @@ import numpy as np
 from edge.embed.chunks import Chunk, TextEncoder, build_chunks
 from shared.graph.model import EdgeKind, Graph, NodeKind
 from shared.settings import Settings
-from shared.vectors import STRUCTURE_DIM, VectorStore, chunk_collection, chunk_ids, text_hash
+from shared.vectors import (
+    STRUCTURE_DIM,
+    VectorStore,
+    chunk_collection,
+    chunk_ids,
+    file_ids,
+    text_hash,
+)
 
 log = logging.getLogger("edge.embed")
 
@@ -33,10 +41,12 @@ ENCODE_SLICE = 512  # texts per encode call: progress moves, memory stays bounde
 @dataclass
 class Structure:
     paths: list[str]  # file paths, in graph order
-    vectors: np.ndarray  # float32 [len(paths), STRUCTURE_DIM]
+    vectors: np.ndarray  # float32 [len(paths), STRUCTURE_DIM]; not set when kept
     device: str
     epochs: int
     fallback: str | None
+    graph_hash: str = ""  # the file graph and settings trained on (see graph_hash)
+    kept: bool = False  # the stored vectors were trained on this very graph: not retrained
 
 
 @dataclass
@@ -62,7 +72,22 @@ def file_graph(graph: Graph) -> tuple[list[str], list[tuple[int, int]]]:
     return [node.path for node in files], pairs
 
 
-def embed_structure(graph: Graph, settings: Settings, progress: Progress) -> Structure:
+def graph_hash(paths: list[str], pairs: list[tuple[int, int]], settings: Settings) -> str:
+    """What Node2Vec's vectors are a function of (up to its random start): the files, the
+    imports between them, and the training settings."""
+    digest = hashlib.blake2b(digest_size=16)
+    digest.update(repr((settings.node2vec_epochs, settings.node2vec_p, settings.node2vec_q,
+                        STRUCTURE_DIM)).encode())
+    digest.update("\0".join(paths).encode())
+    digest.update(repr(sorted((paths[a], paths[b]) for a, b in pairs)).encode())
+    return digest.hexdigest()
+
+
+def embed_structure(graph: Graph, settings: Settings, progress: Progress,
+                    stored: VectorStore | None = None) -> Structure:
+    """One Node2Vec vector per file. With the vector store (`stored`), a file graph that
+    did not change since the stored vectors were trained keeps them: training again would
+    only draw another sample of the same embedding (its start is random)."""
     import torch
 
     from edge.embed.node2vec import train_node2vec
@@ -71,6 +96,14 @@ def embed_structure(graph: Graph, settings: Settings, progress: Progress) -> Str
     paths, pairs = file_graph(graph)
     if not paths:
         return Structure([], np.zeros((0, STRUCTURE_DIM), np.float32), "none", 0, None)
+    trained_on = graph_hash(paths, pairs, settings)
+    if stored is not None:
+        state = stored.structure_state(graph.repo)
+        ids = set(file_ids(graph.repo, paths))
+        if set(state) == ids and set(state.values()) == {trained_on}:
+            progress("node2vec", 1.0)
+            return Structure(paths, np.zeros((len(paths), STRUCTURE_DIM), np.float32), "kept",
+                             0, None, trained_on, kept=True)
     stage = ["node2vec"]
 
     def fell_back(reason: str) -> None:
@@ -86,7 +119,7 @@ def embed_structure(graph: Graph, settings: Settings, progress: Progress) -> Str
     log.info("node2vec for %s: %d files, %d epochs on %s in %.1f s", graph.repo, len(paths),
              result.epochs, result.device, result.seconds)
     return Structure(paths, result.embeddings.numpy(), result.device, result.epochs,
-                     result.fallback)
+                     result.fallback, trained_on)
 
 
 def embed_text(root: Path, graph: Graph, encoder: TextEncoder, progress: Progress,
@@ -140,14 +173,16 @@ def upload(vectors: VectorStore, graph: Graph, ingest: str, structure: Structure
            progress: Progress, fence: int | None = None) -> int:
     """Write both sets under the job's lease token `fence`; returns the number of
     embeddings stored (property 8)."""
-    total = len(structure.paths) + len(text.chunks) - len(text.kept)
+    total = (0 if structure.kept else len(structure.paths)) + len(text.chunks) - len(text.kept)
 
     def moved(before: int) -> Callable[[int, int], None]:
         return lambda done, _: progress("upload", (before + done) / max(total, 1))
 
     written = vectors.write_structure(graph.repo, graph.commit, ingest, structure.paths,
-                                      structure.vectors, on_batch=moved(0), fence=fence)
+                                      structure.vectors, on_batch=moved(0), fence=fence,
+                                      graph_hash=structure.graph_hash, kept=structure.kept)
     written += vectors.write_chunks(graph.repo, graph.commit, ingest, text.chunks, text.vectors,
-                                    text.model, on_batch=moved(len(structure.paths)),
+                                    text.model,
+                                    on_batch=moved(0 if structure.kept else len(structure.paths)),
                                     fence=fence, runtime=text.runtime, kept=text.kept)
     return written
