@@ -91,8 +91,10 @@ _INHERITED_GIT_VARIABLES = frozenset({"GIT_EXEC_PATH", "GIT_SSL_CAINFO", "GIT_SS
 _PROXY_VARIABLES = frozenset({"http_proxy", "https_proxy", "all_proxy", "no_proxy"})
 
 
-def fetch(repo_url: str, dest: Path | str, settings: Settings) -> Checkout:
-    """Check where the repository lives, then clone it under the configured bounds.
+def fetch(repo_url: str, dest: Path | str, settings: Settings,
+          branch: str | None = None) -> Checkout:
+    """Check where the repository lives, then clone it (its default branch, or `branch`)
+    under the configured bounds.
 
     Raises UnsafeTarget for a host that resolves to a non-public address."""
     local = _is_local(repo_url)
@@ -101,7 +103,50 @@ def fetch(repo_url: str, dest: Path | str, settings: Settings) -> Checkout:
     pinned = [] if local else check_clone_target(repo_url)
     return clone(repo_url, dest, timeout_seconds=settings.clone_timeout,
                  max_bytes=settings.max_repo_mb * 1024 * 1024,
-                 token=token_for(repo_url, settings), pinned=pinned, allow_local=local)
+                 token=token_for(repo_url, settings), pinned=pinned, allow_local=local,
+                 branch=branch)
+
+
+def remote_head(repo_url: str, settings: Settings, branch: str | None = None) -> str | None:
+    """The commit the remote's `branch` (default: its HEAD) points at, asked with `git
+    ls-remote` under the clone's guards (checked host, inert config, token header);
+    None when the remote has no such branch. A few hundred bytes: the periodic sync's
+    cheap look before it queues anything."""
+    local = _is_local(repo_url)
+    if local and not settings.allow_local_repos:
+        raise FetchError("local repositories are disabled; set ALLOW_LOCAL_REPOS to allow them")
+    pinned = [] if local else check_clone_target(repo_url)
+    url, token = _git_url(repo_url), token_for(repo_url, settings)
+    scrub = _scrubber(token)
+    _check_token(token)
+    ref = f"refs/heads/{_checked_branch(branch)}" if branch else "HEAD"
+    with tempfile.TemporaryDirectory(prefix="na-git-empty-") as empty:
+        config = _inert_config(empty, local) + _pin_config(url, pinned) + _auth_config(url, token)
+        try:
+            done = subprocess.run(["git", "ls-remote", "--", url, ref], capture_output=True,
+                                  text=True, timeout=settings.clone_timeout,
+                                  env=_git_environment(config, home=empty), cwd=empty)
+        except subprocess.TimeoutExpired:
+            raise FetchError(f"ls-remote of {scrub(url)} timed out after "
+                             f"{settings.clone_timeout:g} s") from None
+    if done.returncode != 0:
+        raise FetchError(f"ls-remote of {scrub(url)} failed: "
+                         f"{scrub(_explain(done.stderr.strip()[-500:], bool(token)))}")
+    for line in done.stdout.splitlines():
+        sha, _, name = line.partition("\t")
+        if name == ref:
+            return sha
+    return None
+
+
+def _checked_branch(branch: str) -> str:
+    """A branch name git reads as a name, never as an option or a path trick."""
+    bad = (not branch or len(branch) > 200 or branch.startswith(("-", "/")) or ".." in branch
+           or branch.endswith(("/", ".lock", ".")) or "@{" in branch
+           or any(c in branch for c in " ~^:?*[\\") or not branch.isprintable())
+    if bad:
+        raise FetchError(f"{branch[:200]!r} is not a valid branch name")
+    return branch
 
 
 def token_for(repo_url: str, settings: Settings) -> str:
@@ -115,8 +160,8 @@ def token_for(repo_url: str, settings: Settings) -> str:
 
 def clone(repo_url: str, dest: Path | str, *, timeout_seconds: float, max_bytes: int,
           token: str = "", pinned: list[str] | None = None,
-          allow_local: bool = True) -> Checkout:
-    """Shallow-clone the default branch of repo_url into dest (absent or empty).
+          allow_local: bool = True, branch: str | None = None) -> Checkout:
+    """Shallow-clone the default branch of repo_url (or `branch`) into dest (absent or empty).
 
     `pinned`: the addresses check_clone_target found for the URL's host, the only
     ones git may connect to. `allow_local`: whether file:// transport is on.
@@ -133,7 +178,10 @@ def clone(repo_url: str, dest: Path | str, *, timeout_seconds: float, max_bytes:
     _log.info("cloning %s", shown)
     with tempfile.TemporaryDirectory(prefix="na-git-empty-") as empty:
         argv = ["git", "clone", "--quiet", "--depth", "1", "--single-branch", "--no-tags",
-                "--no-recurse-submodules", f"--template={empty}", "--", url, str(dest)]
+                "--no-recurse-submodules", f"--template={empty}"]
+        if branch:
+            argv += ["--branch", _checked_branch(branch)]
+        argv += ["--", url, str(dest)]
         config = (_inert_config(empty, allow_local) + _pin_config(url, pinned or [])
                   + _auth_config(url, token))
         env = _git_environment(config, home=empty)

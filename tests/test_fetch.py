@@ -22,7 +22,7 @@ from hypothesis import given, settings, strategies as st
 
 from edge.fetch import (Checkout, FetchError, UnsafeTarget, check_clone_target, clone, fetch,
                         job_workspace, remove_abandoned_workspaces, remove_tree,
-                        token_for)
+                        remote_head, token_for)
 from edge.pipeline import IngestPipeline
 from shared.jobs import Job
 from shared.settings import Settings
@@ -183,6 +183,37 @@ def test_local_clone_is_the_source_head_at_depth_one(source, tmp_path):
     assert _git("rev-list", "--count", "HEAD", cwd=out) == "1"
     assert _git("tag", cwd=out) == ""
     assert "other" not in _git("branch", "--all", cwd=out)
+
+
+def test_a_tracked_branch_is_cloned_by_name(source, tmp_path):
+    checkout = _clone(source.url, tmp_path / "out", branch="other")
+    assert checkout.branch == "other"
+    assert checkout.commit == _git("rev-parse", "other", cwd=source.path)
+    assert (tmp_path / "out" / "only_on_other.py").exists()
+
+
+@pytest.mark.parametrize("branch", ["-u", "../x", "a b", "x..y", "a:b", "a\nb", "x.lock",
+                                    "@{-1}", "/abs", "x" * 201])
+def test_a_branch_name_git_could_read_otherwise_is_refused(source, tmp_path, branch):
+    with pytest.raises(FetchError, match="not a valid branch name"):
+        _clone(source.url, tmp_path / "out", branch=branch)
+    with pytest.raises(FetchError, match="not a valid branch name"):
+        remote_head(source.url, Settings(allow_local_repos=True), branch)
+
+
+def test_remote_head_reads_the_remote_without_cloning(source):
+    allowed = Settings(allow_local_repos=True)
+    assert remote_head(source.url, allowed) == source.head
+    assert remote_head(source.url, allowed, "other") == _git("rev-parse", "other",
+                                                              cwd=source.path)
+    assert remote_head(source.url, allowed, "missing") is None
+    with pytest.raises(FetchError, match="local repositories are disabled"):
+        remote_head(source.url, Settings(allow_local_repos=False))
+
+
+def test_remote_head_of_a_missing_repository_fails_with_gits_reason(tmp_path):
+    with pytest.raises(FetchError, match="ls-remote of .* failed"):
+        remote_head((tmp_path / "nothing").as_uri(), Settings(allow_local_repos=True))
 
 
 def test_a_plain_path_is_cloned_shallow_too(source, tmp_path):
