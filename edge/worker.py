@@ -78,9 +78,13 @@ class _Run:
 class Worker:
     def __init__(self, queue: JobQueue, pipeline: Pipeline, *, worker_id: str,
                  device: str = "cpu", heartbeat_seconds: float = 5.0,
-                 idle_poll_seconds: float = 60.0, stop_grace_seconds: float = 60.0):
+                 idle_poll_seconds: float = 60.0, stop_grace_seconds: float = 60.0,
+                 on_idle: Callable[[], None] | None = None):
+        """`on_idle`: chores for time the queue is empty (edge.schedule: periodic syncs,
+        archiving); called once per empty poll, it decides itself what is due."""
         self.queue = queue
         self.pipeline = pipeline
+        self.on_idle = on_idle
         self.heartbeat_seconds = heartbeat_seconds
         # A queue that can block wakes us when a job arrives; one that cannot (Upstash
         # REST) is polled at the slower idle interval to stay inside its free quota.
@@ -111,6 +115,7 @@ class Worker:
         while not self._stop.is_set():
             try:
                 if not self.run_once():
+                    self._idle()
                     self.queue.wait(self.poll_seconds, self._stop)
                 failures = 0
             except QueueError as exc:
@@ -119,6 +124,16 @@ class Worker:
                 log.warning("queue unreachable (%s); retrying in %.1f s", exc, delay)
                 self._stop.wait(delay)
         self._report_offline()
+
+    def _idle(self) -> None:
+        if self.on_idle is None or self._stop.is_set():
+            return
+        try:
+            self.on_idle()
+        except QueueError:
+            raise  # the loop's backoff handles an unreachable queue
+        except Exception as exc:  # a chore that fails never stops the worker
+            log.warning("idle-time chores failed: %s", _one_line(exc), exc_info=exc)
 
     def run_once(self) -> bool:
         """Claim one job and see it through; False when the queue was empty."""
