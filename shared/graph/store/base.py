@@ -41,6 +41,7 @@ from shared.graph.store.schema import (
     SOURCE_COLUMNS,
     Dialect,
 )
+from shared.graph.store.registry import RegistryMixin
 from shared.graph.store.text import KeywordHit, bm25, text_rows
 
 KEEP_SNAPSHOTS = 5
@@ -95,7 +96,7 @@ class Writer(Protocol):
 SnapshotRef = Snapshot | int
 
 
-class GraphStore(abc.ABC):
+class GraphStore(RegistryMixin, abc.ABC):
     backend = "abstract"
     dialect: Dialect
 

@@ -10,7 +10,9 @@ Steps are append-only: to change the schema, add a step, never edit one.
 Tables (all facts are scoped to a snapshot; there are no foreign keys from nodes
 and edges so that bulk loads do not pay a lookup per row):
 
-- repositories: url (unique).
+- repositories: url (unique), and since migration 5 the registry's record (settings,
+  state, sizes, times; shared/graph/store/registry.py); branches: per tracked branch
+  the commit and snapshot indexed; webhook_deliveries: delivery ids seen.
 - snapshots: one per (repository, commit sha); `taken_at` is when it was last
   written (epoch seconds); `stats` holds the Graph's loc, external import
   counts, skipped files and counts by kind.
@@ -135,6 +137,39 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(4, "call edges' candidates", (
         # CALLS: how many targets the surest site behind the edge could reach (1: certain).
         "ALTER TABLE edges ADD COLUMN candidates INTEGER NOT NULL DEFAULT 1",
+    )),
+    Migration(5, "repository registry", (
+        # shared/graph/store/registry.py: a repository's settings and life cycle.
+        "ALTER TABLE repositories ADD COLUMN default_branch TEXT NOT NULL DEFAULT ''",
+        "ALTER TABLE repositories ADD COLUMN branches {json} NOT NULL DEFAULT '[]'",
+        "ALTER TABLE repositories ADD COLUMN state TEXT NOT NULL DEFAULT 'registered'",
+        "ALTER TABLE repositories ADD COLUMN reason TEXT NOT NULL DEFAULT ''",
+        "ALTER TABLE repositories ADD COLUMN sync_interval INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE repositories ADD COLUMN webhook_secret TEXT",
+        "ALTER TABLE repositories ADD COLUMN force_next {bool} NOT NULL DEFAULT FALSE",
+        "ALTER TABLE repositories ADD COLUMN created_at {float} NOT NULL DEFAULT 0",
+        "ALTER TABLE repositories ADD COLUMN last_sync_at {float} NOT NULL DEFAULT 0",
+        "ALTER TABLE repositories ADD COLUMN last_query_at {float} NOT NULL DEFAULT 0",
+        "ALTER TABLE repositories ADD COLUMN last_push_at {float} NOT NULL DEFAULT 0",
+        "ALTER TABLE repositories ADD COLUMN size {json} NOT NULL DEFAULT '{{}}'",
+        # Repositories indexed before the registry existed come out of it ready.
+        """UPDATE repositories SET state = 'ready',
+            created_at = (SELECT MIN(taken_at) FROM snapshots s WHERE s.repo_id = repositories.id),
+            last_sync_at = (SELECT MAX(taken_at) FROM snapshots s WHERE s.repo_id = repositories.id)
+          WHERE EXISTS (SELECT 1 FROM snapshots s WHERE s.repo_id = repositories.id)""",
+        """CREATE TABLE branches (
+            repo_id {bigint} NOT NULL,
+            name TEXT NOT NULL,
+            commit_sha TEXT NOT NULL DEFAULT '',
+            snapshot_id {bigint},
+            synced_at {float} NOT NULL DEFAULT 0,
+            remote_commit TEXT NOT NULL DEFAULT '',
+            PRIMARY KEY (repo_id, name)
+        )""",
+        """CREATE TABLE webhook_deliveries (
+            delivery TEXT PRIMARY KEY,
+            received_at {float} NOT NULL
+        )""",
     )),
 )
 

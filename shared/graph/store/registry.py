@@ -1,0 +1,284 @@
+"""The repository registry: what the system tracks, beside the graph facts it holds.
+
+A repository record lives in the graph database (migration 5 extends `repositories`),
+so every process that answers questions about a repository also knows its state:
+
+    registered -> queued -> indexing -> ready | failed (with the reason)
+    ready -> stale (its remote moved past the indexed commit) -> queued -> ...
+    any -> archived (vectors and snapshots removed, the record kept) -> queued -> ...
+
+Per tracked branch (`branches` table): the commit and snapshot last indexed, when,
+and the newest commit its remote was seen at. `webhook_deliveries` remembers each
+delivery id for a week, so a replayed webhook queues nothing.
+
+The webhook secret is stored (a signature is checked with it) but never read out
+except by `webhook_secret`; `Repository.public()` says only whether one is set.
+`GraphStore` inherits these methods; they use its `_query`/`_write` primitives, so
+both databases behave the same.
+"""
+from __future__ import annotations
+
+import enum
+from dataclasses import asdict, dataclass, field
+from typing import Any, Iterable
+
+DELIVERY_RETENTION = 7 * 86_400  # a replay older than this is a new delivery
+
+_FIELDS = ("id", "url", "default_branch", "branches", "state", "reason", "sync_interval",
+           "webhook_secret IS NOT NULL", "force_next", "created_at", "last_sync_at",
+           "last_query_at", "last_push_at", "size")
+_SELECT = f"SELECT {', '.join(_FIELDS)} FROM repositories"
+
+
+class RepoState(str, enum.Enum):
+    REGISTERED = "registered"
+    QUEUED = "queued"
+    INDEXING = "indexing"
+    READY = "ready"
+    FAILED = "failed"
+    STALE = "stale"
+    ARCHIVED = "archived"
+
+
+@dataclass
+class BranchState:
+    commit: str = ""  # the commit last indexed ("" before the first)
+    snapshot_id: int | None = None
+    synced_at: float = 0.0
+    remote_commit: str = ""  # where the remote's branch was last seen ("" unknown)
+
+
+@dataclass
+class Repository:
+    id: int
+    url: str
+    default_branch: str = ""  # "" until the first clone tells
+    branches: list[str] = field(default_factory=list)  # tracked; [] = the default branch
+    state: RepoState = RepoState.REGISTERED
+    reason: str = ""
+    sync_interval: int = 0  # seconds between periodic syncs; 0 = none
+    has_secret: bool = False
+    force_next: bool = False
+    created_at: float = 0.0
+    last_sync_at: float = 0.0
+    last_query_at: float = 0.0
+    last_push_at: float = 0.0
+    size: dict = field(default_factory=dict)
+    branch_states: dict[str, BranchState] = field(default_factory=dict)
+
+    @property
+    def tracked(self) -> list[str]:
+        """The branches followed: those named, else the default branch (once known)."""
+        return self.branches or ([self.default_branch] if self.default_branch else [])
+
+    def indexed(self, branch: str | None = None) -> BranchState | None:
+        return self.branch_states.get(branch or self.default_branch)
+
+    @property
+    def stale(self) -> bool:
+        """The remote moved past what is indexed (as far as a push or a check told)."""
+        state = self.indexed()
+        return self.state is RepoState.STALE or bool(
+            state and state.remote_commit and state.remote_commit != state.commit)
+
+    def public(self) -> dict:
+        data = asdict(self)
+        data["state"] = self.state.value
+        data["stale"] = self.stale
+        return data
+
+
+class RegistryMixin:
+    """Registry methods of GraphStore (shared/graph/store/base.py)."""
+
+    def register(self, url: str, branches: Iterable[str] = (), secret: str | None = None,
+                 sync_interval: int = 0) -> tuple[Repository, bool]:
+        """The record of `url`, made if missing; (record, True when made now). An existing
+        record keeps its settings (change them with `update_repo`)."""
+        def work(writer) -> bool:
+            made = writer.execute(
+                "INSERT INTO repositories (url, branches, webhook_secret, sync_interval,"
+                " created_at, state) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (url) DO NOTHING"
+                " RETURNING id", (url, self._encode_stats(list(branches)), secret,
+                                  int(sync_interval), self.clock(), RepoState.REGISTERED.value))
+            return bool(made)
+        created = self._write(work)
+        return self.repo_record(url), created
+
+    def repo_record(self, key: int | str) -> Repository | None:
+        """The record by id or by URL."""
+        column = "id" if isinstance(key, int) else "url"
+        rows = self._query(f"{_SELECT} WHERE {column} = ?", (key,))
+        return self._repositories(rows)[0] if rows else None
+
+    def repo_records(self) -> list[Repository]:
+        return self._repositories(self._query(f"{_SELECT} ORDER BY url"))
+
+    def _repositories(self, rows: list[tuple]) -> list[Repository]:
+        found = [self._repository(row) for row in rows]
+        if not found:
+            return []
+        by_id = {r.id: r for r in found}
+        branch_rows = self._query(
+            "SELECT repo_id, name, commit_sha, snapshot_id, synced_at, remote_commit"
+            f" FROM branches WHERE {self._in('repo_id', 'bigint')}",
+            (self._pack(list(by_id)),))
+        for repo_id, name, commit, snapshot_id, synced_at, remote in branch_rows:
+            by_id[repo_id].branch_states[name] = BranchState(commit, snapshot_id, synced_at,
+                                                             remote)
+        return found
+
+    def _repository(self, row: tuple) -> Repository:
+        (id_, url, default_branch, branches, state, reason, interval, has_secret, force,
+         created, synced, queried, pushed, size) = row
+        return Repository(int(id_), url, default_branch or "", list(_json(self, branches, [])),
+                          RepoState(state), reason or "", int(interval or 0), bool(has_secret),
+                          bool(force), float(created or 0), float(synced or 0),
+                          float(queried or 0), float(pushed or 0), dict(_json(self, size, {})))
+
+    def update_repo(self, key: int | str, **changes: Any) -> Repository | None:
+        """Change `branches`, `secret` (None removes it) or `sync_interval`."""
+        columns = {"branches": "branches", "secret": "webhook_secret",
+                   "sync_interval": "sync_interval"}
+        unknown = set(changes) - set(columns)
+        if unknown:
+            raise ValueError(f"cannot change {sorted(unknown)}")
+        if "branches" in changes:
+            changes["branches"] = self._encode_stats(list(changes["branches"]))
+        if changes:
+            sets = ", ".join(f"{columns[name]} = ?" for name in changes)
+            column = "id" if isinstance(key, int) else "url"
+            self._write(lambda writer: writer.execute(
+                f"UPDATE repositories SET {sets} WHERE {column} = ?", (*changes.values(), key)))
+        return self.repo_record(key)
+
+    def set_repo_state(self, url: str, state: RepoState, reason: str = "", *,
+                       branch: str | None = None, commit: str | None = None,
+                       snapshot_id: int | None = None, remote_commit: str | None = None,
+                       size: dict | None = None, default_branch: str | None = None) -> None:
+        """The worker's and the scheduler's transitions; with `commit`, `branch` was
+        indexed at it now (READY), with `remote_commit` its remote was seen there."""
+        now = self.clock()
+
+        def work(writer) -> None:
+            rows = writer.execute(
+                "INSERT INTO repositories (url, created_at, state) VALUES (?, ?, ?)"
+                " ON CONFLICT (url) DO UPDATE SET state = excluded.state RETURNING id",
+                (url, now, state.value))
+            repo_id = rows[0][0]
+            writer.execute("UPDATE repositories SET reason = ? WHERE id = ?", (reason, repo_id))
+            if default_branch:
+                writer.execute("UPDATE repositories SET default_branch = ? WHERE id = ?",
+                               (default_branch, repo_id))
+            if size is not None:
+                writer.execute("UPDATE repositories SET size = ? WHERE id = ?",
+                               (self._encode_stats(size), repo_id))
+            if state is RepoState.READY:
+                writer.execute("UPDATE repositories SET last_sync_at = ? WHERE id = ?",
+                               (now, repo_id))
+            if branch and (commit is not None or remote_commit is not None):
+                writer.execute(
+                    "INSERT INTO branches (repo_id, name) VALUES (?, ?)"
+                    " ON CONFLICT (repo_id, name) DO NOTHING", (repo_id, branch))
+                if commit is not None:
+                    writer.execute(
+                        "UPDATE branches SET commit_sha = ?, snapshot_id = ?, synced_at = ?"
+                        " WHERE repo_id = ? AND name = ?",
+                        (commit, snapshot_id, now, repo_id, branch))
+                if remote_commit is not None:
+                    writer.execute("UPDATE branches SET remote_commit = ?"
+                                   " WHERE repo_id = ? AND name = ?",
+                                   (remote_commit, repo_id, branch))
+        self._write(work)
+
+    def request_sync(self, url: str, force: bool = False, push_at: float | None = None,
+                     branch: str | None = None, remote_commit: str | None = None) -> None:
+        """A sync was asked for (an API call, a push): remember a forced rebuild and
+        when the push came, and where it moved the branch."""
+        def work(writer) -> None:
+            if force:
+                writer.execute("UPDATE repositories SET force_next = ? WHERE url = ?",
+                               (True, url))
+            if push_at is not None:
+                writer.execute("UPDATE repositories SET last_push_at = ? WHERE url = ?",
+                               (push_at, url))
+            if branch and remote_commit:
+                rows = writer.execute("SELECT id FROM repositories WHERE url = ?", (url,))
+                if rows:
+                    writer.execute(
+                        "INSERT INTO branches (repo_id, name, remote_commit) VALUES (?, ?, ?)"
+                        " ON CONFLICT (repo_id, name) DO UPDATE SET"
+                        " remote_commit = excluded.remote_commit",
+                        (rows[0][0], branch, remote_commit))
+        self._write(work)
+
+    def take_force(self, url: str) -> bool:
+        """Whether a forced rebuild was asked for, clearing the request (one job takes it)."""
+        def work(writer) -> bool:
+            rows = writer.execute(
+                "UPDATE repositories SET force_next = ? WHERE url = ? AND force_next = ?"
+                " RETURNING id", (False, url, True))
+            return bool(rows)
+        return self._write(work)
+
+    def drop_branch(self, url: str, branch: str) -> None:
+        """The remote deleted `branch`: forget its indexed state."""
+        self._write(lambda writer: writer.execute(
+            "DELETE FROM branches WHERE name = ? AND repo_id IN"
+            " (SELECT id FROM repositories WHERE url = ?)", (branch, url)))
+
+    def webhook_secret(self, url: str) -> str | None:
+        rows = self._query("SELECT webhook_secret FROM repositories WHERE url = ?", (url,))
+        return rows[0][0] if rows else None
+
+    def record_delivery(self, delivery: str) -> bool:
+        """True the first time a webhook delivery id is seen (within a week)."""
+        now = self.clock()
+
+        def work(writer) -> bool:
+            writer.execute("DELETE FROM webhook_deliveries WHERE received_at < ?",
+                           (now - DELIVERY_RETENTION,))
+            return bool(writer.execute(
+                "INSERT INTO webhook_deliveries (delivery, received_at) VALUES (?, ?)"
+                " ON CONFLICT (delivery) DO NOTHING RETURNING delivery", (delivery, now)))
+        return self._write(work)
+
+    def touch_query(self, url: str) -> None:
+        self._write(lambda writer: writer.execute(
+            "UPDATE repositories SET last_query_at = ? WHERE url = ?", (self.clock(), url)))
+
+    def archive_repository(self, url: str) -> None:
+        """Snapshots and their facts removed, the record kept (state archived)."""
+        self._remove(url, keep_record=True)
+
+    def delete_repository(self, url: str) -> None:
+        """The record, its branches, snapshots and every fact of them: nothing left."""
+        self._remove(url, keep_record=False)
+
+    def _remove(self, url: str, keep_record: bool) -> None:
+        from shared.graph.store.base import _delete_facts
+
+        def work(writer) -> None:
+            rows = writer.execute("SELECT id FROM repositories WHERE url = ?", (url,))
+            if not rows:
+                return
+            repo_id = rows[0][0]
+            for (snapshot_id,) in writer.execute(
+                    "SELECT id FROM snapshots WHERE repo_id = ?", (repo_id,)):
+                _delete_facts(writer, snapshot_id)
+            writer.execute("DELETE FROM snapshots WHERE repo_id = ?", (repo_id,))
+            writer.execute("DELETE FROM branches WHERE repo_id = ?", (repo_id,))
+            if keep_record:
+                writer.execute("UPDATE repositories SET state = ?, reason = ?, size = ?"
+                               " WHERE id = ?", (RepoState.ARCHIVED.value, "",
+                                                 self._encode_stats({}), repo_id))
+            else:
+                writer.execute("DELETE FROM fences WHERE repo = ?", (url,))
+                writer.execute("DELETE FROM repositories WHERE id = ?", (repo_id,))
+        self._write(work)
+
+
+def _json(store, raw: Any, empty: Any) -> Any:
+    if raw is None or raw == "":
+        return empty
+    return store._decode_stats(raw)
