@@ -16,8 +16,15 @@ from edge.embed.stages import Structure, Text, embed_structure, embed_text, uplo
 from edge.fetch import fetch, job_workspace
 from edge.parse.cache import ParseCache
 from edge.graph import stats
-from edge.worker import RetryLater
-from shared.graph.store import GraphStore, GraphStoreUnavailable, open_graph_store
+from edge.worker import Cancelled, RetryLater
+from shared.graph.store import (
+    FencedOut,
+    GraphStore,
+    GraphStoreError,
+    GraphStoreUnavailable,
+    open_graph_store,
+)
+from shared.graph.store.registry import RepoState
 from shared.jobs import Job, JobResult, fence_now
 from shared.settings import Provider, Settings
 from shared.vectors import VectorStore, VectorStoreUnavailable, open_vector_store
@@ -69,6 +76,21 @@ class IngestPipeline:
             return self._run(job, report)
         except (GraphStoreUnavailable, VectorStoreUnavailable) as exc:
             raise RetryLater(str(exc)) from exc
+        except Cancelled:
+            self._record(job.repo_url, RepoState.QUEUED)  # given back: it runs again
+            raise
+        except FencedOut:
+            raise  # a newer job of the repository runs: its state is its own
+        except Exception as exc:
+            self._record(job.repo_url, RepoState.FAILED, f"{type(exc).__name__}: {exc}"[:500])
+            raise
+
+    def _record(self, url: str, state: RepoState, reason: str = "", **fields) -> None:
+        """The registry's view of the repository; never what fails a job."""
+        try:
+            self.store.set_repo_state(url, state, reason, **fields)
+        except GraphStoreError as exc:
+            log.warning("registry not updated for %s (%s): %s", url, state.value, exc)
 
     def _run(self, job: Job, report) -> JobResult:
         def progress(stage: str, fraction: float) -> None:
@@ -82,6 +104,7 @@ class IngestPipeline:
             # From here on a worker still running this job under an older lease is fenced out.
             self.store.take(job.repo_url, fence)
             log.info("job %s: cloned %s at %s", job.id, job.repo_url, checkout.commit)
+            self._record(job.repo_url, RepoState.INDEXING, default_branch=checkout.branch)
             force = self._forced(job)
             cache = (ParseCache.empty(self.settings.data_dir, job.repo_url, force) if force
                      else ParseCache.open(self.settings.data_dir, job.repo_url))
@@ -104,16 +127,19 @@ class IngestPipeline:
         cache.save(job.repo_url)
         summary = {**summarize(analysis), "embeddings": describe(structure, text),
                    "sync": describe_sync(cache, analysis, structure, text)}
+        self._record(job.repo_url, RepoState.READY, branch=checkout.branch,
+                     commit=checkout.commit, snapshot_id=snapshot.id,
+                     default_branch=checkout.branch,
+                     size={"files": len(analysis.files), "loc": analysis.graph.loc,
+                           "nodes": summary["nodes"], "edges": summary["edges"],
+                           "chunks": len(text.chunks)})
         return JobResult(files_processed=len(analysis.files), embeddings_generated=embeddings,
                          summary=summary)
 
     def _forced(self, job: Job) -> str:
         """Why this job rebuilds from nothing ("" when it may reuse the last ingest's
         parse results and vectors)."""
-        take_force = getattr(self.store, "take_force", None)
-        if take_force is not None and take_force(job.repo_url):
-            return "a full rebuild was asked for"
-        return ""
+        return "a full rebuild was asked for" if self.store.take_force(job.repo_url) else ""
 
     def close(self) -> None:
         for resource in (self._store, self._vectors):

@@ -142,15 +142,22 @@ def test_lines_moved_reuse_the_vector_and_force_rebuilds(tmp_path, repo, encoder
         beta.write_text("# a comment moves every line down\n" + beta.read_text())
         _commit(repo)
         moved = _ingest(pipeline, repo).summary["sync"]
-        pipeline.store.take_force = lambda url: True  # what POST /repos/{id}/sync {"force"} sets
+        pipeline.store.request_sync(repo.as_uri(), force=True)  # POST /repos/{id}/sync
         forced = _ingest(pipeline, repo).summary["sync"]
+        again = _ingest(pipeline, repo).summary["sync"]
+        record = pipeline.store.repo_record(repo.as_uri())
     finally:
         pipeline.close()
     # beta's class, its method and make_beta, use_alpha_1: same text, other lines
     assert (moved["chunks_embedded"], moved["chunks_moved"]) == (0, 4)
     assert forced["mode"] == "full" and forced["reason"] == "a full rebuild was asked for"
     assert forced["files_reused"] == 0 and forced["chunks_kept"] == 0
+    assert again["mode"] == "incremental"  # the request is taken once
     assert moved["structure_kept"] and not forced["structure_kept"]
+    # the registry follows the jobs
+    assert record.state.value == "ready" and record.default_branch == "main"
+    assert record.indexed().commit == record.indexed("main").commit != ""
+    assert record.size["files"] == 5 and record.size["chunks"] == 18
 
 
 def test_a_cache_of_another_parser_version_is_not_used(tmp_path, repo, encoder):
@@ -221,3 +228,15 @@ def test_any_sequence_of_syncs_equals_a_full_ingest(tmp_path_factory, encoder, c
     finally:
         synced.close()
         full.close()
+
+
+def test_a_failed_job_leaves_the_reason_on_the_record(tmp_path, encoder):
+    pipeline = IngestPipeline(_settings(tmp_path / "a"), encoder=encoder)
+    missing = tmp_path / "gone"
+    try:
+        with pytest.raises(Exception, match="clone of"):
+            _ingest(pipeline, missing)
+        record = pipeline.store.repo_record(missing.as_uri())
+    finally:
+        pipeline.close()
+    assert record.state.value == "failed" and "FetchError: clone of" in record.reason
