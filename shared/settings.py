@@ -8,6 +8,7 @@ from __future__ import annotations
 import enum
 import ipaddress
 import os
+import re
 import secrets
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -23,6 +24,9 @@ DEFAULT_SKIP_DIRS = (
 
 
 E = TypeVar("E", bound=enum.Enum)
+# An MCP_ALLOWED_HOSTS entry: a name, IPv4 address or [IPv6] address, then :port or :*.
+_HOST_PORT = re.compile(r"(?:[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?|\[[0-9A-Fa-f:.]+\])"
+                        r"(?::(?:[0-9]{1,5}|\*))?")
 
 
 class SettingsError(ValueError):
@@ -100,6 +104,16 @@ class Settings:
     openai_api_key: str = field(default="", repr=False)
     openai_embedding_model: str = "text-embedding-3-small"
     embed_concurrency: int = 4
+    # Repositories over time: the webhook secret of repositories registered without their
+    # own, when an untouched repository is archived, snapshots kept per repository.
+    webhook_secret: str = field(default="", repr=False)
+    archive_after_days: int = 30
+    snapshots_kept: int = 5
+    # MCP: the Host headers /mcp answers (empty: this machine's names on PORT), and the
+    # control plane `python -m cloud mcp` asks over HTTP instead of the local stores.
+    mcp_allowed_hosts: tuple[str, ...] = ()
+    remote_url: str = ""
+    remote_token: str = field(default="", repr=False)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
@@ -146,6 +160,12 @@ class Settings:
             openai_embedding_model=(reader.text("OPENAI_EMBEDDING_MODEL")
                                     or "text-embedding-3-small"),
             embed_concurrency=reader.integer("EMBED_CONCURRENCY", 4, minimum=1),
+            webhook_secret=reader.text("WEBHOOK_SECRET"),
+            archive_after_days=reader.integer("ARCHIVE_AFTER_DAYS", 30, minimum=1),
+            snapshots_kept=reader.integer("SNAPSHOTS_KEPT", 5, minimum=1),
+            mcp_allowed_hosts=reader.names("MCP_ALLOWED_HOSTS", ()),
+            remote_url=reader.text("NEO_ALEXANDRIA_URL").rstrip("/"),
+            remote_token=reader.text("NEO_ALEXANDRIA_TOKEN"),
         )
         settings.validate()
         return settings
@@ -169,6 +189,15 @@ class Settings:
             if not self.openai_api_key:
                 raise SettingsError("EMBEDDINGS_PROVIDER=OPENAI needs OPENAI_API_KEY")
             _require_tls("OPENAI_BASE_URL", self.openai_base_url, {"https"}, {"http"})
+        for host in self.mcp_allowed_hosts:
+            if host != "*" and not _HOST_PORT.fullmatch(host):
+                raise SettingsError(f"MCP_ALLOWED_HOSTS: {host!r} is not host[:port] or "
+                                    "host:* (no scheme, no path)")
+        if self.remote_url:
+            _require_tls("NEO_ALEXANDRIA_URL", self.remote_url, {"https"}, {"http"})
+            if not self.remote_token:
+                raise SettingsError("NEO_ALEXANDRIA_URL needs NEO_ALEXANDRIA_TOKEN (the control "
+                                    "plane's PHAROS_ADMIN_TOKEN)")
         if self.lease_seconds <= self.heartbeat_seconds * 2:
             raise SettingsError(
                 "LEASE_SECONDS must be more than twice HEARTBEAT_SECONDS, "

@@ -30,10 +30,10 @@ def open_graph_store(settings: Settings) -> GraphStore:
     if settings.database_url:
         from shared.graph.store.postgres import PostgresGraphStore
 
-        return PostgresGraphStore(settings.database_url)
+        return PostgresGraphStore(settings.database_url, keep_snapshots=settings.snapshots_kept)
     from shared.graph.store.sqlite import SqliteGraphStore
 
-    return SqliteGraphStore(settings.data_dir / "graph.db")
+    return SqliteGraphStore(settings.data_dir / "graph.db", keep_snapshots=settings.snapshots_kept)
 
 
 def __getattr__(name: str) -> Any:
