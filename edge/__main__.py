@@ -35,17 +35,23 @@ def build_worker(settings: Settings, pipeline: Pipeline | None = None,
                  stop_grace_seconds: float = 60.0) -> Worker:
     device = describe_device(settings.device)  # DEVICE=cuda without a GPU stops here
     log.info("device: %s", device)
+    chores = None
+    queue = open_queue(settings)
     if pipeline is None:
         from edge.pipeline import IngestPipeline
+        from edge.schedule import Chores
         pipeline = IngestPipeline(settings)
+        # the pipeline's stores: Qdrant's local mode admits one client per process
+        chores = Chores(settings, queue, lambda: pipeline.store, lambda: pipeline.vectors)
     return Worker(
-        open_queue(settings),
+        queue,
         pipeline,
         worker_id=settings.worker_id or socket.gethostname(),
         device=device,
         heartbeat_seconds=settings.heartbeat_seconds,
         idle_poll_seconds=settings.idle_poll_seconds,
         stop_grace_seconds=stop_grace_seconds,
+        on_idle=chores,
     )
 
 
