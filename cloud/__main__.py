@@ -1,4 +1,5 @@
-"""`python -m cloud`: serve the control plane with uvicorn on HOST:PORT."""
+"""`python -m cloud`: serve the control plane with uvicorn on HOST:PORT.
+`python -m cloud mcp`: the MCP tools over stdio, for a coding agent (cloud/mcp_server/stdio.py)."""
 from __future__ import annotations
 
 import logging
@@ -54,5 +55,16 @@ def main(settings: Settings | None = None) -> int:
     return 0
 
 
+def command(args: list[str]) -> int:
+    if not args:
+        return main()
+    if args == ["mcp"]:
+        from cloud.mcp_server.stdio import main as mcp_main
+
+        return mcp_main()
+    print(f"usage: python -m cloud [mcp]  (got {' '.join(args)!r})", file=sys.stderr)
+    return 2
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(command(sys.argv[1:]))

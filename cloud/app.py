@@ -7,9 +7,13 @@ import sys
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
+from starlette.routing import Route
 
 from cloud.auth import BearerAuth
 from cloud.errors import EXCEPTION_HANDLERS
+from cloud.mcp_server.backends import LocalBackend
+from cloud.mcp_server.http import PATH as MCP_PATH
+from cloud.mcp_server.http import McpEndpoint
 from cloud.query import QueryService, tokens
 from cloud.routes import ROUTES, OverviewCache
 from shared.jobs import WorkerState
@@ -24,7 +28,9 @@ def create_app(settings: Settings | None = None, queue: JobQueue | None = None,
                query: QueryService | None = None) -> Starlette:
     """Settings default to the environment, read once at startup; the queue and the
     query layer's stores to the backends they name. A queue or query service passed
-    in is the caller's to close (the all-in-one run shares the worker's stores)."""
+    in is the caller's to close (the all-in-one run shares the worker's stores).
+    /mcp serves the query layer as MCP tools, behind the same token as /api/."""
+    mcp = McpEndpoint()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette):
@@ -37,14 +43,17 @@ def create_app(settings: Settings | None = None, queue: JobQueue | None = None,
         log.info("control plane ready (queue: %s, cap %d, ttl %d s)", app.state.queue.backend,
                  app.state.settings.max_queue_size, app.state.settings.task_ttl)
         try:
-            yield
+            async with mcp.serving(app.state.settings, LocalBackend(
+                    app.state.query, app.state.queue, app.state.settings)):
+                yield
         finally:
             if query is None:
                 app.state.query.close()
             if queue is None:
                 app.state.queue.close()
 
-    return Starlette(routes=ROUTES, middleware=[Middleware(BearerAuth)],
+    return Starlette(routes=[*ROUTES, Route(MCP_PATH, mcp)],
+                     middleware=[Middleware(BearerAuth)],
                      exception_handlers=EXCEPTION_HANDLERS, lifespan=lifespan)
 
 

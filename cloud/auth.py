@@ -18,14 +18,21 @@ def redact_path(path: str) -> str:
     return Scrubber()(unquote(path))[:200]
 
 
+# Webhooks authenticate by their signature (cloud/webhooks.py), not the admin token.
+WEBHOOKS = {"github": "/api/v1/webhooks/github", "gitlab": "/api/v1/webhooks/gitlab"}
+_OPEN = frozenset(WEBHOOKS.values())
+
+
 class BearerAuth:
-    """Pure ASGI middleware: a request under /api/ without the admin token gets 401."""
+    """Pure ASGI middleware: a request under /api/ without the admin token gets 401
+    (the webhooks excepted: they carry signatures)."""
 
     def __init__(self, app: ASGIApp):
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not scope["path"].startswith("/api/"):
+        if scope["type"] != "http" or not scope["path"].startswith("/api/") \
+                or scope["path"] in _OPEN:
             await self.app(scope, receive, send)
             return
         # read per request: the app's settings (and a generated token) arrive at startup

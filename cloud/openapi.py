@@ -4,6 +4,7 @@ from __future__ import annotations
 from functools import lru_cache
 
 from cloud.openapi_query import query_paths
+from cloud.openapi_repos import repo_paths
 
 _JOB_ID = "3f1c2a9e8b7d4c6e9a0b1c2d3e4f5a6b"
 _REPO = "https://github.com/psf/requests"
@@ -56,6 +57,15 @@ _JOB = {
                 "skipped": [{"path": "tests/data/bad.py", "reason": "not valid UTF-8 (byte 12)"}],
                 "seconds": {"walk": 0.01, "parse": 0.31, "resolve": 0.02, "graph": 0.04}},
 }
+
+
+def _merged(*parts: dict) -> dict:
+    """Paths of several modules; one path's methods may come from more than one."""
+    paths: dict = {}
+    for part in parts:
+        for path, operations in part.items():
+            paths.setdefault(path, {}).update(operations)
+    return paths
 
 
 @lru_cache(maxsize=1)
@@ -136,7 +146,7 @@ def openapi_spec() -> dict:
                               "404": _error("not_found", f"no job with id '{_JOB_ID}'"),
                               "503": _UNAVAILABLE},
             }},
-            **query_paths(),
+            **_merged(query_paths(), repo_paths()),
             "/health": {"get": {
                 "summary": "Liveness (always 200) and each backend's reachability",
                 "responses": {"200": _ok("Health", {

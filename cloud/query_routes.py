@@ -29,8 +29,8 @@ async def _body(request: Request) -> Any:
         raise ApiError(413, "too_large", f"the body is {len(raw)} bytes; at most {MAX_BODY}")
     try:
         return json.loads(raw or b"null")
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ApiError(400, "bad_request", f"the body is not valid JSON: {exc}") from None
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        raise ApiError(400, "bad_request", f"the body is not valid JSON: {exc}"[:200]) from None
 
 
 def _posted(question: Callable[[QueryService, Any], dict]):
@@ -59,6 +59,7 @@ path = _asked(QueryService.path)
 hot_spots = _asked(QueryService.hot_spots)
 cycles = _asked(QueryService.cycles)
 snapshot = _asked(QueryService.snapshot)
+symbols = _asked(QueryService.symbols)  # GET /api/v1/graph/symbols, once routed
 
 
 def repos(request: Request) -> JSONResponse:

@@ -2,6 +2,7 @@
 plain functions that Starlette runs on its thread pool."""
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from dataclasses import replace
@@ -13,14 +14,18 @@ from starlette.responses import FileResponse, JSONResponse
 from starlette.routing import Route
 
 from cloud import query_routes as query
-from cloud.auth import authorized
+from cloud import repos, webhooks
+from cloud.auth import WEBHOOKS, authorized
 from cloud.errors import ApiError
 from cloud.openapi import openapi_spec
 from shared.jobs import WorkerState
 from shared.queue import JobQueue, Overview, QueueError
 from shared.queue.base import DEAD_LIMIT, HISTORY_LIMIT
-from shared.repo_url import normalize_repo_url
+from cloud.ingest import ingest as submit
+from shared.graph.store.registry import RepoState
 from shared.settings import Settings
+
+log = logging.getLogger("cloud.routes")
 
 PREFIX = "/api/v1/ingestion"
 QUERY = "/api/v1"
@@ -89,18 +94,20 @@ def ingest(request: Request) -> JSONResponse:
     raw = request.path_params["repo_url"]
     if request.url.query:  # a query string is part of what was submitted
         raw = f"{raw}?{request.url.query}"
-    target = normalize_repo_url(raw, allow_local=_settings(request).allow_local_repos)
-    queue = _queue(request)
-    enqueued = queue.enqueue(target)
-    return JSONResponse({
-        "status": "dispatched",
-        "job_id": enqueued.job.id,
-        "duplicate": not enqueued.created,
-        "queue_position": enqueued.position,
-        "queue_size": enqueued.queue_size,
-        "max_queue_size": queue.max_queue_size,
-        "target": target,
-    })
+    answer = submit(_queue(request), _settings(request), raw)
+    _register(request, answer["target"])
+    return JSONResponse(answer)
+
+
+def _register(request: Request, url: str) -> None:
+    """A repository ingested is registered on first use (and shows as queued); the
+    ingest never fails for it: the job is queued already."""
+    try:
+        store = request.app.state.query.store
+        store.register(url)
+        store.set_repo_state(url, RepoState.QUEUED)
+    except Exception as exc:  # the graph store unreachable or not configured
+        log.warning("ingest of %s queued, but not registered: %s", url, exc)
 
 
 def worker_status(request: Request) -> JSONResponse:
@@ -202,6 +209,13 @@ ROUTES = [
     Route(f"{QUERY}/context", query.context, methods=["POST"]),
     Route(f"{QUERY}/impact", query.impact, methods=["POST"]),
     Route(f"{QUERY}/repos", query.repos, methods=["GET"]),
+    Route(f"{QUERY}/repos", repos.register, methods=["POST"]),
+    Route(f"{QUERY}/repos/{{repo_id}}", repos.read, methods=["GET"]),
+    Route(f"{QUERY}/repos/{{repo_id}}", repos.change, methods=["PATCH"]),
+    Route(f"{QUERY}/repos/{{repo_id}}", repos.delete, methods=["DELETE"]),
+    Route(f"{QUERY}/repos/{{repo_id}}/sync", repos.sync, methods=["POST"]),
+    Route(WEBHOOKS["github"], webhooks.github, methods=["POST"]),
+    Route(WEBHOOKS["gitlab"], webhooks.gitlab, methods=["POST"]),
     Route(f"{QUERY}/graph/dependencies", query.dependencies, methods=["GET"]),
     Route(f"{QUERY}/graph/dependents", query.dependents, methods=["GET"]),
     Route(f"{QUERY}/graph/path", query.path, methods=["GET"]),

@@ -9,7 +9,8 @@ these chores cost the queue, for an Upstash free tier.
 
 Archiving. A repository with no query and no push for `ARCHIVE_AFTER_DAYS` loses its
 vectors, its snapshots and this worker's parse cache; its record stays, `archived`,
-and its next sync ingests it again from nothing.
+and its next sync ingests it again from nothing. The parse caches of repositories
+deleted through the API (on whichever machine) go at the next pass.
 
 Every worker runs these chores; they are idempotent (a second worker finding the same
 moved head merges into the same queued job), and each pass is bounded: at most
@@ -55,7 +56,10 @@ class Chores:
             return
         self._last_pass = now
         asked = 0
-        for repo in self._store().repo_records():
+        records = self._store().repo_records()
+        ParseCache.sweep(self.settings.data_dir, [r.url for r in records
+                                                  if r.state is not RepoState.ARCHIVED])
+        for repo in records:
             if repo.state is RepoState.ARCHIVED:
                 continue
             if self._idle_too_long(repo, now):

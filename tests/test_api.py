@@ -16,6 +16,7 @@ from starlette.routing import Route
 from starlette.testclient import TestClient
 
 from cloud.app import create_app
+from cloud.auth import WEBHOOKS
 from cloud.routes import ROUTES
 from shared.jobs import WorkerStatus
 from shared.queue import Lease
@@ -102,7 +103,9 @@ def test_openapi_describes_every_route_with_examples(client):
                 content = response.get("content", {}).get("application/json")
                 if content is not None:
                     assert "example" in content, (path, status)
-            if path.startswith("/api/"):
+            if path in WEBHOOKS.values():  # signed, not token-protected
+                assert operation["security"] == [] and "401" in operation["responses"]
+            elif path.startswith("/api/"):
                 assert operation["security"] == [{"bearer": []}]
                 assert "401" in operation["responses"]
 
@@ -203,6 +206,13 @@ def test_embedded_run_generates_and_prints_a_token_and_logs_no_secret(tmp_path):
             token = found and found.group(1)
         assert token, "no token printed"
         base = f"http://127.0.0.1:{port}"
+        # printed during startup: the port opens once the app's lifespan has started
+        while time.monotonic() < deadline:
+            try:
+                httpx.get(f"{base}/health", timeout=5)
+                break
+            except httpx.ConnectError:
+                time.sleep(0.1)
         status = httpx.get(f"{base}{PREFIX}/worker/status",
                            headers={"Authorization": f"Bearer {token}"}, timeout=10)
         assert status.status_code == 200

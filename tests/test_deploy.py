@@ -37,7 +37,9 @@ ENV_LINE = re.compile(r"^(#\s*)?([A-Z][A-Z0-9_]*)=(.*)$")
 RENDER_VARIABLES = {"PYTHON_VERSION", "MALLOC_ARENA_MAX"}
 # Read by the control plane only, or drills: not the worker's template's business.
 NOT_FOR_THE_WORKER = {"PHAROS_ADMIN_TOKEN", "MAX_QUEUE_SIZE", "TASK_TTL", "ALLOW_LOCAL_REPOS",
-                      "HOST", "PORT", "NODE2VEC_FORCE_OOM"}
+                      "HOST", "PORT", "NODE2VEC_FORCE_OOM",
+                      # /mcp's Host check, and `python -m cloud mcp` against a control plane
+                      "MCP_ALLOWED_HOSTS", "NEO_ALEXANDRIA_URL", "NEO_ALEXANDRIA_TOKEN"}
 
 
 class _RecordingEnv(dict):

@@ -272,3 +272,19 @@ def test_a_new_snapshot_drops_the_cache_and_an_unready_one_is_not_answered_from(
     assert [(c["path"], c["change"]) for c in impact["changed"]] == [("shop/pricing.py",
                                                                      "modified")]
     assert impact["base"] == old_commit
+
+
+def test_an_answer_is_stale_once_the_remote_moved_past_it(http, shop):
+    store = shop.pipeline.store
+    record = store.repo_record(shop.url)
+    branch, indexed = record.default_branch, record.indexed().commit
+    store.request_sync(shop.url, branch=branch, remote_commit="f" * 40)  # a push told us
+    try:
+        (moved,) = search(http, query="apply discount", repo=shop.url)["index"]
+        assert moved["stale"] and moved["remote_commit"] == "f" * 40
+        assert moved["commit"] == indexed
+    finally:
+        store.request_sync(shop.url, branch=branch, remote_commit=indexed)
+    (fresh,) = search(http, query="apply discount", repo=shop.url)["index"]
+    assert not fresh["stale"] and "remote_commit" not in fresh
+    assert store.repo_record(shop.url).last_query_at > 0  # archiving counts queries

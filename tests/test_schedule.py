@@ -126,6 +126,18 @@ def test_an_untouched_repository_is_archived_and_keeps_its_record(world, tmp_pat
     assert vectors.count(url) == 0 and not any(cache.iterdir())
 
 
+def test_the_caches_of_deleted_repositories_are_swept(world, tmp_path):
+    _, url, clock, store, _, _, chores = world
+    from edge.parse.cache import _file
+    kept, gone = _file(tmp_path / "data", url), _file(tmp_path / "data", "https://gone/x")
+    kept.parent.mkdir(parents=True)
+    kept.write_bytes(b"1")
+    gone.write_bytes(b"2")
+    clock.now += PASS_SECONDS
+    chores()
+    assert kept.exists() and not gone.exists()
+
+
 def test_the_worker_runs_its_chores_only_when_the_queue_is_empty(world):
     _, _, _, _, queue, _, _ = world
     calls = []

@@ -4,7 +4,9 @@ Queries answer from a repository's newest *ready* snapshot (its vectors stored
 too), or from the one `commit=` names. The answer says which commit that is,
 when it was indexed, whether an ingest of the repository is under way
 (`indexing`) and whether the commit is behind the newest one the system knows
-(`stale`: an older `commit=` was asked, or a newer commit is being indexed).
+(`stale`: an older `commit=` was asked, a newer commit is being indexed, or the
+registry heard from a push or a periodic check that the remote moved past it; then
+`remote_commit` says where to).
 """
 from __future__ import annotations
 
@@ -25,16 +27,20 @@ class Target:
     snapshot: Snapshot  # the one that answers
     latest: Snapshot  # the newest ready one (the cache follows it)
     indexing: bool
+    remote_commit: str = ""  # where the remote's branch was last seen, when it moved on
 
     @property
     def stale(self) -> bool:
-        return self.indexing or self.snapshot.id != self.latest.id
+        return self.indexing or self.snapshot.id != self.latest.id or bool(self.remote_commit)
 
     def index(self) -> dict:
         """How an answer names its evidence."""
-        return {"repo": self.repo, "commit": self.snapshot.commit,
-                "indexed_at": self.snapshot.taken_at, "stale": self.stale,
-                "indexing": self.indexing}
+        found = {"repo": self.repo, "commit": self.snapshot.commit,
+                 "indexed_at": self.snapshot.taken_at, "stale": self.stale,
+                 "indexing": self.indexing}
+        if self.remote_commit:
+            found["remote_commit"] = self.remote_commit
+        return found
 
 
 def resolve(store: GraphStore, repo: str, commit: str | None, busy: dict[str, str]) -> Target:
@@ -49,11 +55,22 @@ def resolve(store: GraphStore, repo: str, commit: str | None, busy: dict[str, st
     latest = ready[0]
     # A newer snapshot that is not ready yet is an ingest between its graph and vectors.
     indexing = repo in busy or snapshots[0].id != latest.id
+    moved = _remote_moved(store, repo, latest)
     if commit is None:
-        return Target(repo, latest, latest, indexing)
+        return Target(repo, latest, latest, indexing, moved)
     found = [s for s in ready if s.commit.lower().startswith(commit)]
     if len(found) != 1:
         known = ", ".join(s.commit[:12] for s in ready)
         what = "matches several indexed commits" if found else "is not an indexed commit"
         raise not_found(f"commit {commit} {what} of {repo}; indexed: {known}")
-    return Target(repo, found[0], latest, indexing)
+    return Target(repo, found[0], latest, indexing, moved)
+
+
+def _remote_moved(store: GraphStore, repo: str, latest: Snapshot) -> str:
+    """The remote head past the newest indexed commit, as a push or a periodic check
+    told the registry ("" when none is known)."""
+    record = store.repo_record(repo)
+    branch = record.indexed() if record is not None else None
+    if branch is None or not branch.remote_commit:
+        return ""
+    return branch.remote_commit if branch.remote_commit != latest.commit else ""

@@ -20,6 +20,7 @@ import numpy as np
 from cloud.query import context as context_mod
 from cloud.query import graph as graph_mod
 from cloud.query import impact as impact_mod
+from cloud.query import symbols as symbols_mod
 from cloud.query.cache import AnswerCache
 from cloud.query.errors import QueryError, bad_request, not_found, unavailable
 from cloud.query.requests import (
@@ -36,11 +37,13 @@ from cloud.query.resolve import Target, resolve
 from cloud.query.search import SearchContext, merge, ranked, search_target
 from cloud.query.tokens import tokenizer_name
 from shared.graph.model import NodeKind
-from shared.graph.store import GraphStore
+from shared.graph.store import GraphStore, GraphStoreError
+from shared.graph.store.registry import Repository
 from shared.query_encoder import QueryEncoder, QueryEncoderError
 from shared.vectors import VectorStore, chunk_collection
 
 QUERY_VECTORS = 1_024  # query text -> vector, most recent kept
+TOUCH_SECONDS = 60.0
 
 
 class QueryService:
@@ -59,6 +62,7 @@ class QueryService:
         self.allow_local, self.owns_stores = allow_local, owns_stores
         self.cache = AnswerCache()
         self._query_vectors: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._touched: dict[str, float] = {}  # repo -> when its last query was recorded
 
     @classmethod
     def from_settings(cls, settings, **options: Any) -> "QueryService":
@@ -129,7 +133,21 @@ class QueryService:
 
     # --- targets and cached snapshot data --------------------------------------------------
     def target(self, repo: str, commit: str | None = None) -> Target:
-        return resolve(self.store, repo, commit, self._busy_repos())
+        target = resolve(self.store, repo, commit, self._busy_repos())
+        self._touch(repo)
+        return target
+
+    def _touch(self, repo: str) -> None:
+        """The registry's last query time (archiving waits for idle repositories), at
+        most once a minute per repository: a query is never slowed by a write."""
+        now = time.monotonic()
+        if now - self._touched.get(repo, float("-inf")) < TOUCH_SECONDS:
+            return
+        self._touched[repo] = now
+        try:
+            self.store.touch_query(repo)
+        except GraphStoreError:
+            pass  # the answer matters more than the record of it
 
     def _cached(self, target: Target, key: tuple, make: Callable[[], Any]) -> Any:
         return self.cache.get_or_make(target.repo, target.latest.id,
@@ -211,6 +229,14 @@ class QueryService:
         return self._answer(started, target, ("neighbours", request, reverse),
                             lambda: graph_mod.neighbours(self.store, target, request, reverse))
 
+    def symbols(self, params: Mapping) -> dict:
+        """Where the functions, methods or classes of a name are defined."""
+        started = time.perf_counter()
+        request = symbols_mod.parse_symbols(params, self.allow_local)
+        target = self.target(request.repo, request.commit)
+        return self._answer(started, target, ("symbols", request),
+                            lambda: symbols_mod.find(self.store, target, request))
+
     def path(self, params: Mapping) -> dict:
         started = time.perf_counter()
         request = parse_path(params, self.allow_local)
@@ -250,13 +276,15 @@ class QueryService:
         return {**answer, "took_ms": _ms(started), "index": target.index()}
 
     def repos(self) -> dict:
-        """Every indexed repository with its indexed commit, sizes and last job."""
+        """Every repository: its registry record (id, state, branches, sync settings,
+        stale or not) and, once indexed, its indexed commit, sizes and last job."""
         last: dict[str, dict] = {}
         for record in self._recent_jobs():  # newest first
             last.setdefault(record.get("repo_url", ""), record)
         busy = self._busy_repos()
+        records = {r.url: r for r in self.store.repo_records()}
         found = []
-        for repo in self.store.repositories():
+        for repo in sorted(set(self.store.repositories()) | set(records)):
             snapshots = self.store.snapshots(repo)
             ready = next((s for s in snapshots if s.ready), None)
             stats = ready.stats if ready else {}
@@ -275,7 +303,8 @@ class QueryService:
                 "loc": stats.get("loc", 0),
                 "languages": self.store.languages(ready) if ready else {},
                 "indexing": repo in busy or bool(snapshots and not snapshots[0].ready),
-                "last_job": job})
+                "last_job": job,
+                **registry_fields(records.get(repo))})
         return {"repos": found}
 
     # --- helpers ---------------------------------------------------------------------------
@@ -341,6 +370,20 @@ class QueryService:
                 seeds[symbols.nodes[i].id] = (context_mod.EDITED_WEIGHT / len(members),
                                               "file being edited")
         return seeds, notes
+
+
+def registry_fields(record: Repository | None) -> dict:
+    """What the repository registry adds to a repository's listing."""
+    if record is None:
+        return {"id": None, "state": None, "stale": False}
+    public = record.public()
+    branch = record.indexed()
+    return {"id": record.id, "state": public["state"], "reason": record.reason,
+            "stale": record.stale, "default_branch": record.default_branch,
+            "branches": record.tracked, "sync_interval": record.sync_interval,
+            "has_secret": record.has_secret, "last_sync_at": record.last_sync_at or None,
+            "last_push_at": record.last_push_at or None,
+            "remote_commit": (branch.remote_commit or None) if branch else None}
 
 
 def _ms(started: float) -> float:

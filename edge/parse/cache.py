@@ -112,6 +112,17 @@ class ParseCache:
             partial.unlink(missing_ok=True)
 
     @staticmethod
+    def sweep(data_dir: Path, keep: list[str]) -> int:
+        """Remove the caches of every repository but those in `keep`; how many went."""
+        wanted = {_file(data_dir, repo).name for repo in keep}
+        gone = 0
+        for cached in (Path(data_dir) / FOLDER).glob("*.pickle"):
+            if cached.name not in wanted:
+                cached.unlink(missing_ok=True)
+                gone += 1
+        return gone
+
+    @staticmethod
     def remove(data_dir: Path, repo: str) -> None:
         _file(data_dir, repo).unlink(missing_ok=True)
 

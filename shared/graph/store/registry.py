@@ -243,6 +243,12 @@ class RegistryMixin:
                 " ON CONFLICT (delivery) DO NOTHING RETURNING delivery", (delivery, now)))
         return self._write(work)
 
+    def forget_delivery(self, delivery: str) -> None:
+        """What came after recording a delivery failed (a full queue): its redelivery
+        must be treated as new."""
+        self._write(lambda writer: writer.execute(
+            "DELETE FROM webhook_deliveries WHERE delivery = ?", (delivery,)))
+
     def touch_query(self, url: str) -> None:
         self._write(lambda writer: writer.execute(
             "UPDATE repositories SET last_query_at = ? WHERE url = ?", (self.clock(), url)))

@@ -1,0 +1,190 @@
+"""The repository registry's API: register, list, read, change, delete and sync.
+
+    POST   /api/v1/repos                {url, branches?, webhook_secret?, sync_interval?}
+    GET    /api/v1/repos                (cloud.query.QueryService.repos: every face lists alike)
+    GET    /api/v1/repos/{id}
+    PATCH  /api/v1/repos/{id}           {branches?, webhook_secret?, sync_interval?}
+    DELETE /api/v1/repos/{id}           its vectors, snapshots and record: nothing left
+    POST   /api/v1/repos/{id}/sync      {force?}: queue a sync (force: rebuild from nothing)
+
+Registering queues the first ingest. A sync goes through the same capped queue as an
+ingest, and merges into a job already queued for the repository. The webhook secret is
+write-only: records say `has_secret`, never the secret.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+from cloud.errors import ApiError
+from cloud.ingest import ingest as queue_ingest
+from cloud.query.service import registry_fields
+from shared.graph.store import GraphStore
+from shared.graph.store.registry import RepoState, Repository
+from shared.repo_url import normalize_repo_url
+
+log = logging.getLogger("cloud.repos")
+
+MAX_BODY = 64 * 1024
+MIN_INTERVAL, MAX_INTERVAL = 300, 7 * 86_400  # a periodic sync: 5 minutes to a week
+MAX_BRANCHES = 20
+
+
+def _store(request: Request) -> GraphStore:
+    return request.app.state.query.store
+
+
+async def _body(request: Request, allowed: set[str]) -> dict:
+    raw = await request.body()
+    if len(raw) > MAX_BODY:
+        raise ApiError(413, "too_large", f"the body is {len(raw)} bytes; at most {MAX_BODY}")
+    try:
+        body = json.loads(raw or b"{}")
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        raise ApiError(400, "bad_request", f"the body is not valid JSON: {exc}"[:200]) from None
+    if not isinstance(body, dict):
+        raise ApiError(400, "bad_request", "the body must be a JSON object")
+    unknown = sorted(set(body) - allowed)
+    if unknown:
+        raise ApiError(400, "bad_request", f"unknown field {unknown[0][:40]!r}; it takes "
+                                           f"{', '.join(sorted(allowed))}")
+    return body
+
+
+def _settings_of(body: dict) -> dict:
+    """The registry settings a body may carry, checked."""
+    found: dict[str, Any] = {}
+    if "branches" in body:
+        branches = body["branches"]
+        if not isinstance(branches, list) or len(branches) > MAX_BRANCHES \
+                or not all(isinstance(b, str) and valid_branch(b) for b in branches):
+            raise ApiError(400, "bad_request", f"branches must be a list of at most "
+                           f"{MAX_BRANCHES} git branch names (no spaces, '..', leading '-')")
+        found["branches"] = list(dict.fromkeys(branches))
+    if "webhook_secret" in body:
+        secret = body["webhook_secret"]
+        if secret is not None and (not isinstance(secret, str)
+                                   or not 16 <= len(secret) <= 256 or not secret.isprintable()):
+            raise ApiError(400, "bad_request", "webhook_secret must be 16 to 256 printable "
+                                               "characters, or null to remove it")
+        found["secret"] = secret
+    if "sync_interval" in body:
+        interval = body["sync_interval"]
+        if isinstance(interval, bool) or not isinstance(interval, int) or not (
+                interval == 0 or MIN_INTERVAL <= interval <= MAX_INTERVAL):
+            raise ApiError(400, "bad_request", f"sync_interval is seconds: 0 (none) or "
+                                               f"{MIN_INTERVAL} to {MAX_INTERVAL}")
+        found["sync_interval"] = interval
+    return found
+
+
+def valid_branch(name: str) -> bool:
+    """A name git takes as a branch (git check-ref-format's rules that matter here)."""
+    return (0 < len(name) <= 200 and name.isprintable() and not name.startswith(("-", "/"))
+            and ".." not in name and "@{" not in name and not name.endswith(("/", ".", ".lock"))
+            and not any(c in name for c in " ~^:?*[\\"))
+
+
+def _record(store: GraphStore, request: Request) -> Repository:
+    raw = request.path_params["repo_id"]
+    record = store.repo_record(int(raw)) if raw.isdigit() and len(raw) < 19 else None
+    if record is None:
+        raise ApiError(404, "not_found", f"no repository with id {raw[:20]!r}")
+    return record
+
+
+def _public(record: Repository) -> dict:
+    return {"url": record.url, **registry_fields(record), "size": record.size,
+            "created_at": record.created_at, "indexed": {
+                name: {"commit": b.commit or None, "synced_at": b.synced_at or None,
+                       "remote_commit": b.remote_commit or None}
+                for name, b in record.branch_states.items()}}
+
+
+async def register(request: Request) -> JSONResponse:
+    body = await _body(request, {"url", "branches", "webhook_secret", "sync_interval"})
+    if not isinstance(body.get("url"), str):
+        raise ApiError(400, "bad_request", "url (a repository URL) is required")
+    settings = request.app.state.settings
+    url = normalize_repo_url(body["url"], allow_local=settings.allow_local_repos)
+    options = _settings_of(body)
+
+    def work() -> tuple[dict, int]:
+        store = _store(request)
+        record, created = store.register(url, options.get("branches", ()),
+                                         options.get("secret"), options.get("sync_interval", 0))
+        if not created and _differs(record, options):
+            raise ApiError(409, "conflict", f"{url} is registered (id {record.id}) with other "
+                                            f"settings; change them with PATCH "
+                                            f"/api/v1/repos/{record.id}")
+        if not created and record.state is not RepoState.REGISTERED:
+            return {"repo": _public(record), "created": False}, 200
+        # new, or registered earlier while the queue was full: its first ingest now
+        job = queue_ingest(request.app.state.queue, settings, url)
+        store.set_repo_state(url, RepoState.QUEUED)
+        return ({"repo": _public(store.repo_record(url)), "created": created, "job": job},
+                201 if created else 200)
+    answer, status = await run_in_threadpool(work)
+    return JSONResponse(answer, status_code=status)
+
+
+def _differs(record: Repository, options: dict) -> bool:
+    """Whether a second registration asks for settings the record does not have."""
+    return (("branches" in options and options["branches"] != record.branches)
+            or ("sync_interval" in options and options["sync_interval"] != record.sync_interval)
+            or ("secret" in options and bool(options["secret"]) != record.has_secret))
+
+
+async def read(request: Request) -> JSONResponse:
+    record = await run_in_threadpool(_record, _store(request), request)
+    return JSONResponse(_public(record))
+
+
+async def change(request: Request) -> JSONResponse:
+    body = await _body(request, {"branches", "webhook_secret", "sync_interval"})
+    options = _settings_of(body)
+
+    def work() -> dict:
+        store = _store(request)
+        record = _record(store, request)
+        return _public(store.update_repo(record.id, **options))
+    return JSONResponse(await run_in_threadpool(work))
+
+
+async def delete(request: Request) -> JSONResponse:
+    def work() -> dict:
+        store = _store(request)
+        record = _record(store, request)
+        request.app.state.query.vectors.delete_repo(record.url)  # vectors first: a
+        store.delete_repository(record.url)  # failure leaves the record to retry with
+        request.app.state.query.cache.drop(record.url)
+        return {"deleted": record.id, "url": record.url}
+    return JSONResponse(await run_in_threadpool(work))
+
+
+async def sync(request: Request) -> JSONResponse:
+    body = await _body(request, {"force"})
+    force = body.get("force", False)
+    if not isinstance(force, bool):
+        raise ApiError(400, "bad_request", "force must be true or false")
+
+    def work() -> dict:
+        store = _store(request)
+        record = _record(store, request)
+        return queue_sync(request, store, record.url, force)
+    return JSONResponse(await run_in_threadpool(work), status_code=202)
+
+
+def queue_sync(request: Request, store: GraphStore, url: str, force: bool = False,
+               **pushed: Any) -> dict:
+    """Tell the registry, then queue (or merge into the queued job): the one way a sync
+    is asked for, by the API and by webhooks."""
+    store.request_sync(url, force=force, **pushed)
+    job = queue_ingest(request.app.state.queue, request.app.state.settings, url)
+    store.set_repo_state(url, RepoState.QUEUED)
+    return {**job, "force": force}

@@ -1,0 +1,197 @@
+"""GitHub and GitLab webhooks: a push to a tracked branch queues a sync, and nothing else.
+
+    POST /api/v1/webhooks/github   X-Hub-Signature-256: sha256=HMAC-SHA256(secret, body)
+    POST /api/v1/webhooks/gitlab   X-Gitlab-Token: the secret
+
+Not behind the admin token (cloud/auth.py lets these two paths through): the signature
+is the authentication. The order of checks is what keeps a forged or replayed call from
+costing anything: the body's size (413 over 1 MB), then whether it is JSON at all (400),
+then the repository it names and its secret (the repository's own, else
+WEBHOOK_SECRET), then the signature in constant time (401), then the delivery id (a
+replay answers 200 and queues nothing). Only then is the event read. A repository that
+is not registered, or a branch not tracked, gets the same 202 "ignored" — which
+repositories exist is not for a caller without a secret to learn.
+
+The answer comes as soon as a sync is queued (the registry told, one enqueue); which
+files changed is computed by the worker from git, never taken from the payload.
+"""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+from cloud.errors import ApiError
+from cloud.repos import queue_sync
+from shared.graph.store.registry import Repository
+from shared.repo_url import InvalidRepoUrl, normalize_repo_url
+
+log = logging.getLogger("cloud.webhooks")
+
+MAX_BODY = 1024 * 1024
+IGNORED = {"status": "ignored"}
+ZERO_SHA = "0" * 40
+
+
+async def github(request: Request) -> JSONResponse:
+    body = await _raw(request)
+    payload = _json(body)
+    repo = payload.get("repository") if isinstance(payload, dict) else None
+    urls = [repo.get(k) for k in ("clone_url", "html_url")] if isinstance(repo, dict) else []
+
+    def check(secret: str) -> bool:
+        given = request.headers.get("x-hub-signature-256", "")
+        wanted = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+        return hmac.compare_digest(given.encode(), wanted.encode())
+
+    event = request.headers.get("x-github-event", "")
+    delivery = request.headers.get("x-github-delivery", "")
+    return await run_in_threadpool(_handle, request, urls, check, delivery, "github",
+                                   lambda record: _github_event(event, payload, record))
+
+
+async def gitlab(request: Request) -> JSONResponse:
+    body = await _raw(request)
+    payload = _json(body)
+    project = payload.get("project") if isinstance(payload, dict) else None
+    urls = [project.get(k) for k in ("git_http_url", "web_url")] \
+        if isinstance(project, dict) else []
+
+    def check(secret: str) -> bool:
+        given = request.headers.get("x-gitlab-token", "")
+        return hmac.compare_digest(given.encode(), secret.encode())
+
+    event = request.headers.get("x-gitlab-event", "")
+    delivery = (request.headers.get("idempotency-key")
+                or request.headers.get("x-gitlab-event-uuid", ""))
+    return await run_in_threadpool(_handle, request, urls, check, delivery, "gitlab",
+                                   lambda record: _gitlab_event(event, payload, record))
+
+
+async def _raw(request: Request) -> bytes:
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_BODY:
+        raise ApiError(413, "too_large", f"a webhook body is at most {MAX_BODY} bytes")
+    body = b""
+    async for part in request.stream():
+        body += part
+        if len(body) > MAX_BODY:
+            raise ApiError(413, "too_large", f"a webhook body is at most {MAX_BODY} bytes")
+    return body
+
+
+def _json(body: bytes) -> Any:
+    try:
+        return json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+        raise ApiError(400, "bad_request", "the body is not valid JSON") from None
+
+
+def _handle(request: Request, urls: list, check, delivery: str, source: str,
+            event) -> JSONResponse:
+    store = request.app.state.query.store
+    record = _registered(store, urls)
+    secret = (store.webhook_secret(record.url) if record else None) \
+        or request.app.state.settings.webhook_secret
+    if not secret or not check(secret):
+        # the same answer whether the repository exists or not
+        raise ApiError(401, "unauthorized", f"the {source} webhook's signature does not verify")
+    key = f"{source}:{delivery[:100]}" if delivery else ""
+    if key and not store.record_delivery(key):
+        return JSONResponse({"status": "duplicate"})
+    try:
+        return _act(request, store, record, event, source)
+    except Exception:
+        if key:  # nothing was done: a redelivery (same id) must be able to do it
+            store.forget_delivery(key)
+        raise
+
+
+def _act(request: Request, store, record: Repository | None, event, source: str) -> JSONResponse:
+    if record is None:
+        return JSONResponse(IGNORED, status_code=202)
+    answer = event(record)
+    if answer is None:
+        return JSONResponse(IGNORED, status_code=202)
+    if answer == "pong":
+        return JSONResponse({"status": "pong"})
+    kind, branch, after = answer
+    if kind == "deleted":
+        store.drop_branch(record.url, branch)
+        return JSONResponse({"status": "branch deleted"}, status_code=202)
+    job = queue_sync(request, store, record.url, push_at=store.clock(), branch=branch,
+                     remote_commit=after)
+    log.info("%s push to %s %s: sync %s", source, record.url, branch, job["job_id"])
+    return JSONResponse({"status": "queued", "job_id": job["job_id"],
+                         "duplicate": job["duplicate"]}, status_code=202)
+
+
+def _registered(store, urls: list) -> Repository | None:
+    """The record a payload's URLs name. Hosts treat owner and repository names without
+    regard to case (`Octo/Widgets` is `octo/widgets`), so a second look ignores it."""
+    wanted = []
+    for raw in urls:
+        if not isinstance(raw, str):
+            continue
+        try:
+            url = normalize_repo_url(raw, allow_local=True)
+        except InvalidRepoUrl:
+            continue
+        record = store.repo_record(url)
+        if record is not None:
+            return record
+        wanted.append(url.lower())
+    if wanted:
+        for record in store.repo_records():
+            if record.url.lower() in wanted:
+                return record
+    return None
+
+
+def _tracked(record: Repository, branch: str, payload_default: str | None) -> bool:
+    tracked = record.tracked or ([payload_default] if payload_default else [])
+    return branch in tracked
+
+
+def _github_event(event: str, payload: dict, record: Repository):
+    if event == "ping":
+        return "pong"
+    default = (payload.get("repository") or {}).get("default_branch")
+    if event == "push":
+        ref = payload.get("ref") or ""
+        if not isinstance(ref, str) or not ref.startswith("refs/heads/"):
+            return None  # a tag
+        branch = ref[len("refs/heads/"):]
+        if not _tracked(record, branch, default):
+            return None
+        if payload.get("deleted") is True:
+            return "deleted", branch, None
+        after = payload.get("after")
+        return "push", branch, after if isinstance(after, str) and after != ZERO_SHA else None
+    if event == "delete" and payload.get("ref_type") == "branch":
+        branch = payload.get("ref")
+        if isinstance(branch, str) and _tracked(record, branch, default):
+            return "deleted", branch, None
+    return None  # create (a branch appears: nothing to index until it is pushed), others
+
+
+def _gitlab_event(event: str, payload: dict, record: Repository):
+    if event != "Push Hook":
+        return None  # a Tag Push Hook (tags are not indexed) or another event: acknowledged
+    ref = payload.get("ref") or ""
+    if not isinstance(ref, str) or not ref.startswith("refs/heads/"):
+        return None
+    branch = ref[len("refs/heads/"):]
+    default = (payload.get("project") or {}).get("default_branch")
+    if not _tracked(record, branch, default):
+        return None
+    after = payload.get("after")
+    if after == ZERO_SHA:
+        return "deleted", branch, None
+    return "push", branch, after if isinstance(after, str) else None

@@ -1,0 +1,93 @@
+"""The control plane served for real, and the MCP SDK's own client against it, for
+tests/test_mcp.py and bench/mcp_latency.py (no pytest imports here).
+
+`ServedApp` runs create_app(...) under uvicorn on a loopback port in a thread, with
+settings made for that port (the MCP transport's allowed hosts follow PORT).
+`http_client` and `stdio_client` connect the SDK's `Client` over streamable HTTP
+(with the admin token) or to a `python -m cloud mcp` child process.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any, AsyncIterator, Callable
+
+import httpx2
+import uvicorn
+from mcp import Client
+from mcp.client.stdio import StdioServerParameters
+from mcp.client.streamable_http import streamable_http_client
+
+from cloud.app import create_app
+from cloud.query import QueryService
+from shared.queue import JobQueue
+from shared.settings import Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+LOOPBACK = "127.0.0.1"
+
+
+class ServedApp:
+    """create_app(settings_for(port), queue, query) on LOOPBACK:port until stop()."""
+
+    def __init__(self, settings_for: Callable[[int], Settings], queue: JobQueue,
+                 query: QueryService, timeout: float = 30.0):
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((LOOPBACK, 0))
+        self.port = sock.getsockname()[1]
+        self.settings = settings_for(self.port)
+        self.queue, self.query = queue, query
+        app = create_app(self.settings, queue=queue, query=query)
+        config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on",
+                                timeout_graceful_shutdown=1)
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [sock]},
+                                        name=f"control-plane-{self.port}", daemon=True)
+        self._thread.start()
+        deadline = time.monotonic() + timeout
+        while not self._server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                self._server.should_exit = True
+                sock.close()
+                raise RuntimeError(f"the control plane did not start on port {self.port}")
+            time.sleep(0.01)
+
+    @property
+    def url(self) -> str:
+        return f"http://{LOOPBACK}:{self.port}"
+
+    def stop(self) -> None:
+        if self._thread.is_alive():
+            self._server.should_exit = True
+            self._thread.join(timeout=10)
+
+
+@contextlib.asynccontextmanager
+async def http_client(url: str, token: str, mode: str = "auto") -> AsyncIterator[Client]:
+    """The SDK's client on `url` (…/mcp) with the admin token; `mode` "legacy" speaks the
+    handshake-era protocol (initialize, then calls), "auto" the newest both know."""
+    async with httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"},
+                                  timeout=httpx2.Timeout(30, read=300)) as http:
+        async with Client(streamable_http_client(url, http_client=http), mode=mode) as client:
+            yield client
+
+
+def stdio_client(env: dict[str, str]) -> Client:
+    """`python -m cloud mcp` as a child process (its stderr: ours), with `env` added to
+    the SDK's minimal default environment."""
+    base = {name: os.environ[name] for name in ("HOME", "PATH", "LANG", "TMPDIR")
+            if name in os.environ}
+    return Client(StdioServerParameters(command=sys.executable, args=["-m", "cloud", "mcp"],
+                                        env={**base, **env}, cwd=str(ROOT)))
+
+
+def structured(result: Any) -> dict:
+    """A tool call's structured answer; AssertionError with its text when it failed."""
+    assert not result.is_error, result.content[0].text if result.content else result
+    return result.structured_content
