@@ -86,6 +86,9 @@ def repo_paths() -> dict:
                           "200": _ok("Already registered (settings unchanged: PATCH them)",
                                      {"repo": _RECORD, "created": False}),
                           "400": _BAD, "401": _UNAUTHORIZED,
+                          "409": _error("conflict", f"{_REPO} is registered (id 7) with other "
+                                                    "settings; change them with PATCH "
+                                                    "/api/v1/repos/7"),
                           "413": _error("too_large", "the body is 70000 bytes; at most 65536"),
                           "429": _error("queue_full", "queue is full: 10 pending jobs")},
         }},

@@ -59,7 +59,7 @@ path = _asked(QueryService.path)
 hot_spots = _asked(QueryService.hot_spots)
 cycles = _asked(QueryService.cycles)
 snapshot = _asked(QueryService.snapshot)
-symbols = _asked(QueryService.symbols)  # GET /api/v1/graph/symbols, once routed
+symbols = _asked(QueryService.symbols)
 
 
 def repos(request: Request) -> JSONResponse:

@@ -23,6 +23,7 @@ from starlette.responses import JSONResponse
 
 from cloud.errors import ApiError
 from cloud.ingest import ingest as queue_ingest
+from cloud.ingest import sync as submit_sync
 from cloud.query.service import registry_fields
 from shared.graph.store import GraphStore
 from shared.graph.store.registry import RepoState, Repository
@@ -176,15 +177,5 @@ async def sync(request: Request) -> JSONResponse:
     def work() -> dict:
         store = _store(request)
         record = _record(store, request)
-        return queue_sync(request, store, record.url, force)
+        return submit_sync(request.app.state.queue, store, record.url, force)
     return JSONResponse(await run_in_threadpool(work), status_code=202)
-
-
-def queue_sync(request: Request, store: GraphStore, url: str, force: bool = False,
-               **pushed: Any) -> dict:
-    """Tell the registry, then queue (or merge into the queued job): the one way a sync
-    is asked for, by the API and by webhooks."""
-    store.request_sync(url, force=force, **pushed)
-    job = queue_ingest(request.app.state.queue, request.app.state.settings, url)
-    store.set_repo_state(url, RepoState.QUEUED)
-    return {**job, "force": force}

@@ -2,12 +2,13 @@
 plain functions that Starlette runs on its thread pool."""
 from __future__ import annotations
 
-import logging
+import inspect
 import threading
 import time
 from dataclasses import replace
 from pathlib import Path
 
+from starlette.concurrency import run_in_threadpool
 from starlette.convertors import PathConvertor, register_url_convertor
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse
@@ -22,10 +23,7 @@ from shared.jobs import WorkerState
 from shared.queue import JobQueue, Overview, QueueError
 from shared.queue.base import DEAD_LIMIT, HISTORY_LIMIT
 from cloud.ingest import ingest as submit
-from shared.graph.store.registry import RepoState
 from shared.settings import Settings
-
-log = logging.getLogger("cloud.routes")
 
 PREFIX = "/api/v1/ingestion"
 QUERY = "/api/v1"
@@ -94,20 +92,17 @@ def ingest(request: Request) -> JSONResponse:
     raw = request.path_params["repo_url"]
     if request.url.query:  # a query string is part of what was submitted
         raw = f"{raw}?{request.url.query}"
-    answer = submit(_queue(request), _settings(request), raw)
-    _register(request, answer["target"])
-    return JSONResponse(answer)
+    return JSONResponse(submit(_queue(request), _settings(request), raw,
+                               store=_registry(request)))
 
 
-def _register(request: Request, url: str) -> None:
-    """A repository ingested is registered on first use (and shows as queued); the
-    ingest never fails for it: the job is queued already."""
+def _registry(request: Request):
+    """The graph store, for the registry; None when it cannot be opened: an ingest is
+    queued whether or not its repository can be registered."""
     try:
-        store = request.app.state.query.store
-        store.register(url)
-        store.set_repo_state(url, RepoState.QUEUED)
-    except Exception as exc:  # the graph store unreachable or not configured
-        log.warning("ingest of %s queued, but not registered: %s", url, exc)
+        return request.app.state.query.store
+    except Exception:  # logged by the query service; the queue is what matters here
+        return None
 
 
 def worker_status(request: Request) -> JSONResponse:
@@ -195,6 +190,17 @@ def index(request: Request) -> FileResponse:
     return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
 
 
+def by_method(**endpoints):
+    """One route for a path that several endpoints serve, one per method: a 405 then
+    lists every method the path takes in its Allow header."""
+    async def endpoint(request: Request):
+        chosen = endpoints["GET" if request.method == "HEAD" else request.method]
+        if inspect.iscoroutinefunction(chosen):
+            return await chosen(request)
+        return await run_in_threadpool(chosen, request)
+    return endpoint
+
+
 ROUTES = [
     Route("/", index, methods=["GET"]),
     Route("/health", health, methods=["GET"]),
@@ -208,11 +214,11 @@ ROUTES = [
     Route(f"{QUERY}/search", query.search, methods=["POST"]),
     Route(f"{QUERY}/context", query.context, methods=["POST"]),
     Route(f"{QUERY}/impact", query.impact, methods=["POST"]),
-    Route(f"{QUERY}/repos", query.repos, methods=["GET"]),
-    Route(f"{QUERY}/repos", repos.register, methods=["POST"]),
-    Route(f"{QUERY}/repos/{{repo_id}}", repos.read, methods=["GET"]),
-    Route(f"{QUERY}/repos/{{repo_id}}", repos.change, methods=["PATCH"]),
-    Route(f"{QUERY}/repos/{{repo_id}}", repos.delete, methods=["DELETE"]),
+    Route(f"{QUERY}/repos", by_method(GET=query.repos, POST=repos.register),
+          methods=["GET", "POST"]),
+    Route(f"{QUERY}/repos/{{repo_id}}",
+          by_method(GET=repos.read, PATCH=repos.change, DELETE=repos.delete),
+          methods=["GET", "PATCH", "DELETE"]),
     Route(f"{QUERY}/repos/{{repo_id}}/sync", repos.sync, methods=["POST"]),
     Route(WEBHOOKS["github"], webhooks.github, methods=["POST"]),
     Route(WEBHOOKS["gitlab"], webhooks.gitlab, methods=["POST"]),
@@ -222,4 +228,5 @@ ROUTES = [
     Route(f"{QUERY}/graph/hotspots", query.hot_spots, methods=["GET"]),
     Route(f"{QUERY}/graph/cycles", query.cycles, methods=["GET"]),
     Route(f"{QUERY}/graph/snapshot", query.snapshot, methods=["GET"]),
+    Route(f"{QUERY}/graph/symbols", query.symbols, methods=["GET"]),
 ]

@@ -28,7 +28,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from cloud.errors import ApiError
-from cloud.repos import queue_sync
+from cloud.ingest import sync
 from shared.graph.store.registry import Repository
 from shared.repo_url import InvalidRepoUrl, normalize_repo_url
 
@@ -125,8 +125,8 @@ def _act(request: Request, store, record: Repository | None, event, source: str)
     if kind == "deleted":
         store.drop_branch(record.url, branch)
         return JSONResponse({"status": "branch deleted"}, status_code=202)
-    job = queue_sync(request, store, record.url, push_at=store.clock(), branch=branch,
-                     remote_commit=after)
+    job = sync(request.app.state.queue, store, record.url, push_at=store.clock(),
+               branch=branch, remote_commit=after)
     log.info("%s push to %s %s: sync %s", source, record.url, branch, job["job_id"])
     return JSONResponse({"status": "queued", "job_id": job["job_id"],
                          "duplicate": job["duplicate"]}, status_code=202)

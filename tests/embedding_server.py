@@ -215,6 +215,8 @@ _ROUTES: list[tuple[str, re.Pattern, str]] = [
         ("POST", r"^/collections/([^/]+)/points/count$", "count"),
         ("POST", r"^/collections/([^/]+)/points/query$", "query"),
         ("POST", r"^/collections/([^/]+)/points$", "retrieve"),
+        ("POST", r"^/collections/([^/]+)/points/scroll$", "scroll"),
+        ("POST", r"^/collections/([^/]+)/points/payload$", "set_payload"),
     ]
 ]
 _UPDATED = {"operation_id": 0, "status": "completed"}
@@ -339,6 +341,24 @@ class QdrantRestServer(_Server):
                                       with_payload=request.with_payload or False,
                                       with_vectors=request.with_vector or False)
         return [p.model_dump(mode="json") for p in points]
+
+    def _scroll(self, collection: str, body: Any) -> Any:
+        self._need(collection)
+        request = models.ScrollRequest.model_validate(body or {})
+        points, offset = self.engine.scroll(
+            collection, scroll_filter=request.filter, limit=request.limit or 10,
+            offset=request.offset, with_payload=request.with_payload or False,
+            with_vectors=request.with_vector or False)
+        return {"points": [p.model_dump(mode="json") for p in points],
+                "next_page_offset": offset}
+
+    def _set_payload(self, collection: str, body: Any) -> Any:
+        self._need(collection)
+        request = models.SetPayload.model_validate(body)
+        selector = request.filter if request.filter is not None else request.points
+        self.engine.set_payload(collection, payload=request.payload, points=selector,
+                                key=request.key)
+        return _UPDATED
 
     def stop(self) -> None:
         super().stop()

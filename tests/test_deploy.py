@@ -39,7 +39,8 @@ RENDER_VARIABLES = {"PYTHON_VERSION", "MALLOC_ARENA_MAX"}
 NOT_FOR_THE_WORKER = {"PHAROS_ADMIN_TOKEN", "MAX_QUEUE_SIZE", "TASK_TTL", "ALLOW_LOCAL_REPOS",
                       "HOST", "PORT", "NODE2VEC_FORCE_OOM",
                       # /mcp's Host check, and `python -m cloud mcp` against a control plane
-                      "MCP_ALLOWED_HOSTS", "NEO_ALEXANDRIA_URL", "NEO_ALEXANDRIA_TOKEN"}
+                      "MCP_ALLOWED_HOSTS", "NEO_ALEXANDRIA_URL", "NEO_ALEXANDRIA_TOKEN",
+                      "WEBHOOK_SECRET"}  # webhooks reach the control plane only
 
 
 class _RecordingEnv(dict):

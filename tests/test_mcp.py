@@ -330,10 +330,13 @@ def test_stdio_against_a_control_plane_over_http(served, shop):
     again = api(served, "POST", f"/api/v1/ingestion/ingest/{shop.url}")
     assert ingest["job_id"] == sync["job_id"] == again["job_id"] and sync["force"] is False
     assert ingest["index"]["commit"] == answers[0]["index"][0]["commit"]
-    # this control plane has no symbol route yet: a keyword search finds the same definition
+    # without GET /api/v1/graph/symbols a keyword search finds the same definition, and says so
     local = served.query.symbols({"repo": shop.url, "name": "Cart"})
     assert cart["results"] == local["results"] and cart["index"] == local["index"]
-    assert "keyword search" in cart["notes"][0]
+    routed = httpx.get(f"{served.url}/api/v1/graph/symbols", headers=AUTH,
+                       params={"repo": shop.url, "name": "Cart"}).status_code == 200
+    assert routed or "keyword search" in cart["notes"][0]
+    assert not routed or "notes" not in cart
     assert refused.is_error and "[invalid_repo_url]" in refused.content[0].text
 
 

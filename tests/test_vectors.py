@@ -22,7 +22,9 @@ from shared.vectors import (
     VectorStore,
     VectorStoreError,
     chunk_collection,
+    chunk_ids,
     open_vector_store,
+    text_hash,
 )
 from tests.embedding_server import QdrantRestServer
 from tests.servers import free_port
@@ -111,8 +113,37 @@ def test_every_chunk_is_one_point_with_its_payload(store):
         assert payload == {
             "repo_url": REPO, "file_path": chunk.path, "qualified_name": chunk.qualname,
             "kind": "function", "start_line": chunk.start_line, "end_line": chunk.end_line,
-            "commit": "abc123", "text": chunk.text, "model": "all-MiniLM-L6-v2",
-            "runtime": "onnx-int8", "embedding_type": "text", "ingest": "job-1", "fence": 41}
+            "commit": "abc123", "text": chunk.text, "text_hash": text_hash(chunk.text),
+            "model": "all-MiniLM-L6-v2", "runtime": "onnx-int8", "embedding_type": "text",
+            "ingest": "job-1", "fence": 41}
+
+
+def test_a_sync_rewrites_only_changed_chunks_and_a_late_one_cannot_keep_over_a_newer(store):
+    model = "all-MiniLM-L6-v2"
+    items, first = chunks(4), vectors(4, 384, seed=1)
+    store.write_chunks(REPO, "c1", "job-1", items, first, model=model, fence=10, runtime="r")
+    state = store.chunk_state(REPO, model)
+    ids = chunk_ids(REPO, items)
+    assert state[ids[0]] == (text_hash(items[0].text), 1, 5, "function", "r")
+    # the sync: chunks 0 and 1 unchanged, 2 changed, 3 gone
+    changed = items[:2] + [Chunk("pkg/a.py", "f2", "function", 21, 25, "def f2(): return 2")]
+    fresh = vectors(3, 384, seed=2)
+    written = store.write_chunks(REPO, "c2", "job-2", changed, fresh, model=model, fence=20,
+                                 runtime="r", kept=[0, 1])
+    assert written == 3
+    points = {int(p.id): p for p in all_points(store, CHUNK_COLLECTION, REPO, 384)}
+    assert sorted(points) == sorted(ids[:3])
+    assert {p.payload["commit"] for p in points.values()} == {"c2"}
+    assert {p.payload["fence"] for p in points.values()} == {20}
+    stored = store.vectors(CHUNK_COLLECTION, ids[:3], repo=REPO)
+    for i in (0, 1):  # kept: the vectors they had
+        assert np.allclose(stored[ids[i]], first[i] / np.linalg.norm(first[i]), atol=1e-5)
+    assert np.allclose(stored[ids[2]], fresh[2] / np.linalg.norm(fresh[2]), atol=1e-5)
+    # a late job of an older lease keeps nothing over what the newer one wrote
+    store.write_chunks(REPO, "c0", "job-0", changed, fresh, model=model, fence=15,
+                       runtime="r", kept=[0, 1, 2])
+    assert {p.payload["commit"] for p in all_points(store, CHUNK_COLLECTION, REPO,
+                                                     384)} == {"c2"}
 
 
 keys = st.lists(st.tuples(st.sampled_from(["a.py", "b/c.ts", "d.js"]),
