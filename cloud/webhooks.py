@@ -125,6 +125,11 @@ def _act(request: Request, store, record: Repository | None, event, source: str)
     if kind == "deleted":
         store.drop_branch(record.url, branch)
         return JSONResponse({"status": "branch deleted"}, status_code=202)
+    if record.default_branch and branch != record.default_branch:
+        # Only the default branch is indexed yet: the push is remembered, nothing queued.
+        store.request_sync(record.url, push_at=store.clock(), branch=branch,
+                           remote_commit=after)
+        return JSONResponse({"status": "recorded"}, status_code=202)
     job = sync(request.app.state.queue, store, record.url, push_at=store.clock(),
                branch=branch, remote_commit=after)
     log.info("%s push to %s %s: sync %s", source, record.url, branch, job["job_id"])

@@ -290,3 +290,14 @@ def test_hostile_json_and_other_casing(world):
     assert client.post("/api/v1/search", content=deep, headers=AUTH).status_code == 400
     shouted = send_github(client, github_push(url="https://github.com/Octo/Widgets"))
     assert shouted.status_code == 202 and shouted.json()["status"] == "queued"
+
+
+def test_a_push_to_a_tracked_branch_that_is_not_indexed_yet_is_only_recorded(world):
+    client, store, _, queue = world
+    register(client, branches=["main", "develop"])
+    queue.claim(WorkerStatus("w"))
+    store.set_repo_state(URL, store.repo_record(URL).state, default_branch="main")
+    answer = send_github(client, github_push(branch="develop", after="e" * 40))
+    assert answer.status_code == 202 and answer.json() == {"status": "recorded"}
+    assert queue.pending_count() == 0
+    assert store.repo_record(URL).branch_states["develop"].remote_commit == "e" * 40
