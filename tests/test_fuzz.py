@@ -10,6 +10,7 @@ from __future__ import annotations
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
+from schemathesis.core.parameters import ParameterLocation
 
 from cloud.app import create_app
 from cloud.auth import WEBHOOKS
@@ -49,7 +50,13 @@ def call(base_url: str, case, headers: dict):
 @schema.parametrize()
 @FUZZ
 def test_every_answer_is_declared_and_none_is_a_500(case, base_url):
-    response = call(base_url, case, AUTH)
+    # A case whose headers break the schema means "without the token" (the token is the
+    # one required header): sending ours anyway would hide that, and the case's other
+    # faults may not survive serialisation (an empty-named query parameter is dropped),
+    # leaving a valid request that "should have been rejected".
+    headers_broken = case.meta is not None and case.meta.is_negative_at(
+        ParameterLocation.HEADER)
+    response = call(base_url, case, {} if headers_broken else AUTH)
     assert response.status_code < 500, (case.method, case.formatted_path, response.text[:300])
     # Every check but "schema-valid data is accepted": the document types a repository
     # URL as a string, and which strings are repositories (no private hosts, no options,
