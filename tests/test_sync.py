@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings as hyp_settings, strategies as st
+from hypothesis import HealthCheck, example, given, settings as hyp_settings, strategies as st
 
 from edge.embed.minilm import MiniLMEncoder
 from edge.parse.cache import FOLDER, ParseCache
@@ -194,7 +194,9 @@ def _apply(repo: Path, edit: tuple) -> None:
     if kind == "edit":
         path.write_text(_module(name, arg, [n for n in present if n < name][:2]))
     elif kind == "rename" and path.exists() and name != arg:
-        _git(repo, "mv", "-f", str(path), str(repo / "pkg" / f"{arg}.py"))
+        # a plain move (the file may be new in this commit: git mv refuses those);
+        # `git add -A` at the commit records it as the rename it is
+        path.replace(repo / "pkg" / f"{arg}.py")
     elif kind == "delete" and path.exists():
         path.unlink()
     elif kind == "shift" and path.exists():
@@ -205,6 +207,7 @@ def _apply(repo: Path, edit: tuple) -> None:
               suppress_health_check=[HealthCheck.function_scoped_fixture,
                                      HealthCheck.too_slow])
 @given(commits=st.lists(st.lists(EDIT, min_size=1, max_size=3), min_size=1, max_size=3))
+@example(commits=[[("edit", "omega", 2), ("rename", "omega", "alpha")], [("delete", "beta", 0)]])
 def test_any_sequence_of_syncs_equals_a_full_ingest(tmp_path_factory, encoder, commits):
     base = tmp_path_factory.mktemp("seq")
     repo = base / "repo"
