@@ -14,7 +14,7 @@ from typing import Any
 from cloud.errors import ApiError
 from shared.graph.store.registry import RepoState
 from shared.queue import JobQueue
-from shared.repo_url import normalize_repo_url
+from shared.repo_url import index_key, normalize_repo_url
 from shared.settings import Settings
 
 log = logging.getLogger("cloud.ingest")
@@ -54,14 +54,27 @@ def registered(store: Any, settings: Settings, key: str) -> str:
     return found.url
 
 
-def sync(queue: JobQueue, store: Any, url: str, force: bool = False, **pushed: Any) -> dict:
-    """Tell the registry (a forced rebuild, where a push moved a branch), then queue the
-    registered repository `url`, or merge into its queued job: the one way a sync is
-    asked for."""
-    store.request_sync(url, force=force, **pushed)
-    job = _enqueue(queue, url)
-    store.set_repo_state(url, RepoState.QUEUED)
-    return {**job, "force": force}
+def sync(queue: JobQueue, store: Any, url: str, force: bool = False,
+         branch: str | None = None, default_branch: str | None = None,
+         **pushed: Any) -> dict:
+    """Tell the registry (a forced rebuild, where a push moved a branch), then queue a
+    sync of the registered repository `url`'s `branch` (default: its default branch),
+    or merge into the job queued for that branch: the one way a sync is asked for.
+    `default_branch`: what a webhook's payload says it is, for a repository whose
+    first ingest has not told the registry yet. ApiError 400 for a branch the
+    repository does not track."""
+    record = store.repo_record(url)
+    if branch and record is not None and record.tracked and branch not in record.tracked:
+        raise ApiError(400, "bad_request", f"branch {branch[:200]!r} is not tracked; "
+                       f"tracked: {', '.join(record.tracked)} (change with PATCH)")
+    default = (record.default_branch if record is not None else "") or default_branch
+    key = index_key(url, None if branch == default else branch)
+    store.request_sync(url, force=force, branch=branch, key=key, **pushed)
+    job = _enqueue(queue, key)
+    if key == url:  # the repository's state follows its default branch
+        store.set_repo_state(url, RepoState.QUEUED)
+    return {**job, "force": force,
+            "branch": branch or default or None}
 
 
 def _enqueue(queue: JobQueue, target: str) -> dict:

@@ -3,9 +3,12 @@ from __future__ import annotations
 
 _REPO = "https://github.com/psf/requests"
 _COMMIT = "0e322af87745eff34caffe4df68456ebc20d9068"
-_INDEX = {"repo": _REPO, "commit": _COMMIT, "indexed_at": 1790000000.0, "stale": False,
+_INDEX = {"repo": _REPO, "ref": "main", "commit": _COMMIT, "indexed_at": 1790000000.0, "stale": False,
           "indexing": False}
 _SECURED = [{"bearer": []}]
+_REF_DOC = ("A tracked branch (default: the default branch): its own index answers, and "
+            "index.ref says which branch did")
+_REF = {"type": "string", "maxLength": 200, "description": _REF_DOC}
 
 
 def _error(code: str, detail: str) -> dict:
@@ -54,6 +57,7 @@ def _param(name: str, description: str, schema: dict, required: bool = False,
 
 _REPO_PARAM = _param("repo", "The repository, as POST /ingest accepts it", {"type": "string"},
                      True, "github.com/psf/requests")
+_REF_PARAM = _param("ref", _REF_DOC, {"type": "string", "maxLength": 200})
 _COMMIT_PARAM = _param("commit", "An indexed commit (default: the newest ready one)",
                        {"type": "string", "pattern": "^[0-9a-f]{4,64}$"})
 _KINDS_PARAM = _param("kinds", "Edge kinds, comma-separated",
@@ -79,7 +83,7 @@ def query_paths() -> dict:
     search_schema = {"type": "object", "required": ["query"], "additionalProperties": False,
                      "properties": {
                          "query": {"type": "string", "minLength": 1, "maxLength": 1000},
-                         "repo": {"type": "string"},
+                         "repo": {"type": "string"}, "ref": _REF,
                          "mode": {"enum": ["hybrid", "semantic", "keyword", "structural"],
                                   "default": "hybrid"},
                          "limit": {"type": "integer", "minimum": 1, "maximum": 100,
@@ -90,13 +94,13 @@ def query_paths() -> dict:
     context_schema = {"type": "object", "required": ["task", "repo"],
                       "additionalProperties": False, "properties": {
                           "task": {"type": "string", "minLength": 1, "maxLength": 4000},
-                          "repo": {"type": "string"},
+                          "repo": {"type": "string"}, "ref": _REF,
                           "files": {"type": "array", "items": {"type": "string"}},
                           "budget_tokens": {"type": "integer", "minimum": 256,
                                             "maximum": 32000, "default": 2048},
                           "format": {"enum": ["markdown", "json"], "default": "markdown"}}}
     impact_schema = {"type": "object", "required": ["repo"], "additionalProperties": False,
-                     "properties": {"repo": {"type": "string"},
+                     "properties": {"repo": {"type": "string"}, "ref": _REF,
                                     "files": {"type": "array", "items": {"type": "string"}},
                                     "base": {"type": "string"}, "head": {"type": "string"}}}
     return {
@@ -125,7 +129,7 @@ def query_paths() -> dict:
                 "401": _COMMON["401"], "503": _COMMON["503"]}}},
         "/api/v1/graph/dependencies": _graph_get(
             "What a file or symbol depends on, up to depth edges away",
-            [_REPO_PARAM, _param("path", "Repository-relative path", {"type": "string"}, True,
+            [_REPO_PARAM, _REF_PARAM, _param("path", "Repository-relative path", {"type": "string"}, True,
                                  "src/requests/api.py"),
              _param("symbol", "Qualified name of a symbol in the file", {"type": "string"}),
              _COMMIT_PARAM, _param("depth", "1-10", {"type": "integer", "default": 1}),
@@ -137,7 +141,7 @@ def query_paths() -> dict:
              "total": 1, "truncated": False, "took_ms": 3.1, "index": _INDEX}),
         "/api/v1/graph/dependents": _graph_get(
             "What depends on a file or symbol, up to depth edges away",
-            [_REPO_PARAM, _param("path", "Repository-relative path", {"type": "string"}, True),
+            [_REPO_PARAM, _REF_PARAM, _param("path", "Repository-relative path", {"type": "string"}, True),
              _param("symbol", "Qualified name", {"type": "string"}), _COMMIT_PARAM,
              _param("depth", "1-10", {"type": "integer", "default": 1}), _KINDS_PARAM,
              _param("limit", "Result cap (1-1000)", {"type": "integer"})],
@@ -147,31 +151,31 @@ def query_paths() -> dict:
              "total": 1, "truncated": False, "took_ms": 2.0, "index": _INDEX}),
         "/api/v1/graph/path": _graph_get(
             "A shortest import path between two files",
-            [_REPO_PARAM, _param("from", "Path", {"type": "string"}, True),
+            [_REPO_PARAM, _REF_PARAM, _param("from", "Path", {"type": "string"}, True),
              _param("to", "Path", {"type": "string"}, True), _COMMIT_PARAM, _KINDS_PARAM,
              _param("max_depth", "1-10", {"type": "integer"})],
             {"from": "src/requests/api.py", "to": "src/requests/compat.py", "kinds": ["IMPORTS"],
              "path": [_NODE], "length": 2, "took_ms": 2.2, "index": _INDEX}),
         "/api/v1/graph/hotspots": _graph_get(
             "The files most depended on (PageRank over IMPORTS)",
-            [_REPO_PARAM, _COMMIT_PARAM, _param("limit", "1-100", {"type": "integer"})],
+            [_REPO_PARAM, _REF_PARAM, _COMMIT_PARAM, _param("limit", "1-100", {"type": "integer"})],
             {"results": [{"path": "src/requests/compat.py", "pagerank": 0.12, "dependents": 11}],
              "took_ms": 1.0, "index": _INDEX}),
         "/api/v1/graph/cycles": _graph_get(
             "Import cycles (strongly connected components), largest first",
-            [_REPO_PARAM, _COMMIT_PARAM, _param("limit", "1-100", {"type": "integer"})],
+            [_REPO_PARAM, _REF_PARAM, _COMMIT_PARAM, _param("limit", "1-100", {"type": "integer"})],
             {"cycles": [["src/requests/models.py", "src/requests/sessions.py"]], "total": 1,
              "took_ms": 1.0, "index": _INDEX}),
         "/api/v1/graph/snapshot": _graph_get(
             "The whole snapshot as JSON: nodes and edges",
-            [_REPO_PARAM, _COMMIT_PARAM],
+            [_REPO_PARAM, _REF_PARAM, _COMMIT_PARAM],
             {"nodes": [{"id": "4611686018427387904", **_NODE}],
              "edges": [{"src": "4611686018427387904", "dst": "123", "kind": "CALLS", "line": 59,
                         "weight": 1, "type_only": False,
                         "candidates": 1}], "took_ms": 40.0, "index": _INDEX}),
         "/api/v1/graph/symbols": _graph_get(
             "Where a function, method or class of this name is defined",
-            [_REPO_PARAM,
+            [_REPO_PARAM, _REF_PARAM,
              _param("name", "Its own name or qualified name", {"type": "string"}, True,
                     "Session.request"),
              _param("kind", "Only this kind", {"enum": ["function", "method", "class"]}),

@@ -97,7 +97,8 @@ def repo_paths() -> dict:
                     "parameters": _ID,
                     "responses": {"200": _ok("The record", _RECORD), "401": _UNAUTHORIZED,
                                   "404": _NOT_FOUND}},
-            "patch": {"summary": "Change tracked branches, the webhook secret, the interval",
+            "patch": {"summary": ("Change tracked branches (an untracked one loses its "
+                                  "index), the webhook secret, the interval"),
                       "security": _SECURED, "parameters": _ID,
                       "requestBody": _body(_SETTINGS, {"sync_interval": 0}),
                       "responses": {"200": _ok("The changed record", _RECORD), "400": _BAD,
@@ -111,11 +112,15 @@ def repo_paths() -> dict:
             "summary": "Queue a sync (only what changed is parsed and embedded again)",
             "security": _SECURED, "parameters": _ID,
             "requestBody": _body({"force": {"type": "boolean",
-                                            "description": "Rebuild from nothing"}},
+                                            "description": "Rebuild from nothing"},
+                                  "branch": {"type": "string", "description": (
+                                      "A tracked branch (default: the default branch); "
+                                      "each branch has its own index")}},
                                  {"force": True}),
             "responses": {"202": _ok("Queued (or merged into the queued job)",
-                                     {**_JOB, "force": True}),
-                          "400": _error("bad_request", "force must be true or false"),
+                                     {**_JOB, "force": True, "branch": "main"}),
+                          "400": _error("bad_request", "branch 'x' is not tracked; "
+                                                       "tracked: main (change with PATCH)"),
                           "401": _UNAUTHORIZED, "404": _NOT_FOUND,
                           "429": _error("queue_full", "queue is full: 10 pending jobs")},
         }},

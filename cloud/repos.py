@@ -5,9 +5,12 @@
     GET    /api/v1/repos/{id}
     PATCH  /api/v1/repos/{id}           {branches?, webhook_secret?, sync_interval?}
     DELETE /api/v1/repos/{id}           its vectors, snapshots and record: nothing left
-    POST   /api/v1/repos/{id}/sync      {force?}: queue a sync (force: rebuild from nothing)
+    POST   /api/v1/repos/{id}/sync      {force?, branch?}: queue a sync of a tracked branch
+                                        (default: the default branch; force: from nothing)
 
-Registering queues the first ingest. A sync goes through the same capped queue as an
+Registering queues the first ingest (of the default branch; each other tracked branch
+is indexed on its first push, or a sync naming it). Untracking a branch removes its
+index. A sync goes through the same capped queue as an
 ingest, and merges into a job already queued for the repository. The webhook secret is
 write-only: records say `has_secret`, never the secret.
 """
@@ -27,7 +30,7 @@ from cloud.ingest import sync as submit_sync
 from cloud.query.service import registry_fields
 from shared.graph.store import GraphStore
 from shared.graph.store.registry import RepoState, Repository
-from shared.repo_url import normalize_repo_url
+from shared.repo_url import normalize_repo_url, valid_branch
 
 log = logging.getLogger("cloud.repos")
 
@@ -82,13 +85,6 @@ def _settings_of(body: dict) -> dict:
                                                f"{MIN_INTERVAL} to {MAX_INTERVAL}")
         found["sync_interval"] = interval
     return found
-
-
-def valid_branch(name: str) -> bool:
-    """A name git takes as a branch (git check-ref-format's rules that matter here)."""
-    return (0 < len(name) <= 200 and name.isprintable() and not name.startswith(("-", "/"))
-            and ".." not in name and "@{" not in name and not name.endswith(("/", ".", ".lock"))
-            and not any(c in name for c in " ~^:?*[\\"))
 
 
 def _record(store: GraphStore, request: Request) -> Repository:
@@ -153,29 +149,50 @@ async def change(request: Request) -> JSONResponse:
     def work() -> dict:
         store = _store(request)
         record = _record(store, request)
-        return _public(store.update_repo(record.id, **options))
+        changed = store.update_repo(record.id, **options)
+        for branch in set(record.tracked) - set(changed.tracked):  # no longer followed
+            drop_branch_index(request, store, record.url, branch)
+        return _public(store.repo_record(record.id))
     return JSONResponse(await run_in_threadpool(work))
+
+
+def drop_branch_index(request: Request, store: GraphStore, url: str, branch: str) -> None:
+    """Forget `branch` of `url`, and its index with its vectors unless it is the default
+    branch's (a job of it still running is fenced out)."""
+    key = store.drop_branch(url, branch, fence=request.app.state.queue.issue_fence())
+    if key:
+        request.app.state.query.vectors.delete_repo(key)
+        request.app.state.query.cache.drop(key)
 
 
 async def delete(request: Request) -> JSONResponse:
     def work() -> dict:
         store = _store(request)
         record = _record(store, request)
-        request.app.state.query.vectors.delete_repo(record.url)  # vectors first: a
-        store.delete_repository(record.url)  # failure leaves the record to retry with
-        request.app.state.query.cache.drop(record.url)
+        vectors = request.app.state.query.vectors
+        keys = store.index_keys(record.url)
+        for key in keys:  # vectors first: a failure leaves the record to retry with
+            vectors.delete_repo(key)
+        # A job of the repository still running is fenced out of the graph store now...
+        store.delete_repository(record.url, fence=request.app.state.queue.issue_fence())
+        for key in keys:  # ...and what it uploaded in between goes here, or as it fails
+            vectors.delete_repo(key)
+        for key in keys:
+            request.app.state.query.cache.drop(key)
         return {"deleted": record.id, "url": record.url}
     return JSONResponse(await run_in_threadpool(work))
 
 
 async def sync(request: Request) -> JSONResponse:
-    body = await _body(request, {"force"})
-    force = body.get("force", False)
+    body = await _body(request, {"force", "branch"})
+    force, branch = body.get("force", False), body.get("branch")
     if not isinstance(force, bool):
         raise ApiError(400, "bad_request", "force must be true or false")
+    if branch is not None and not (isinstance(branch, str) and valid_branch(branch)):
+        raise ApiError(400, "bad_request", "branch must be a git branch name")
 
     def work() -> dict:
         store = _store(request)
         record = _record(store, request)
-        return submit_sync(request.app.state.queue, store, record.url, force)
+        return submit_sync(request.app.state.queue, store, record.url, force, branch)
     return JSONResponse(await run_in_threadpool(work), status_code=202)

@@ -29,6 +29,7 @@ from starlette.responses import JSONResponse
 
 from cloud.errors import ApiError
 from cloud.ingest import sync
+from cloud.repos import drop_branch_index
 from shared.graph.store.registry import Repository
 from shared.repo_url import InvalidRepoUrl, normalize_repo_url
 
@@ -121,17 +122,12 @@ def _act(request: Request, store, record: Repository | None, event, source: str)
         return JSONResponse(IGNORED, status_code=202)
     if answer == "pong":
         return JSONResponse({"status": "pong"})
-    kind, branch, after = answer
+    kind, branch, after, default = answer
     if kind == "deleted":
-        store.drop_branch(record.url, branch)
+        drop_branch_index(request, store, record.url, branch)
         return JSONResponse({"status": "branch deleted"}, status_code=202)
-    if record.default_branch and branch != record.default_branch:
-        # Only the default branch is indexed yet: the push is remembered, nothing queued.
-        store.request_sync(record.url, push_at=store.clock(), branch=branch,
-                           remote_commit=after)
-        return JSONResponse({"status": "recorded"}, status_code=202)
-    job = sync(request.app.state.queue, store, record.url, push_at=store.clock(),
-               branch=branch, remote_commit=after)
+    job = sync(request.app.state.queue, store, record.url, branch=branch,
+               default_branch=default, push_at=store.clock(), remote_commit=after)
     log.info("%s push to %s %s: sync %s", source, record.url, branch, job["job_id"])
     return JSONResponse({"status": "queued", "job_id": job["job_id"],
                          "duplicate": job["duplicate"]}, status_code=202)
@@ -176,13 +172,14 @@ def _github_event(event: str, payload: dict, record: Repository):
         if not _tracked(record, branch, default):
             return None
         if payload.get("deleted") is True:
-            return "deleted", branch, None
+            return "deleted", branch, None, default
         after = payload.get("after")
-        return "push", branch, after if isinstance(after, str) and after != ZERO_SHA else None
+        return ("push", branch, after if isinstance(after, str) and after != ZERO_SHA else None,
+                default)
     if event == "delete" and payload.get("ref_type") == "branch":
         branch = payload.get("ref")
         if isinstance(branch, str) and _tracked(record, branch, default):
-            return "deleted", branch, None
+            return "deleted", branch, None, default
     return None  # create (a branch appears: nothing to index until it is pushed), others
 
 
@@ -198,5 +195,5 @@ def _gitlab_event(event: str, payload: dict, record: Repository):
         return None
     after = payload.get("after")
     if after == ZERO_SHA:
-        return "deleted", branch, None
-    return "push", branch, after if isinstance(after, str) else None
+        return "deleted", branch, None, default
+    return "push", branch, after if isinstance(after, str) else None, default

@@ -34,7 +34,7 @@ from urllib.parse import urlsplit
 
 import git
 
-from shared.repo_url import is_public_address
+from shared.repo_url import is_public_address, valid_branch
 from shared.secrets import Scrubber
 from shared.settings import Settings
 
@@ -141,10 +141,7 @@ def remote_head(repo_url: str, settings: Settings, branch: str | None = None) ->
 
 def _checked_branch(branch: str) -> str:
     """A branch name git reads as a name, never as an option or a path trick."""
-    bad = (not branch or len(branch) > 200 or branch.startswith(("-", "/")) or ".." in branch
-           or branch.endswith(("/", ".lock", ".")) or "@{" in branch
-           or any(c in branch for c in " ~^:?*[\\") or not branch.isprintable())
-    if bad:
+    if not valid_branch(branch):
         raise FetchError(f"{branch[:200]!r} is not a valid branch name")
     return branch
 

@@ -26,6 +26,7 @@ from shared.graph.store import (
 )
 from shared.graph.store.registry import RepoState
 from shared.jobs import Job, JobResult, fence_now
+from shared.repo_url import split_index_key
 from shared.settings import Provider, Settings
 from shared.vectors import VectorStore, VectorStoreUnavailable, open_vector_store
 
@@ -72,27 +73,57 @@ class IngestPipeline:
             return self._encoder
 
     def __call__(self, job: Job, report) -> JobResult:
+        forced: list[bool] = []  # whether this run took a forced rebuild's request
         try:
-            return self._run(job, report)
-        except (GraphStoreUnavailable, VectorStoreUnavailable) as exc:
-            raise RetryLater(str(exc)) from exc
-        except Cancelled:
-            self._record(job.repo_url, RepoState.QUEUED)  # given back: it runs again
-            raise
+            return self._run(job, report, forced)
         except FencedOut:
-            raise  # a newer job of the repository runs: its state is its own
-        except Exception as exc:
-            self._record(job.repo_url, RepoState.FAILED, f"{type(exc).__name__}: {exc}"[:500])
+            self._clean_up_removed(job)  # a newer job's state, or a deleted repository
+            raise
+        except BaseException as exc:
+            if any(forced):  # the rebuild was not done: the next job of the index does it
+                self._ask_force_again(job.repo_url)
+            if isinstance(exc, (GraphStoreUnavailable, VectorStoreUnavailable)):
+                raise RetryLater(str(exc)) from exc
+            if isinstance(exc, Cancelled):
+                self._record(job.repo_url, RepoState.QUEUED)  # given back: it runs again
+            elif isinstance(exc, Exception):
+                self._record(job.repo_url, RepoState.FAILED,
+                             f"{type(exc).__name__}: {exc}"[:500])
             raise
 
-    def _record(self, url: str, state: RepoState, reason: str = "", **fields) -> None:
-        """The registry's view of the repository; never what fails a job."""
+    def _record(self, key: str, state: RepoState, reason: str = "", **fields) -> None:
+        """The registry's view of the repository whose index `key` the job builds; never
+        what fails a job. A branch other than the default one leaves the repository's
+        state alone and records only what was indexed."""
+        url, branch = split_index_key(key)
+        if branch is not None:
+            if state is not RepoState.READY:
+                return
+            fields = {**fields, "branch": branch, "default_branch": None, "size": None}
+            state = None
         try:
             self.store.set_repo_state(url, state, reason, **fields)
         except GraphStoreError as exc:
-            log.warning("registry not updated for %s (%s): %s", url, state.value, exc)
+            log.warning("registry not updated for %s (%s): %s", key, state, exc)
 
-    def _run(self, job: Job, report) -> JobResult:
+    def _ask_force_again(self, key: str) -> None:
+        try:
+            self.store.request_sync(split_index_key(key)[0], force=True, key=key)
+        except GraphStoreError as exc:
+            log.warning("the forced rebuild of %s is lost: %s", key, exc)
+
+    def _clean_up_removed(self, job: Job) -> None:
+        """Fenced out because the repository was deleted or archived while this job ran:
+        the vectors it uploaded meanwhile go too (a newer job's are left alone)."""
+        url = split_index_key(job.repo_url)[0]
+        try:
+            record = self.store.repo_record(url)
+            if record is None or record.state is RepoState.ARCHIVED:
+                self.vectors.delete_repo(job.repo_url)
+        except (GraphStoreError, VectorStoreUnavailable) as exc:
+            log.warning("vectors of the removed %s not cleaned up: %s", job.repo_url, exc)
+
+    def _run(self, job: Job, report, forced: list[bool]) -> JobResult:
         def progress(stage: str, fraction: float) -> None:
             low, high = STAGES[stage.split(" ", 1)[0]]
             report(stage, low + (high - low) * fraction)
@@ -100,12 +131,14 @@ class IngestPipeline:
         progress("fetch", 0.0)
         fence = job.fence or fence_now()  # a job not from a queue writes as the newest
         with job_workspace() as workdir:
-            checkout = fetch(job.repo_url, workdir / "repo", self.settings)
+            url, branch = split_index_key(job.repo_url)
+            checkout = fetch(url, workdir / "repo", self.settings, branch=branch)
             # From here on a worker still running this job under an older lease is fenced out.
             self.store.take(job.repo_url, fence)
             log.info("job %s: cloned %s at %s", job.id, job.repo_url, checkout.commit)
             self._record(job.repo_url, RepoState.INDEXING, default_branch=checkout.branch)
             force = self._forced(job)
+            forced.append(bool(force))
             cache = (ParseCache.empty(self.settings.data_dir, job.repo_url, force) if force
                      else ParseCache.open(self.settings.data_dir, job.repo_url))
             analysis = analyze(checkout.path, job.repo_url, commit=checkout.commit,

@@ -1,7 +1,7 @@
 """The worker's idle-time chores: periodic syncs and archiving (`Worker(on_idle=...)`).
 
 Periodic sync. A repository registered with a `sync_interval` is looked at once per
-interval: `git ls-remote` asks its remote where the indexed branch points now (a few
+interval: `git ls-remote` asks its remote where each tracked branch points now (a few
 hundred bytes, no clone, and nothing billed by the queue). Only when the head moved
 past the indexed commit is a sync queued, which costs the queue one command; the
 record turns `stale` meanwhile, so answers say so. `queue_commands` counts what
@@ -57,8 +57,9 @@ class Chores:
         self._last_pass = now
         asked = 0
         records = self._store().repo_records()
-        ParseCache.sweep(self.settings.data_dir, [r.url for r in records
-                                                  if r.state is not RepoState.ARCHIVED])
+        ParseCache.sweep(self.settings.data_dir, [
+            key for r in records if r.state is not RepoState.ARCHIVED
+            for key in {r.url, *(r.index_key(b) for b in r.tracked)}])
         for repo in records:
             if repo.state is RepoState.ARCHIVED:
                 continue
@@ -82,26 +83,36 @@ class Chores:
         return now - last >= repo.sync_interval
 
     def check(self, repo: Repository, now: float) -> bool:
-        """Ask the remote where the indexed branch is; queue a sync when it moved."""
+        """Ask the remote where each tracked branch is; queue a sync of each that moved.
+        True when one was queued."""
         self.checked[repo.url] = now
-        branch = repo.default_branch or None
-        indexed = repo.branch_states.get(repo.default_branch)
+        queued = False
+        for branch in repo.tracked or [None]:  # None: HEAD, before the first clone
+            queued = self._check_branch(repo, branch) or queued
+        return queued
+
+    def _check_branch(self, repo: Repository, branch: str | None) -> bool:
+        indexed = repo.branch_states.get(branch or repo.default_branch)
         try:
             head = self.head(repo.url, self.settings, branch)
         except (FetchError, UnsafeTarget) as exc:
-            log.warning("periodic sync of %s: %s", repo.url, exc)
+            log.warning("periodic sync of %s %s: %s", repo.url, branch or "HEAD", exc)
             return False
         if head is None or (indexed is not None and indexed.commit == head):
             return False
+        key = repo.index_key(branch)
+        default = key == repo.url  # the repository's state follows its default branch
         store = self._store()
-        store.set_repo_state(repo.url, RepoState.STALE, remote_commit=head, branch=branch)
+        store.set_repo_state(repo.url, RepoState.STALE if default else None,
+                             remote_commit=head, branch=branch)
         try:
             self.queue_commands += 1
-            self.queue.enqueue(repo.url)
+            self.queue.enqueue(key)
         except QueueFull as exc:
-            log.info("periodic sync of %s waits: %s", repo.url, exc)
+            log.info("periodic sync of %s waits: %s", key, exc)
             return False
-        store.set_repo_state(repo.url, RepoState.QUEUED)
+        if default:
+            store.set_repo_state(repo.url, RepoState.QUEUED)
         log.info("periodic sync of %s: %s moved to %s; sync queued", repo.url,
                  branch or "HEAD", head[:12])
         return True
@@ -109,6 +120,11 @@ class Chores:
     def archive(self, repo: Repository) -> None:
         log.info("archiving %s: no query or push for %d days", repo.url,
                  self.settings.archive_after_days)
-        self._vectors().delete_repo(repo.url)
-        self._store().archive_repository(repo.url)
-        ParseCache.remove(self.settings.data_dir, repo.url)
+        store, vectors = self._store(), self._vectors()
+        keys = store.index_keys(repo.url)
+        for key in keys:
+            vectors.delete_repo(key)
+        store.archive_repository(repo.url, fence=self.queue.issue_fence())
+        for key in keys:  # what a job uploaded meanwhile (it is fenced out now)
+            vectors.delete_repo(key)
+            ParseCache.remove(self.settings.data_dir, key)

@@ -11,7 +11,8 @@ import ipaddress
 import re
 from urllib.parse import unquote
 
-__all__ = ["InvalidRepoUrl", "normalize_repo_url", "is_public_address", "MAX_LENGTH"]
+__all__ = ["InvalidRepoUrl", "normalize_repo_url", "is_public_address", "MAX_LENGTH",
+           "index_key", "split_index_key", "valid_branch"]
 
 MAX_LENGTH = 1024
 _DEFAULT_PORTS = {"http": 80, "https": 443}
@@ -34,6 +35,27 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address  # type alias
 class InvalidRepoUrl(ValueError):
     """The submitted repository URL is malformed or unsafe; str(e) says why, in one sentence
     a user understands."""
+
+
+def index_key(url: str, branch: str | None = None) -> str:
+    """Where one branch's index lives (its jobs, snapshots, vectors, parse cache and
+    fence): the URL itself for the default branch, `URL#branch` for another. A
+    normalised URL never holds '#' (fragments are refused), so the two cannot meet."""
+    return f"{url}#{branch}" if branch else url
+
+
+def valid_branch(name: str) -> bool:
+    """A name git takes as a branch, never as an option or a path trick (git
+    check-ref-format's rules that matter here)."""
+    return (0 < len(name) <= 200 and name.isprintable() and not name.startswith(("-", "/"))
+            and ".." not in name and "@{" not in name and not name.endswith(("/", ".", ".lock"))
+            and not any(c in name for c in " ~^:?*[\\"))
+
+
+def split_index_key(key: str) -> tuple[str, str | None]:
+    """(URL, branch) of an index key; branch None for the default branch."""
+    url, _, branch = key.partition("#")
+    return url, branch or None
 
 
 def normalize_repo_url(raw: str, *, allow_local: bool = False) -> str:

@@ -60,7 +60,7 @@ def test_a_hit_names_its_evidence_with_exact_lines(http, shop):
     assert hit["repo"] == shop.url and re.fullmatch(r"[0-9a-f]{40}", hit["commit"])
     assert "discount" in hit["snippet"] and hit["snippet_line"] >= hit["start_line"]
     assert set(hit["signals"]) >= {"semantic", "keyword", "name", "centrality"}
-    assert answer["index"] == [{"repo": shop.url, "commit": hit["commit"],
+    assert answer["index"] == [{"repo": shop.url, "ref": "main", "commit": hit["commit"],
                                 "indexed_at": answer["index"][0]["indexed_at"],
                                 "stale": False, "indexing": False}]
     assert answer["took_ms"] >= 0
@@ -215,6 +215,8 @@ def test_impact_of_changed_files(http, shop):
     ("context", {"task": "x", "repo": "github.com/a/b", "budget_tokens": 32001}, "32000"),
     ("impact", {"repo": "github.com/a/b"}, "give files"),
     ("search", [1, 2], "JSON object"),
+    ("search", {"query": "x", "ref": "dev"}, "ref needs repo"),
+    ("search", {"query": "x", "repo": "github.com/a/b", "ref": "-x"}, "ref must be a branch"),
 ])
 def test_bad_input_is_400_with_the_reason(http, route, body, fragment):
     answer = http.post(f"/api/v1/{route}", headers=AUTH, json=body)
@@ -255,7 +257,7 @@ def test_a_new_snapshot_drops_the_cache_and_an_unready_one_is_not_answered_from(
     pending = store.write_snapshot(graph, ready=False)
     during = search(http, query="apply discount", repo=shop.url, mode="keyword")
     assert during["index"][0] | {"indexed_at": 0} == {
-        "repo": shop.url, "commit": old_commit, "indexed_at": 0, "stale": True,
+        "repo": shop.url, "ref": "main", "commit": old_commit, "indexed_at": 0, "stale": True,
         "indexing": True}
     assert search(http, query="loyalty bonus", repo=shop.url, mode="keyword")["results"] == []
     # The whole ingest of the new commit: answers move to it, the cache is dropped.

@@ -54,6 +54,7 @@ def postgres_service(shop, postgres_server):
     graph = sqlite.load_graph(snapshot)
     graph.sources = sqlite.sources(snapshot, sqlite.source_hashes(snapshot))
     store.write_snapshot(graph)
+    store.set_repo_state(shop.url, None, default_branch="main")  # as the worker's registry
     service = QueryService(lambda: store, lambda: shop.pipeline.vectors,
                            lambda: QueryEncoder(default_model_dir()), allow_local=True)
     yield service

@@ -355,3 +355,15 @@ def test_every_lease_gets_a_larger_fencing_token(new_queue):
     # tokens follow the claim's time in microseconds: a switch of queue backend, or an
     # in-process run, still orders after what came before
     assert abs(again.fence / 1e6 - time.time()) < 60
+
+
+def test_a_fence_issued_for_a_deletion_orders_between_leases(new_queue):
+    """A deletion raises the repository's fence with a token above every lease so far
+    (a running job is shut out) and below every later one (later jobs write)."""
+    queue = new_queue()
+    queue.enqueue(repo(1))
+    running = queue.claim(worker("a"))
+    issued = queue.issue_fence()
+    assert issued > running.fence and queue.issue_fence() > issued
+    queue.enqueue(repo(2))
+    assert queue.claim(worker("b")).fence > issued

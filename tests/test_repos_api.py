@@ -15,7 +15,7 @@ from starlette.testclient import TestClient
 from cloud.app import create_app
 from cloud.query import QueryService
 from shared.graph.store import PostgresGraphStore, SqliteGraphStore
-from shared.jobs import WorkerStatus
+from shared.jobs import JobState, WorkerStatus
 from shared.queue.sqlite import SqliteQueue
 from shared.settings import Settings
 from shared.vectors import VectorStore
@@ -210,6 +210,7 @@ def test_size_json_ping_and_branch_deletion(world):
     deleted = send_github(client, github_push(deleted=True, after="0" * 40))
     assert deleted.status_code == 202 and deleted.json()["status"] == "branch deleted"
     assert store.repo_record(URL).branch_states == {}
+    assert queue.pending_count() == 1  # the first ingest's job, and nothing more
 
 
 def test_a_repository_s_own_secret_replaces_the_default(world):
@@ -292,12 +293,72 @@ def test_hostile_json_and_other_casing(world):
     assert shouted.status_code == 202 and shouted.json()["status"] == "queued"
 
 
-def test_a_push_to_a_tracked_branch_that_is_not_indexed_yet_is_only_recorded(world):
+def test_a_push_to_another_tracked_branch_queues_that_branch_s_own_index(world):
     client, store, _, queue = world
     register(client, branches=["main", "develop"])
     queue.claim(WorkerStatus("w"))
     store.set_repo_state(URL, store.repo_record(URL).state, default_branch="main")
     answer = send_github(client, github_push(branch="develop", after="e" * 40))
-    assert answer.status_code == 202 and answer.json() == {"status": "recorded"}
-    assert queue.pending_count() == 0
+    assert answer.status_code == 202 and answer.json()["status"] == "queued"
+    job = queue.claim(WorkerStatus("w2"))
+    assert job.repo_url == URL + "#develop"  # its own jobs, snapshots and vectors
     assert store.repo_record(URL).branch_states["develop"].remote_commit == "e" * 40
+    assert store.repo_record(URL).state.value == "queued"  # the default branch's state
+    again = send_github(client, github_push(branch="develop", after="f" * 40))
+    assert again.json()["status"] == "queued"  # the running job does not swallow it
+
+
+def test_before_the_first_ingest_the_payload_names_the_default_branch(world):
+    client, _, _, queue = world
+    register(client, branches=["main", "develop"])
+    queue.claim(WorkerStatus("w"))
+    answer = send_github(client, github_push(branch="main", after="a" * 40))
+    assert queue.get_job(answer.json()["job_id"]).repo_url == URL
+
+
+def test_syncing_a_branch_and_untracking_it(world):
+    from tests.test_graph_store import import_graph
+    client, store, vectors, queue = world
+    repo_id = register(client, branches=["main", "develop"])["repo"]["id"]
+    queue.claim(WorkerStatus("w"))
+    store.set_repo_state(URL, store.repo_record(URL).state, default_branch="main")
+    answer = client.post(f"/api/v1/repos/{repo_id}/sync", json={"branch": "develop",
+                                                                "force": True}, headers=AUTH)
+    assert answer.status_code == 202 and answer.json()["branch"] == "develop"
+    assert queue.claim(WorkerStatus("w2")).repo_url == URL + "#develop"
+    assert store.take_force(URL + "#develop") and not store.take_force(URL)
+    assert client.post(f"/api/v1/repos/{repo_id}/sync", json={"branch": "gone"},
+                       headers=AUTH).status_code == 400
+    key = URL + "#develop"
+    store.write_snapshot(import_graph([("a.py", "b.py")], repo=key))
+    vectors.write_structure(key, "c1", "job", ["a.py", "b.py"], np.ones((2, 64), np.float32))
+    assert store.index_keys(URL) == [URL, key]
+    assert [r.url for r in store.repo_records()] == [URL]  # an index row is no record
+    untracked = client.patch(f"/api/v1/repos/{repo_id}", json={"branches": ["main"]},
+                             headers=AUTH)
+    assert untracked.status_code == 200
+    assert store.snapshots(key) == [] and vectors.count(key) == 0
+    assert store.index_keys(URL) == [URL]
+
+
+def test_delete_removes_every_branch_s_index_and_fences_out_a_running_job(world):
+    from shared.graph.store import FencedOut
+    from tests.test_graph_store import import_graph
+    client, store, vectors, queue = world
+    repo_id = register(client, branches=["main", "develop"])["repo"]["id"]
+    running = queue.claim(WorkerStatus("w"))  # the first ingest, still running
+    store.take(URL, running.fence)
+    key = URL + "#develop"
+    store.write_snapshot(import_graph([("a.py", "b.py")], repo=key))
+    vectors.write_structure(key, "c1", "job", ["a.py"], np.ones((1, 64), np.float32))
+    assert client.delete(f"/api/v1/repos/{repo_id}", headers=AUTH).status_code == 200
+    assert store.snapshots(key) == [] and vectors.count(key) == 0
+    assert store.index_keys(URL) == [URL] and store.repo_record(URL) is None
+    with pytest.raises(FencedOut):  # its late write cannot bring the repository back
+        store.write_snapshot(import_graph([("a.py", "b.py")], repo=URL), fence=running.fence)
+    assert store.snapshots(URL) == []
+    queue.finish(running, JobState.FAILED, WorkerStatus("w"), error="FencedOut")
+    again = register(client)  # registered anew: its jobs write as before
+    later = queue.claim(WorkerStatus("w3"))
+    assert again["created"] and later.fence > running.fence
+    store.write_snapshot(import_graph([("a.py", "b.py")], repo=URL), fence=later.fence)

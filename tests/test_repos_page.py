@@ -342,3 +342,331 @@ def test_an_api_error_is_shown_in_the_row(page: Page, world: World):
     expect(line.locator('.badge[data-field="state"]')).to_have_text("registered")
     assert world.queue.pending_count() == world.queue.max_queue_size
     page.screenshot(path=str(SCREENSHOTS / "repos_page_error.png"), full_page=True)
+
+
+# ---------------------------------------------------------------------------
+# A repository's settings (PATCH /api/v1/repos/{id}) and its deletion (DELETE)
+# ---------------------------------------------------------------------------
+
+SECRET = "hush-0123456789-abcdef"  # 22 printable characters: the API takes 16 to 256
+
+
+def open_settings(page: Page, url: str):
+    """Opens the settings form under `url`'s row; the form's row."""
+    line = row(page, url)
+    button = line.locator('button[data-action="settings"]')
+    expect(button).to_have_text("Settings", timeout=WAIT_MS)
+    button.click()
+    expect(button).to_have_attribute("aria-expanded", "true")
+    form = page.locator(f'#tracked tr.settings-row[data-settings-for="{url}"]')
+    expect(form).to_be_visible()
+    expect(form.get_by_label("Tracked branches")).to_be_focused()
+    return form
+
+
+def patch_answer(page: Page, action):
+    with page.expect_response(lambda r: r.request.method == "PATCH"
+                              and re.search(r"/api/v1/repos/\d+$", r.url) is not None,
+                              timeout=WAIT_MS) as answer:
+        action()
+    return answer.value
+
+
+def test_saving_branches_and_the_interval_changes_the_record(page: Page, world: World):
+    repo_id = register(world, READY)["id"]
+    indexed(world.store, READY)  # the default branch is known: main
+    assert world.store.repo_record(repo_id).branches == []
+    sign_in(page)
+    open_repos(page)
+    form = open_settings(page, READY)
+    line = row(page, READY)
+    assert line.locator('button[data-action="settings"]').get_attribute("aria-controls") \
+        == form.get_attribute("id")
+    branches = form.get_by_label("Tracked branches")
+    interval = form.get_by_label("Sync interval (seconds)")
+    # filled from the listing: the tracked branch is the default one, no periodic sync
+    expect(branches).to_have_value("main")
+    expect(interval).to_have_value("0")
+    expect(form.locator('[data-field="interval-text"]')).to_have_text("no periodic sync")
+    expect(form).to_contain_text("Empty: the default branch only (main).")
+    expect(form).to_contain_text("A branch taken off the list loses its index")
+    expect(form).to_contain_text("Sent in seconds")
+
+    # nothing changed: nothing is sent
+    sent: list[Request] = []
+    page.on("request", lambda r: sent.append(r) if r.method in ("PATCH", "DELETE") else None)
+    form.get_by_role("button", name="Save").click()
+    expect(form.locator('[data-field="settings-note"]')).to_have_text(
+        "Nothing to save: no setting was changed.")
+    assert sent == []
+
+    branches.fill("main, release/2.x  dev,")
+    interval.fill("5400")
+    expect(form.locator('[data-field="interval-text"]')).to_have_text("every 1 h 30 min")
+    # a refresh of the list keeps what is being typed
+    with page.expect_response(lambda r: r.url.endswith("/api/v1/repos")):
+        page.click("#repos-refresh")
+    expect(branches).to_have_value("main, release/2.x  dev,")
+    expect(interval).to_have_value("5400")
+
+    answer = patch_answer(page, form.get_by_role("button", name="Save").click)
+    assert answer.status == 200, answer.text()
+    assert answer.request.url.endswith(f"/api/v1/repos/{repo_id}")
+    assert answer.request.headers["authorization"] == f"Bearer {TOKEN}"
+    # only what changed, the interval in seconds; the secret is left alone
+    assert answer.request.post_data_json == {"branches": ["main", "release/2.x", "dev"],
+                                             "sync_interval": 5400}
+    record = world.store.repo_record(repo_id)
+    assert record.branches == ["main", "release/2.x", "dev"]
+    assert record.sync_interval == 5400 and not record.has_secret
+    api = world.http.get(f"/api/v1/repos/{repo_id}").json()
+    assert api["branches"] == ["main", "release/2.x", "dev"] and api["sync_interval"] == 5400
+    note = form.locator('[data-field="settings-note"]')
+    expect(note).to_have_text("Saved. Tracks main, release/2.x, dev; syncs every 1 h 30 min; "
+                              "no webhook secret of its own.")
+    expect(note).to_have_attribute("data-kind", "ok")
+    expect(branches).to_have_value("main, release/2.x, dev")
+    expect(form.get_by_role("button", name="Save")).to_be_enabled()
+    page.screenshot(path=str(SCREENSHOTS / "repos_page_settings.png"), full_page=True)
+
+    # emptied: the default branch only (an empty list); the interval is not sent again
+    branches.fill("")
+    interval.fill("0")
+    answer = patch_answer(page, form.get_by_role("button", name="Save").click)
+    assert answer.status == 200
+    assert answer.request.post_data_json == {"branches": [], "sync_interval": 0}
+    record = world.store.repo_record(repo_id)
+    assert record.branches == [] and record.sync_interval == 0
+    expect(note).to_contain_text("Saved. Tracks main; no periodic sync;")
+    expect(branches).to_have_value("main")  # the API lists the default branch as tracked
+
+    # a phone-width screen: the form fits
+    page.set_viewport_size({"width": 390, "height": 844})
+    expect(form.get_by_role("button", name="Save")).to_be_visible()
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    for button in (line.locator("td.actions button").all()
+                   + form.locator("button:visible, input:visible").all()):
+        box = button.bounding_box()
+        assert box and box["x"] >= 0 and box["x"] + box["width"] <= 390, box
+    page.screenshot(path=str(SCREENSHOTS / "repos_page_settings_phone.png"), full_page=True)
+    page.set_viewport_size({"width": 1280, "height": 800})
+
+    # Close (or Escape) takes the form away and gives the focus back to its button
+    form.get_by_role("button", name="Close").click()
+    expect(page.locator("#tracked tr.settings-row")).to_have_count(0)
+    settings = line.locator('button[data-action="settings"]')
+    expect(settings).to_have_attribute("aria-expanded", "false")
+    expect(settings).to_be_focused()
+    form = open_settings(page, READY)
+    page.keyboard.press("Escape")
+    expect(page.locator("#tracked tr.settings-row")).to_have_count(0)
+    assert [r.method for r in sent].count("PATCH") == 2
+
+
+def test_a_webhook_secret_is_set_and_removed_and_never_shown(page: Page, world: World):
+    repo_id = register(world, READY)["id"]
+    logged: list[str] = []
+    page.on("console", lambda message: logged.append(message.text))
+    urls: list[str] = []
+    page.on("request", lambda r: urls.append(r.url))
+    sign_in(page)
+    open_repos(page)
+    form = open_settings(page, READY)
+    secret = form.get_by_label("Set a new secret")
+    remove = form.get_by_label("Remove the secret")
+    state = form.locator('[data-field="secret-state"]')
+    expect(secret).to_have_attribute("type", "password")
+    expect(secret).to_have_attribute("autocomplete", "new-password")
+    expect(state).to_contain_text("None of its own")
+    expect(remove).to_be_disabled()  # nothing to remove
+
+    secret.fill(SECRET)
+    answer = patch_answer(page, form.get_by_role("button", name="Save").click)
+    assert answer.status == 200, answer.text()
+    assert answer.request.post_data_json == {"webhook_secret": SECRET}
+    assert answer.json()["has_secret"] is True and SECRET not in answer.text()
+    assert world.store.repo_record(repo_id).has_secret
+    assert world.store.webhook_secret(READY) == SECRET
+    expect(form.locator('[data-field="settings-note"]')).to_contain_text("new webhook secret set.")
+    expect(secret).to_have_value("")  # gone from the page once saved
+    expect(state).to_contain_text("A secret of its own is set")
+    expect(remove).to_be_enabled()
+    assert SECRET not in page.content()
+    assert SECRET not in page.evaluate("document.documentElement.outerHTML")
+    assert page.evaluate("(secret) => [...document.querySelectorAll('input')]"
+                         ".every((input) => input.value !== secret)", SECRET)
+
+    # neither a new secret nor removal: the secret stays as it is
+    form.get_by_label("Sync interval (seconds)").fill("3600")
+    answer = patch_answer(page, form.get_by_role("button", name="Save").click)
+    assert answer.request.post_data_json == {"sync_interval": 3600}
+    assert world.store.webhook_secret(READY) == SECRET
+    expect(form.locator('[data-field="settings-note"]')).to_contain_text(
+        "webhook secret unchanged (set).")
+
+    # removal sends null; the password field is off while it is ticked
+    remove.check()
+    expect(secret).to_be_disabled()
+    answer = patch_answer(page, form.get_by_role("button", name="Save").click)
+    assert answer.status == 200
+    assert answer.request.post_data_json == {"webhook_secret": None}
+    assert answer.json()["has_secret"] is False
+    record = world.store.repo_record(repo_id)
+    assert not record.has_secret and record.sync_interval == 3600
+    assert world.store.webhook_secret(READY) is None
+    expect(form.locator('[data-field="settings-note"]')).to_contain_text("webhook secret removed.")
+    expect(state).to_contain_text("None of its own")
+    expect(remove).not_to_be_checked()
+    expect(remove).to_be_disabled()
+    expect(secret).to_be_enabled()
+    # the secret went in a body only: never in a URL, never logged
+    assert not any(SECRET in url for url in urls)
+    assert not any(SECRET in line for line in logged)
+
+
+def test_a_bad_value_shows_the_apis_message_and_changes_nothing(page: Page, world: World):
+    answer = world.http.post("/api/v1/repos", json={"url": READY, "branches": ["main"],
+                                                    "sync_interval": 3600})
+    assert answer.status_code == 201, answer.text
+    repo_id = answer.json()["repo"]["id"]
+    sign_in(page)
+    open_repos(page)
+    form = open_settings(page, READY)
+    branches = form.get_by_label("Tracked branches")
+    interval = form.get_by_label("Sync interval (seconds)")
+    save = form.locator('button[data-action="save"]')  # its name changes while it runs
+    note = form.locator('[data-field="settings-note"]')
+    expect(interval).to_have_value("3600")
+    expect(form.locator('[data-field="interval-text"]')).to_have_text("every 1 h")
+
+    branches.fill("main dev")
+    interval.fill("-60")
+    # hold the answer: the buttons are off while the request runs
+    held: list = []
+    page.route("**/api/v1/repos/*", lambda route: held.append(route)
+               if route.request.method == "PATCH" else route.continue_())
+    save.click()
+    expect(save).to_be_disabled()
+    expect(save).to_have_text("Saving…")
+    expect(form.get_by_role("button", name="Delete…")).to_be_disabled()
+    expect(row(page, READY).locator('button[data-action="settings"]')).to_be_disabled()
+    expect(note).to_have_text("Saving…")
+    deadline = time.monotonic() + WAIT_MS / 1000
+    while not held and time.monotonic() < deadline:
+        page.wait_for_timeout(50)
+    assert held, "the page sent no PATCH"
+    assert held[0].request.post_data_json == {"branches": ["main", "dev"], "sync_interval": -60}
+    with page.expect_response(lambda r: r.request.method == "PATCH") as answered:
+        held[0].continue_()
+    page.unroute("**/api/v1/repos/*")
+    assert answered.value.status == 400
+    detail = answered.value.json()["detail"]
+    assert detail.startswith("sync_interval is seconds")
+    expect(note).to_have_text(detail)
+    expect(note).to_have_attribute("data-kind", "error")
+    expect(note).to_have_attribute("title", "error: bad_request")
+    expect(save).to_be_enabled()
+    expect(save).to_have_text("Save")
+    # what was typed stays; the culprit is marked and focused
+    expect(branches).to_have_value("main dev")
+    expect(interval).to_have_value("-60")
+    expect(interval).to_have_attribute("aria-invalid", "true")
+    expect(interval).to_be_focused()
+    record = world.store.repo_record(repo_id)
+    assert record.branches == ["main"] and record.sync_interval == 3600
+    page.screenshot(path=str(SCREENSHOTS / "repos_page_settings_error.png"), full_page=True)
+
+    # a secret the API refuses: its message, the secret still typed, nothing changed
+    interval.fill("3600")
+    branches.fill("main")
+    form.get_by_label("Set a new secret").fill("too-short")
+    answer = patch_answer(page, save.click)
+    assert answer.status == 400
+    assert answer.request.post_data_json == {"webhook_secret": "too-short"}
+    expect(note).to_have_text(answer.json()["detail"])
+    expect(note).to_contain_text("webhook_secret")
+    expect(form.get_by_label("Set a new secret")).to_have_value("too-short")
+    assert not world.store.repo_record(repo_id).has_secret
+
+    # not a number at all: said here, nothing sent
+    form.get_by_label("Set a new secret").fill("")
+    interval.fill("an hour")
+    save.click()
+    expect(note).to_have_text("The sync interval is a whole number of seconds "
+                              "(0 = no periodic sync).")
+    expect(interval).to_have_attribute("aria-invalid", "true")
+    record = world.store.repo_record(repo_id)
+    assert record.branches == ["main"] and record.sync_interval == 3600
+
+
+def test_delete_asks_first_and_then_removes_the_record_and_the_row(page: Page, world: World):
+    repo_id = register(world, READY)["id"]
+    indexed(world.store, READY)
+    register(world, QUEUED)
+    assert world.store.snapshots(READY)
+    deletes: list[Request] = []
+    page.on("request", lambda r: deletes.append(r) if r.method == "DELETE" else None)
+    sign_in(page)
+    open_repos(page)
+    expect(page.locator("#tracked tbody tr[data-url]")).to_have_count(2, timeout=WAIT_MS)
+    expect(page.locator("#repos-repo option", has_text="github.com/octo/gadgets")).to_have_count(1)
+    form = open_settings(page, READY)
+    expect(form).to_contain_text("Deleting removes its vectors, snapshots and registry record")
+    ask = form.get_by_role("button", name="Delete…")
+    confirm = form.locator('[data-field="delete-confirm"]')
+    expect(confirm).to_be_hidden()
+
+    # asked first; "Keep it" deletes nothing
+    ask.click()
+    expect(confirm).to_be_visible()
+    expect(confirm).to_contain_text("Delete github.com/octo/gadgets? Its vectors, snapshots and "
+                                    "registry record are removed")
+    expect(ask).to_have_attribute("aria-expanded", "true")
+    keep = confirm.get_by_role("button", name="Keep it")
+    expect(keep).to_be_focused()
+    page.screenshot(path=str(SCREENSHOTS / "repos_page_delete_confirm.png"), full_page=True)
+    keep.click()
+    expect(confirm).to_be_hidden()
+    expect(form.locator('[data-field="settings-note"]')).to_have_text("Nothing was deleted.")
+    expect(ask).to_be_focused()
+    page.wait_for_timeout(300)
+    assert deletes == []
+    assert world.store.repo_record(repo_id) is not None and world.store.snapshots(READY)
+    expect(row(page, READY)).to_have_count(1)
+
+    # Escape takes the question back too
+    ask.click()
+    expect(confirm).to_be_visible()
+    page.keyboard.press("Escape")
+    expect(confirm).to_be_hidden()
+    expect(form).to_be_visible()
+    assert deletes == []
+
+    # confirmed: the record, its snapshots and its row are gone
+    ask.click()
+    with page.expect_response(lambda r: r.request.method == "DELETE", timeout=WAIT_MS) as answer:
+        confirm.get_by_role("button", name="Delete for good").click()
+    assert answer.value.status == 200, answer.value.text()
+    assert answer.value.request.url.endswith(f"/api/v1/repos/{repo_id}")
+    assert answer.value.request.headers["authorization"] == f"Bearer {TOKEN}"
+    assert answer.value.json() == {"deleted": repo_id, "url": READY}
+    assert len(deletes) == 1
+    assert world.store.repo_record(repo_id) is None
+    assert world.store.snapshots(READY) == []
+    assert world.http.get(f"/api/v1/repos/{repo_id}").status_code == 404
+    assert [r["url"] for r in world.http.get("/api/v1/repos").json()["repos"]] == [QUEUED]
+    expect(row(page, READY)).to_have_count(0)
+    expect(page.locator("#tracked tr.settings-row")).to_have_count(0)
+    expect(page.locator("#tracked tbody tr")).to_have_count(1)
+    expect(row(page, QUEUED)).to_have_count(1)
+    message = page.locator("#tracked-message")
+    expect(message).to_have_text("Deleted github.com/octo/gadgets: its vectors, snapshots and "
+                                 "registry record are removed.")
+    expect(message).to_be_focused()
+    expect(page.locator("#tracked-count")).to_have_text("1 registered")
+    expect(page.locator("#repos-repo option", has_text="github.com/octo/gadgets")).to_have_count(0)
+    # and it stays gone when the list is read again
+    with page.expect_response(lambda r: r.url.endswith("/api/v1/repos")):
+        page.click("#repos-refresh")
+    expect(page.locator("#tracked tbody tr")).to_have_count(1)
+    expect(row(page, READY)).to_have_count(0)

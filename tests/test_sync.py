@@ -243,3 +243,77 @@ def test_a_failed_job_leaves_the_reason_on_the_record(tmp_path, encoder):
     finally:
         pipeline.close()
     assert record.state.value == "failed" and "FetchError: clone of" in record.reason
+
+
+def test_a_branch_is_indexed_beside_the_default_one(tmp_path, repo, encoder):
+    """A tracked branch other than the default one has its own index (URL#branch): its
+    own snapshots and vectors; queries reach it with `ref`, and answer which it was."""
+    from cloud.query import QueryService
+    from shared.query_encoder import QueryEncoder, default_model_dir
+
+    url = repo.as_uri()
+    _git(repo, "checkout", "-q", "-b", "dev")
+    (repo / "pkg" / "omega.py").write_text(_module("omega", 1, ["alpha"]))
+    _commit(repo)
+    _git(repo, "checkout", "-q", "main")
+    pipeline = IngestPipeline(_settings(tmp_path / "a"), encoder=encoder)
+    service = QueryService(lambda: pipeline.store, lambda: pipeline.vectors,
+                           lambda: QueryEncoder(default_model_dir()), allow_local=True)
+    try:
+        _ingest(pipeline, repo)
+        dev = Job(id=new_job_id(), repo_url=url + "#dev", submitted_at=time.time(), ttl=60)
+        pipeline(dev, lambda stage, progress: None)
+        record = pipeline.store.repo_record(url)
+        head = lambda ref: subprocess.run(["git", "rev-parse", ref], cwd=repo, check=True,
+                                          capture_output=True, text=True).stdout.strip()
+        assert pipeline.store.latest_snapshot(url).commit == head("main")
+        assert pipeline.store.latest_snapshot(url + "#dev").commit == head("dev")
+        assert record.default_branch == "main" and record.state.value == "ready"
+        assert record.indexed("dev").commit == head("dev") and record.size["files"] == 5
+        assert pipeline.vectors.count(url + "#dev") == pipeline.vectors.count(url) + 1
+        ask = lambda **extra: service.search({"query": "make_omega", "repo": url,
+                                              "mode": "keyword", **extra})
+        on_main, on_dev = ask(), ask(ref="dev")
+        assert not any("omega" in hit["path"] for hit in on_main["results"])
+        assert on_dev["results"][0]["path"] == "pkg/omega.py"
+        assert on_dev["index"][0]["ref"] == "dev" and on_dev["index"][0]["commit"] == head("dev")
+        assert ask(ref="main")["index"] == on_main["index"]  # the default branch by name
+        with pytest.raises(Exception, match="branch nope of .* is not indexed"):
+            ask(ref="nope")
+        assert [r.url for r in pipeline.store.repo_records()] == [url]
+    finally:
+        service.close()
+        pipeline.close()
+
+
+class _BrokenEncoder:
+    """A text model's name and width, but every batch fails: a job that dies mid-way."""
+
+    def __init__(self, model: str, dim: int):
+        self.model, self.dim = model, dim
+
+    def encode(self, texts):
+        raise RuntimeError("the text model crashed")
+
+
+def test_a_forced_rebuild_is_not_lost_when_its_job_fails(tmp_path, repo, encoder):
+    data = tmp_path / "a"
+    pipeline = IngestPipeline(_settings(data), encoder=encoder)
+    try:
+        _ingest(pipeline, repo)
+        pipeline.store.request_sync(repo.as_uri(), force=True)
+    finally:
+        pipeline.close()
+    broken = IngestPipeline(_settings(data), encoder=_BrokenEncoder(encoder.model, encoder.dim))
+    try:
+        with pytest.raises(RuntimeError, match="crashed"):
+            _ingest(broken, repo)
+        assert broken.store.repo_record(repo.as_uri()).force_next  # asked for again
+    finally:
+        broken.close()
+    pipeline = IngestPipeline(_settings(data), encoder=encoder)
+    try:
+        rebuilt = _ingest(pipeline, repo).summary["sync"]
+    finally:
+        pipeline.close()
+    assert rebuilt["mode"] == "full" and rebuilt["reason"] == "a full rebuild was asked for"

@@ -52,7 +52,7 @@ class Backend(Protocol):
     def symbols(self, params: Mapping) -> dict: ...
     def repos(self) -> dict: ...
     def ingest(self, url: str) -> dict: ...
-    def sync(self, repo: str, force: bool) -> dict: ...
+    def sync(self, repo: str, force: bool, branch: str | None = None) -> dict: ...
     def close(self) -> None: ...
 
 
@@ -89,11 +89,11 @@ class LocalBackend:
         return self._run(lambda: ingest_mod.ingest(self.queue, self.settings, url,
                                                    self.query.store))
 
-    def sync(self, repo: str, force: bool) -> dict:
+    def sync(self, repo: str, force: bool, branch: str | None = None) -> dict:
         def run() -> dict:
             store = self.query.store
             url = ingest_mod.registered(store, self.settings, repo)
-            return ingest_mod.sync(self.queue, store, url, force)
+            return ingest_mod.sync(self.queue, store, url, force, branch)
         return self._run(run)
 
     def close(self) -> None:
@@ -193,7 +193,7 @@ class RemoteBackend:
     def ingest(self, url: str) -> dict:
         return self._ask("POST", f"{API}/ingestion/ingest/{_path(url)}")
 
-    def sync(self, repo: str, force: bool) -> dict:
+    def sync(self, repo: str, force: bool, branch: str | None = None) -> dict:
         """POST /api/v1/repos/{id}/sync, the id looked up in the repository list when
         `repo` is a URL. A control plane without the registry (no such route) gets the
         ingest a sync amounts to, and the answer says force was not passed on."""
@@ -201,7 +201,8 @@ class RemoteBackend:
         if key is None:
             return self._sync_by_ingest(repo, force)
         try:
-            return self._ask("POST", f"{API}/repos/{key}/sync", json={"force": force})
+            body = {"force": force, **({"branch": branch} if branch else {})}
+            return self._ask("POST", f"{API}/repos/{key}/sync", json=body)
         except BackendError as exc:
             if not _no_such_route(exc):
                 raise

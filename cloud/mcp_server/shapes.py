@@ -18,6 +18,7 @@ class Index(TypedDict):
     """The evidence: the commit that answered, when it was indexed, whether an ingest
     of the repository is under way and whether the commit is behind the newest."""
     repo: str
+    ref: NotRequired[str | None]  # the branch whose index answered
     commit: str
     indexed_at: float
     stale: bool
@@ -182,4 +183,5 @@ class IngestOutput(TypedDict):
 @with_config(OPEN)
 class SyncOutput(IngestOutput):
     force: bool
+    branch: NotRequired[str | None]
     notes: NotRequired[list[str]]

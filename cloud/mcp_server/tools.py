@@ -53,6 +53,8 @@ Repo = Annotated[str, Field(description=(
     "(github.com/psf/requests); list_repositories shows the indexed ones"))]
 Commit = Annotated[str | None, Field(description=(
     "An indexed commit, 4-64 hex digits (default: the newest ready one)"))]
+Ref = Annotated[str | None, Field(description=(
+    "A tracked branch (default: the default branch): that branch's own index answers"))]
 Paths = Annotated[list[str] | None, Field(description="Repository-relative paths (at most 200)")]
 EdgeKinds = Annotated[list[Literal["IMPORTS", "CALLS", "EXTENDS", "CONTAINS"]] | None, Field(
     description="Edge kinds to follow (default IMPORTS, CALLS, EXTENDS)")]
@@ -77,6 +79,7 @@ class Tools:
             "mode a file path or symbol name"))],
         repo: Annotated[str | None, Field(description=(
             "The repository (default: every indexed one), as ingest takes it"))] = None,
+        ref: Ref = None,
         mode: Annotated[Literal["hybrid", "semantic", "keyword", "structural"], Field(
             description=("hybrid (default): meaning and words; semantic: meaning; keyword: "
                          "words and identifier parts (BM25); structural: files nearest in "
@@ -93,7 +96,7 @@ class Tools:
         """Search code: the functions, methods, classes or files that match a question,
         best first, each with its path, qualified name, 1-based lines, a snippet and the
         signals that ranked it."""
-        answer = self._ask("search", _present(query=query, repo=repo, mode=mode, limit=limit,
+        answer = self._ask("search", _present(query=query, repo=repo, ref=ref, mode=mode, limit=limit,
                                               path=path, language=language, kind=kind))
         notes: list[str] = []
         hits = [{**hit, "snippet": _cut(hit["snippet"], MAX_SNIPPET,
@@ -107,6 +110,7 @@ class Tools:
             "The task in words, as for a colleague (1-4,000 characters); name the files "
             "or symbols you know"))],
         repo: Repo,
+        ref: Ref = None,
         budget_tokens: Annotated[int, Field(ge=256, le=MAX_BUDGET, description=(
             f"The most tokens (cl100k_base) the context may take, 256-{MAX_BUDGET:,}"))] = 2_048,
         files: Annotated[list[str] | None, Field(description=(
@@ -118,7 +122,7 @@ class Tools:
         """The code a task needs, within a token budget: the symbols the task names or
         the search finds, then what they call and what calls them, whole bodies first and
         signatures when the budget runs short."""
-        answer = self._ask("context", _present(task=task, repo=repo, files=files,
+        answer = self._ask("context", _present(task=task, repo=repo, ref=ref, files=files,
                                                budget_tokens=budget_tokens, format=format))
         notes: list[str] = []
         if "text" in answer:
@@ -132,6 +136,7 @@ class Tools:
     def impact_of_change(
         self,
         repo: Repo,
+        ref: Ref = None,
         files: Paths = None,
         base: Annotated[str | None, Field(description=(
             "Instead of files: the indexed commit before the change (with head)"))] = None,
@@ -141,7 +146,7 @@ class Tools:
         """What breaks if files change: the files that import them (any depth) and the
         symbols that call or extend theirs, with distance, which are tests, and a risk
         (low, medium, high) per changed file. Give files, or base and head."""
-        answer = self._ask("impact", _present(repo=repo, files=files, base=base, head=head))
+        answer = self._ask("impact", _present(repo=repo, ref=ref, files=files, base=base, head=head))
         notes: list[str] = []
         answer = {**answer,
                   "files": _capped(answer["files"], MAX_LISTED, "dependent files", notes),
@@ -160,12 +165,13 @@ class Tools:
         depth: Depth = 1,
         kinds: EdgeKinds = None,
         commit: Commit = None,
+        ref: Ref = None,
         limit: GraphLimit = 100,
     ) -> NeighboursOutput:
         """What a file or symbol depends on (imports, calls, extends), up to depth edges
         away, nearest first."""
         return _result(self._ask("dependencies", _present(
-            repo=repo, path=path, symbol=symbol, depth=depth, kinds=kinds, commit=commit,
+            repo=repo, ref=ref, path=path, symbol=symbol, depth=depth, kinds=kinds, commit=commit,
             limit=limit)))
 
     def dependents(
@@ -177,12 +183,13 @@ class Tools:
         depth: Depth = 1,
         kinds: EdgeKinds = None,
         commit: Commit = None,
+        ref: Ref = None,
         limit: GraphLimit = 100,
     ) -> NeighboursOutput:
         """What depends on a file or symbol (imports it, calls it, extends it), up to
         depth edges away, nearest first."""
         return _result(self._ask("dependents", _present(
-            repo=repo, path=path, symbol=symbol, depth=depth, kinds=kinds, commit=commit,
+            repo=repo, ref=ref, path=path, symbol=symbol, depth=depth, kinds=kinds, commit=commit,
             limit=limit)))
 
     def find_symbol(
@@ -193,12 +200,13 @@ class Tools:
         kind: Annotated[Literal["function", "method", "class"] | None, Field(
             description="Only this kind")] = None,
         commit: Commit = None,
+        ref: Ref = None,
         limit: Annotated[int, Field(ge=1, le=MAX_SYMBOLS,
                                     description=f"Result cap (1-{MAX_SYMBOLS})")] = 20,
     ) -> SymbolsOutput:
         """Where a function, method or class is defined: every definition of that name,
         with its file and 1-based lines."""
-        return _result(self._ask("symbols", _present(repo=repo, name=name, kind=kind,
+        return _result(self._ask("symbols", _present(repo=repo, ref=ref, name=name, kind=kind,
                                                      commit=commit, limit=limit)))
 
     def list_repositories(self) -> ReposOutput:
@@ -229,11 +237,13 @@ class Tools:
             "(list_repositories shows both)"))],
         force: Annotated[bool, Field(description=(
             "Rebuild from nothing rather than reuse the last ingest's results"))] = False,
+        branch: Annotated[str | None, Field(description=(
+            "A tracked branch (default: the default branch)"))] = None,
     ) -> SyncOutput:
         """Bring a registered repository up to its remote's newest commit: queue a sync
         (only changed files are parsed and embedded again, unless force), or join the
         sync already queued."""
-        answer = self._ask("sync", repo, force)
+        answer = self._ask("sync", repo, force, branch)
         return _result({**answer, "index": self._index_of(answer["target"])})
 
     # --- helpers -------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from typing import Any, Mapping
 from cloud.query.errors import bad_request
 from cloud.query.glob import compile_glob
 from shared.graph.model import EdgeKind
-from shared.repo_url import InvalidRepoUrl, normalize_repo_url
+from shared.repo_url import InvalidRepoUrl, index_key, normalize_repo_url, valid_branch
 
 MODES = ("hybrid", "semantic", "keyword", "structural")
 KINDS = ("function", "method", "class", "file")
@@ -140,13 +140,21 @@ class Fields:
         return value.lower()
 
     def repo(self, required: bool = True) -> str | None:
+        """The repository, and with `ref` (a branch) that branch's index: its key
+        (shared.repo_url.index_key; the service maps the default branch to the URL)."""
         value = self.text("repo", 2_000, required)
+        ref = self.text("ref", 200)
         if value is None:
+            if ref is not None:
+                raise bad_request("ref needs repo: a branch is a branch of one repository")
             return None
         try:
-            return normalize_repo_url(value.strip(), allow_local=self.allow_local)
+            url = normalize_repo_url(value.strip(), allow_local=self.allow_local)
         except InvalidRepoUrl as exc:
             raise bad_request(f"repo: {exc}") from None
+        if ref is not None and not valid_branch(ref.strip()):
+            raise bad_request(f"ref must be a branch name, got {ref[:100]!r}")
+        return index_key(url, ref.strip() if ref else None)
 
     def commit(self, name: str = "commit") -> str | None:
         value = self.text(name, 64)
@@ -200,7 +208,7 @@ def clean_path(path: str, name: str = "path") -> str:
 
 
 def parse_search(raw: Any, allow_local: bool = False) -> SearchRequest:
-    fields = Fields(raw, {"query", "repo", "mode", "limit", "path", "language", "kind"},
+    fields = Fields(raw, {"query", "repo", "ref", "mode", "limit", "path", "language", "kind"},
                     strings=False, allow_local=allow_local)
     query = fields.text("query", MAX_QUERY, required=True)
     language = fields.choice("language", tuple(LANGUAGES) + tuple(LANGUAGE_ALIASES), None)
@@ -216,7 +224,7 @@ def parse_search(raw: Any, allow_local: bool = False) -> SearchRequest:
 
 
 def parse_context(raw: Any, allow_local: bool = False) -> ContextRequest:
-    fields = Fields(raw, {"task", "repo", "files", "budget_tokens", "format"},
+    fields = Fields(raw, {"task", "repo", "ref", "files", "budget_tokens", "format"},
                     strings=False, allow_local=allow_local)
     return ContextRequest(
         task=fields.text("task", MAX_TASK, required=True), repo=fields.repo(),
@@ -226,7 +234,7 @@ def parse_context(raw: Any, allow_local: bool = False) -> ContextRequest:
 
 
 def parse_impact(raw: Any, allow_local: bool = False) -> ImpactRequest:
-    fields = Fields(raw, {"repo", "files", "base", "head"}, strings=False,
+    fields = Fields(raw, {"repo", "ref", "files", "base", "head"}, strings=False,
                     allow_local=allow_local)
     request = ImpactRequest(repo=fields.repo(), files=fields.paths("files"),
                             base=fields.commit("base"), head=fields.commit("head"))
@@ -238,7 +246,7 @@ def parse_impact(raw: Any, allow_local: bool = False) -> ImpactRequest:
 
 
 def parse_node(raw: Any, allow_local: bool = False) -> NodeRequest:
-    fields = Fields(raw, {"repo", "path", "symbol", "commit", "depth", "kinds", "limit"},
+    fields = Fields(raw, {"repo", "ref", "path", "symbol", "commit", "depth", "kinds", "limit"},
                     strings=True, allow_local=allow_local)
     return NodeRequest(
         repo=fields.repo(), path=clean_path(fields.text("path", 1_000, required=True)),
@@ -250,7 +258,7 @@ def parse_node(raw: Any, allow_local: bool = False) -> NodeRequest:
 
 
 def parse_path(raw: Any, allow_local: bool = False) -> PathRequest:
-    fields = Fields(raw, {"repo", "from", "to", "commit", "kinds", "max_depth"},
+    fields = Fields(raw, {"repo", "ref", "from", "to", "commit", "kinds", "max_depth"},
                     strings=True, allow_local=allow_local)
     return PathRequest(
         repo=fields.repo(), source=clean_path(fields.text("from", 1_000, True), "from"),
@@ -261,6 +269,6 @@ def parse_path(raw: Any, allow_local: bool = False) -> PathRequest:
 
 def parse_snapshot(raw: Any, allow_local: bool = False, default_limit: int = 20,
                    max_limit: int = MAX_LIMIT) -> SnapshotRequest:
-    fields = Fields(raw, {"repo", "commit", "limit"}, strings=True, allow_local=allow_local)
+    fields = Fields(raw, {"repo", "ref", "commit", "limit"}, strings=True, allow_local=allow_local)
     return SnapshotRequest(repo=fields.repo(), commit=fields.commit(),
                            limit=fields.integer("limit", default_limit, 1, max_limit))

@@ -1,7 +1,8 @@
 """Which snapshot answers a question, and how the answer names it.
 
 Queries answer from a repository's newest *ready* snapshot (its vectors stored
-too), or from the one `commit=` names. The answer says which commit that is,
+too), or from the one `commit=` names; with `ref=`, from that branch's own index
+(the default branch's is the repository's). The answer says which commit that is,
 when it was indexed, whether an ingest of the repository is under way
 (`indexing`) and whether the commit is behind the newest one the system knows
 (`stale`: an older `commit=` was asked, a newer commit is being indexed, or the
@@ -15,6 +16,8 @@ from typing import Callable
 
 from cloud.query.errors import not_found
 from shared.graph.store import GraphStore, Snapshot
+from shared.graph.store.registry import Repository
+from shared.repo_url import split_index_key
 
 # Repository URL -> what an ingest of it is doing now ("running", "queued"), from
 # the queue; empty when no queue is at hand.
@@ -23,11 +26,12 @@ BusyRepos = Callable[[], dict[str, str]]
 
 @dataclass(frozen=True)
 class Target:
-    repo: str
+    repo: str  # the index key: the URL, or URL#branch for a branch other than the default
     snapshot: Snapshot  # the one that answers
     latest: Snapshot  # the newest ready one (the cache follows it)
     indexing: bool
     remote_commit: str = ""  # where the remote's branch was last seen, when it moved on
+    ref: str = ""  # the branch indexed ("" while the default branch's name is unknown)
 
     @property
     def stale(self) -> bool:
@@ -35,7 +39,8 @@ class Target:
 
     def index(self) -> dict:
         """How an answer names its evidence."""
-        found = {"repo": self.repo, "commit": self.snapshot.commit,
+        found = {"repo": split_index_key(self.repo)[0], "ref": self.ref or None,
+                 "commit": self.snapshot.commit,
                  "indexed_at": self.snapshot.taken_at, "stale": self.stale,
                  "indexing": self.indexing}
         if self.remote_commit:
@@ -44,33 +49,43 @@ class Target:
 
 
 def resolve(store: GraphStore, repo: str, commit: str | None, busy: dict[str, str]) -> Target:
+    """`repo`: an index key (shared.repo_url.index_key); a branch key naming the default
+    branch is the URL's."""
+    url, branch = split_index_key(repo)
+    record = store.repo_record(url)
+    if branch and record is not None and branch == record.default_branch:
+        repo, branch = url, None
     snapshots = store.snapshots(repo)
     ready = [s for s in snapshots if s.ready]
     if not ready:
+        what = f"branch {branch} of {url}" if branch else f"repository {url}"
         if snapshots:
-            raise not_found(f"repository {repo} is being indexed for the first time; "
+            raise not_found(f"{what} is being indexed for the first time; "
                             "ask again when its ingest is complete")
-        raise not_found(f"repository {repo} is not indexed; ingest it first "
+        if branch:
+            raise not_found(f"{what} is not indexed; track it (PATCH /api/v1/repos/{{id}} "
+                            "branches) and push, or POST /api/v1/repos/{id}/sync with it")
+        raise not_found(f"{what} is not indexed; ingest it first "
                         "(POST /api/v1/ingestion/ingest/...)")
     latest = ready[0]
     # A newer snapshot that is not ready yet is an ingest between its graph and vectors.
     indexing = repo in busy or snapshots[0].id != latest.id
-    moved = _remote_moved(store, repo, latest)
+    moved = _remote_moved(record, branch, latest)
+    ref = branch or (record.default_branch if record is not None else "")
     if commit is None:
-        return Target(repo, latest, latest, indexing, moved)
+        return Target(repo, latest, latest, indexing, moved, ref)
     found = [s for s in ready if s.commit.lower().startswith(commit)]
     if len(found) != 1:
         known = ", ".join(s.commit[:12] for s in ready)
         what = "matches several indexed commits" if found else "is not an indexed commit"
         raise not_found(f"commit {commit} {what} of {repo}; indexed: {known}")
-    return Target(repo, found[0], latest, indexing, moved)
+    return Target(repo, found[0], latest, indexing, moved, ref)
 
 
-def _remote_moved(store: GraphStore, repo: str, latest: Snapshot) -> str:
+def _remote_moved(record: Repository | None, branch: str | None, latest: Snapshot) -> str:
     """The remote head past the newest indexed commit, as a push or a periodic check
     told the registry ("" when none is known)."""
-    record = store.repo_record(repo)
-    branch = record.indexed() if record is not None else None
+    branch = record.indexed(branch) if record is not None else None
     if branch is None or not branch.remote_commit:
         return ""
     return branch.remote_commit if branch.remote_commit != latest.commit else ""

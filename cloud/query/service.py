@@ -39,6 +39,7 @@ from cloud.query.tokens import tokenizer_name
 from shared.graph.model import NodeKind
 from shared.graph.store import GraphStore, GraphStoreError
 from shared.graph.store.registry import Repository
+from shared.repo_url import split_index_key
 from shared.query_encoder import QueryEncoder, QueryEncoderError
 from shared.vectors import VectorStore, chunk_collection
 
@@ -134,7 +135,7 @@ class QueryService:
     # --- targets and cached snapshot data --------------------------------------------------
     def target(self, repo: str, commit: str | None = None) -> Target:
         target = resolve(self.store, repo, commit, self._busy_repos())
-        self._touch(repo)
+        self._touch(split_index_key(repo)[0])
         return target
 
     def _touch(self, repo: str) -> None:

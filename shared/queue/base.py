@@ -119,6 +119,13 @@ class JobQueue(abc.ABC):
         attempt (graceful stop). False when the lease was already lost."""
         return self._release(job, worker)
 
+    def issue_fence(self) -> int:
+        """A fencing token above every one issued so far, taken by nobody's lease: the
+        control plane raises a repository's fence with it when it deletes or archives
+        the repository, so a job still running there can no longer write (FencedOut),
+        while every job claimed later gets a larger token (clocks need not agree)."""
+        return self._issue_fence()
+
     #: True when `wait` wakes as soon as a job arrives; False when it only sleeps
     #: (Upstash REST), so the worker polls at its slower idle interval.
     blocking = True
@@ -166,3 +173,6 @@ class JobQueue(abc.ABC):
 
     @abc.abstractmethod
     def _release(self, job: Job, worker: WorkerStatus) -> bool: ...
+
+    @abc.abstractmethod
+    def _issue_fence(self) -> int: ...

@@ -47,6 +47,7 @@ _HEARTBEAT = _script(scripts.HEARTBEAT)
 _FINISH = _script(scripts.FINISH)
 _RELEASE = _script(scripts.RELEASE)
 _OVERVIEW = _script(scripts.OVERVIEW)
+_ISSUE_FENCE = _script(scripts.ISSUE_FENCE)
 
 
 def _pairs(flat: list) -> dict:
@@ -131,6 +132,9 @@ class RedisQueue(JobQueue):
              k.job_prefix],
         )
         return int(reply) == 1
+
+    def _issue_fence(self) -> int:
+        return int(self._run(_ISSUE_FENCE, [self.keys.fence], []))
 
     def wait(self, timeout: float, interrupt: threading.Event) -> None:
         self.transport.wait_nonempty(self.keys.queue, timeout, interrupt)

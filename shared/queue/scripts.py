@@ -133,6 +133,13 @@ local function beat(worker_key, workers_key, worker_json, worker_id, retention)
 end
 """
 
+# KEYS: fence  -> a token past the last issued (as a claim's), leased to nobody
+ISSUE_FENCE = _NOW + """
+local fence = math.max(tonumber(redis.call('GET', KEYS[1]) or '0') + 1, now_us)
+redis.call('SET', KEYS[1], string.format('%.0f', fence))
+return string.format('%.0f', fence)
+"""
+
 # KEYS: queue, leases, dead, history, workers, pending_repos, worker, fence, stale_at,
 #       running_repos
 # ARGV: lease_seconds, max_attempts, worker_id, lease_token, worker_json, retention,

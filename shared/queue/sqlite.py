@@ -242,6 +242,10 @@ class SqliteQueue(JobQueue):
 
         return self._read(read)
 
+    def _issue_fence(self) -> int:
+        with self._transaction() as db:
+            return _next_fence(db, self.clock())
+
     def ping(self) -> None:
         self._read(lambda db: db.execute("SELECT 1").fetchone())
 

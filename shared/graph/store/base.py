@@ -41,7 +41,7 @@ from shared.graph.store.schema import (
     SOURCE_COLUMNS,
     Dialect,
 )
-from shared.graph.store.registry import RegistryMixin
+from shared.graph.store.registry import BRANCH_INDEX, RegistryMixin
 from shared.graph.store.text import KeywordHit, bm25, text_rows
 
 KEEP_SNAPSHOTS = 5
@@ -257,10 +257,12 @@ class GraphStore(RegistryMixin, abc.ABC):
         return found[0] if found else None
 
     def repositories(self) -> list[str]:
-        """Every repository with at least one snapshot, by URL."""
+        """Every repository with at least one snapshot of its default branch, by URL
+        (other branches' indexes, `URL#branch`, are not repositories)."""
         return [row[0] for row in self._query(
-            "SELECT r.url FROM repositories r WHERE EXISTS"
-            " (SELECT 1 FROM snapshots s WHERE s.repo_id = r.id) ORDER BY r.url")]
+            "SELECT r.url FROM repositories r WHERE r.url NOT LIKE ? AND EXISTS"
+            " (SELECT 1 FROM snapshots s WHERE s.repo_id = r.id) ORDER BY r.url",
+            (BRANCH_INDEX,))]
 
     def _snapshots(self, where: str, params: Sequence[Any]) -> list[Snapshot]:
         rows = self._query(
@@ -500,14 +502,18 @@ def snapshot_stats(graph: Graph, nodes: Sequence[Node]) -> dict:
 def _check_fence(writer: Writer, repo: str, fence: int) -> None:
     """Raise the repository's token to `fence`, or refuse if it is already higher.
     The upsert locks the row until the transaction ends, so two writers are ordered."""
-    writer.execute(
-        "INSERT INTO fences (repo, token) VALUES (?, ?) ON CONFLICT (repo)"
-        " DO UPDATE SET token = excluded.token WHERE fences.token < excluded.token",
-        (repo, fence))
+    _raise_fence(writer, repo, fence)
     held = writer.execute("SELECT token FROM fences WHERE repo = ?", (repo,))[0][0]
     if held > fence:
         raise FencedOut(f"{repo} was written under a newer lease ({held} > {fence}): "
                         "this job's lease is lost, its writes are refused")
+
+
+def _raise_fence(writer: Writer, repo: str, fence: int) -> None:
+    writer.execute(
+        "INSERT INTO fences (repo, token) VALUES (?, ?) ON CONFLICT (repo)"
+        " DO UPDATE SET token = excluded.token WHERE fences.token < excluded.token",
+        (repo, fence))
 
 
 def _delete_facts(writer: Writer, snapshot_id: int) -> None:

@@ -15,6 +15,18 @@ The webhook secret is stored (a signature is checked with it) but never read out
 except by `webhook_secret`; `Repository.public()` says only whether one is set.
 `GraphStore` inherits these methods; they use its `_query`/`_write` primitives, so
 both databases behave the same.
+
+Branches. The default branch is indexed under the repository's URL; every other
+tracked branch under its own index key, `URL#branch` (shared.repo_url.index_key),
+whose snapshots hang off a `repositories` row of that name. Such rows are index
+rows, never records: `repo_records` leaves them out, and archiving or deleting the
+repository removes them with everything they hold.
+
+Deleting or archiving while a job runs: the caller passes a fence token issued by
+the queue (`JobQueue.issue_fence`), and every index key's fence is raised to it in
+the same transaction, so the job's later graph writes fail (FencedOut) instead of
+bringing back what was removed. The fence rows stay (a token and a name): they are
+what refuses the late write.
 """
 from __future__ import annotations
 
@@ -22,6 +34,10 @@ import enum
 from dataclasses import asdict, dataclass, field
 from typing import Any, Iterable
 
+from shared.repo_url import index_key
+
+BRANCH_INDEX = "%#%"  # LIKE pattern of the index rows of branches (a parameter: psycopg
+# reads a literal % in the statement as a placeholder)
 DELIVERY_RETENTION = 7 * 86_400  # a replay older than this is a new delivery
 
 _FIELDS = ("id", "url", "default_branch", "branches", "state", "reason", "sync_interval",
@@ -81,6 +97,11 @@ class Repository:
         return self.state is RepoState.STALE or bool(
             state and state.remote_commit and state.remote_commit != state.commit)
 
+    def index_key(self, branch: str | None = None) -> str:
+        """Where `branch`'s index lives (the URL for the default branch)."""
+        return index_key(self.url, None if not branch or branch == self.default_branch
+                         else branch)
+
     def public(self) -> dict:
         data = asdict(self)
         data["state"] = self.state.value
@@ -112,7 +133,16 @@ class RegistryMixin:
         return self._repositories(rows)[0] if rows else None
 
     def repo_records(self) -> list[Repository]:
-        return self._repositories(self._query(f"{_SELECT} ORDER BY url"))
+        return self._repositories(self._query(f"{_SELECT} WHERE url NOT LIKE ? ORDER BY url",
+                                              (BRANCH_INDEX,)))
+
+    def index_keys(self, url: str) -> list[str]:
+        """The keys of every index the repository has: its URL, then `URL#branch` for
+        each other branch with snapshots or a pending rebuild."""
+        prefix = url + "#"
+        rows = self._query("SELECT url FROM repositories WHERE substr(url, 1, ?) = ?"
+                           " ORDER BY url", (len(prefix), prefix))
+        return [url, *(row[0] for row in rows)]
 
     def _repositories(self, rows: list[tuple]) -> list[Repository]:
         found = [self._repository(row) for row in rows]
@@ -152,21 +182,24 @@ class RegistryMixin:
                 f"UPDATE repositories SET {sets} WHERE {column} = ?", (*changes.values(), key)))
         return self.repo_record(key)
 
-    def set_repo_state(self, url: str, state: RepoState, reason: str = "", *,
+    def set_repo_state(self, url: str, state: RepoState | None, reason: str = "", *,
                        branch: str | None = None, commit: str | None = None,
                        snapshot_id: int | None = None, remote_commit: str | None = None,
                        size: dict | None = None, default_branch: str | None = None) -> None:
         """The worker's and the scheduler's transitions; with `commit`, `branch` was
-        indexed at it now (READY), with `remote_commit` its remote was seen there."""
+        indexed at it now (READY), with `remote_commit` its remote was seen there.
+        `state` None leaves the repository's state and reason as they are (a branch
+        other than the default one was indexed)."""
         now = self.clock()
 
         def work(writer) -> None:
-            rows = writer.execute(
-                "INSERT INTO repositories (url, created_at, state) VALUES (?, ?, ?)"
-                " ON CONFLICT (url) DO UPDATE SET state = excluded.state RETURNING id",
-                (url, now, state.value))
-            repo_id = rows[0][0]
-            writer.execute("UPDATE repositories SET reason = ? WHERE id = ?", (reason, repo_id))
+            repo_id = writer.execute(
+                "INSERT INTO repositories (url, created_at) VALUES (?, ?)"
+                " ON CONFLICT (url) DO UPDATE SET url = excluded.url RETURNING id",
+                (url, now))[0][0]
+            if state is not None:
+                writer.execute("UPDATE repositories SET state = ?, reason = ? WHERE id = ?",
+                               (state.value, reason, repo_id))
             if default_branch:
                 writer.execute("UPDATE repositories SET default_branch = ? WHERE id = ?",
                                (default_branch, repo_id))
@@ -192,13 +225,17 @@ class RegistryMixin:
         self._write(work)
 
     def request_sync(self, url: str, force: bool = False, push_at: float | None = None,
-                     branch: str | None = None, remote_commit: str | None = None) -> None:
-        """A sync was asked for (an API call, a push): remember a forced rebuild and
-        when the push came, and where it moved the branch."""
+                     branch: str | None = None, remote_commit: str | None = None,
+                     key: str | None = None) -> None:
+        """A sync was asked for (an API call, a push): remember a forced rebuild of the
+        index `key` (default: the URL's), when the push came, and where it moved the
+        branch."""
         def work(writer) -> None:
             if force:
-                writer.execute("UPDATE repositories SET force_next = ? WHERE url = ?",
-                               (True, url))
+                writer.execute(
+                    "INSERT INTO repositories (url, created_at, force_next) VALUES (?, ?, ?)"
+                    " ON CONFLICT (url) DO UPDATE SET force_next = excluded.force_next",
+                    (key or url, self.clock(), True))
             if push_at is not None:
                 writer.execute("UPDATE repositories SET last_push_at = ? WHERE url = ?",
                                (push_at, url))
@@ -212,20 +249,31 @@ class RegistryMixin:
                         (rows[0][0], branch, remote_commit))
         self._write(work)
 
-    def take_force(self, url: str) -> bool:
-        """Whether a forced rebuild was asked for, clearing the request (one job takes it)."""
+    def take_force(self, key: str) -> bool:
+        """Whether a forced rebuild of the index `key` was asked for, clearing the
+        request (one job takes it; `request_sync(force=True)` gives it back)."""
         def work(writer) -> bool:
             rows = writer.execute(
                 "UPDATE repositories SET force_next = ? WHERE url = ? AND force_next = ?"
-                " RETURNING id", (False, url, True))
+                " RETURNING id", (False, key, True))
             return bool(rows)
         return self._write(work)
 
-    def drop_branch(self, url: str, branch: str) -> None:
-        """The remote deleted `branch`: forget its indexed state."""
-        self._write(lambda writer: writer.execute(
-            "DELETE FROM branches WHERE name = ? AND repo_id IN"
-            " (SELECT id FROM repositories WHERE url = ?)", (branch, url)))
+    def drop_branch(self, url: str, branch: str, fence: int | None = None) -> str | None:
+        """The remote deleted `branch`: forget its indexed state, and its index unless
+        it is the default branch's. The key of the index removed (its vectors are the
+        caller's to remove), or None."""
+        record = self.repo_record(url)
+        key = record.index_key(branch) if record else url
+        gone = key if key != url else None
+
+        def work(writer) -> None:
+            writer.execute("DELETE FROM branches WHERE name = ? AND repo_id IN"
+                           " (SELECT id FROM repositories WHERE url = ?)", (branch, url))
+            if gone:
+                _drop_index(writer, gone, fence, keep_row=False)
+        self._write(work)
+        return gone
 
     def webhook_secret(self, url: str) -> str | None:
         rows = self._query("SELECT webhook_secret FROM repositories WHERE url = ?", (url,))
@@ -253,35 +301,54 @@ class RegistryMixin:
         self._write(lambda writer: writer.execute(
             "UPDATE repositories SET last_query_at = ? WHERE url = ?", (self.clock(), url)))
 
-    def archive_repository(self, url: str) -> None:
-        """Snapshots and their facts removed, the record kept (state archived)."""
-        self._remove(url, keep_record=True)
+    def archive_repository(self, url: str, fence: int | None = None) -> list[str]:
+        """Snapshots and their facts removed, the record kept (state archived); the
+        index keys emptied (their vectors are the caller's to remove)."""
+        return self._remove(url, keep_record=True, fence=fence)
 
-    def delete_repository(self, url: str) -> None:
-        """The record, its branches, snapshots and every fact of them: nothing left."""
-        self._remove(url, keep_record=False)
+    def delete_repository(self, url: str, fence: int | None = None) -> list[str]:
+        """The record, its branches, snapshots and every fact of them: nothing left
+        but the fences (see the module's docstring). The index keys it had."""
+        return self._remove(url, keep_record=False, fence=fence)
 
-    def _remove(self, url: str, keep_record: bool) -> None:
-        from shared.graph.store.base import _delete_facts
+    def _remove(self, url: str, keep_record: bool, fence: int | None) -> list[str]:
+        keys = self.index_keys(url)
 
         def work(writer) -> None:
+            for key in keys[1:]:
+                _drop_index(writer, key, fence, keep_row=False)
             rows = writer.execute("SELECT id FROM repositories WHERE url = ?", (url,))
             if not rows:
                 return
+            _drop_index(writer, url, fence, keep_row=True)
             repo_id = rows[0][0]
-            for (snapshot_id,) in writer.execute(
-                    "SELECT id FROM snapshots WHERE repo_id = ?", (repo_id,)):
-                _delete_facts(writer, snapshot_id)
-            writer.execute("DELETE FROM snapshots WHERE repo_id = ?", (repo_id,))
             writer.execute("DELETE FROM branches WHERE repo_id = ?", (repo_id,))
             if keep_record:
                 writer.execute("UPDATE repositories SET state = ?, reason = ?, size = ?"
                                " WHERE id = ?", (RepoState.ARCHIVED.value, "",
                                                  self._encode_stats({}), repo_id))
             else:
-                writer.execute("DELETE FROM fences WHERE repo = ?", (url,))
                 writer.execute("DELETE FROM repositories WHERE id = ?", (repo_id,))
         self._write(work)
+        return keys
+
+
+def _drop_index(writer, key: str, fence: int | None, keep_row: bool) -> None:
+    """Every snapshot of the index `key` and its facts; its row too unless `keep_row`.
+    With `fence`, the key's fence is raised to it first (a running job is shut out)."""
+    from shared.graph.store.base import _delete_facts, _raise_fence
+
+    if fence is not None:
+        _raise_fence(writer, key, fence)
+    rows = writer.execute("SELECT id FROM repositories WHERE url = ?", (key,))
+    if not rows:
+        return
+    for (snapshot_id,) in writer.execute("SELECT id FROM snapshots WHERE repo_id = ?",
+                                         (rows[0][0],)):
+        _delete_facts(writer, snapshot_id)
+    writer.execute("DELETE FROM snapshots WHERE repo_id = ?", (rows[0][0],))
+    if not keep_row:
+        writer.execute("DELETE FROM repositories WHERE id = ?", (rows[0][0],))
 
 
 def _json(store, raw: Any, empty: Any) -> Any:
