@@ -97,10 +97,7 @@ def _record(store: GraphStore, request: Request) -> Repository:
 
 def _public(record: Repository) -> dict:
     return {"url": record.url, **registry_fields(record), "size": record.size,
-            "created_at": record.created_at, "indexed": {
-                name: {"commit": b.commit or None, "synced_at": b.synced_at or None,
-                       "remote_commit": b.remote_commit or None}
-                for name, b in record.branch_states.items()}}
+            "created_at": record.created_at}
 
 
 async def register(request: Request) -> JSONResponse:

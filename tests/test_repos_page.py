@@ -143,6 +143,7 @@ def test_the_panel_lists_every_repository_with_state_commit_and_last_sync(
     register(world, QUEUED)
     register(world, READY)
     indexed(world.store, READY)
+    world.store.set_repo_state(READY, None, branch="dev", commit=NEWER, snapshot_id=None)
     register(world, STALE)
     indexed(world.store, STALE, remote=NEWER, ago=7200)
     register(world, FAILED)
@@ -168,8 +169,10 @@ def test_the_panel_lists_every_repository_with_state_commit_and_last_sync(
     record = next(r for r in listed if r["url"] == READY)
     expect(ready.locator('.badge[data-field="state"]')).to_have_text("ready")
     expect(ready.locator('.badge[data-state="stale"]')).to_have_count(0)
-    expect(ready.locator('[data-field="commit"]')).to_have_text(f"{COMMIT[:7]} on main")
-    expect(ready.locator('[data-field="commit"] code')).to_have_attribute("title", COMMIT)
+    expect(ready.locator('[data-field="commit"]')).to_have_text(
+        f"{COMMIT[:7]} on maindev @ {NEWER[:7]}")  # another branch's own index, a line each
+    expect(ready.locator('[data-field="branch-commit"]')).to_have_text(f"dev @ {NEWER[:7]}")
+    expect(ready.locator('[data-field="commit"] code').first).to_have_attribute("title", COMMIT)
     synced = ready.locator('[data-field="synced"]')
     expect(synced).to_have_text("3 min ago")
     expect(synced).to_have_attribute("title", re.compile(r"\d"))

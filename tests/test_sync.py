@@ -317,3 +317,32 @@ def test_a_forced_rebuild_is_not_lost_when_its_job_fails(tmp_path, repo, encoder
     finally:
         pipeline.close()
     assert rebuilt["mode"] == "full" and rebuilt["reason"] == "a full rebuild was asked for"
+
+
+def test_a_repository_deleted_while_its_job_runs_stays_deleted(tmp_path, repo, encoder):
+    """DELETE /api/v1/repos/{id} (as cloud/repos.py does it) while the job embeds: the
+    job's later writes are fenced out and what it uploaded meanwhile goes too."""
+    from shared.graph.store import FencedOut
+    from shared.jobs import fence_now
+
+    url = repo.as_uri()
+    pipeline = IngestPipeline(_settings(tmp_path / "a"), encoder=encoder)
+    pipeline.store.register(url)
+
+    def report(stage: str, progress: float) -> None:
+        store = pipeline.store
+        if stage.startswith("text") and store.repo_record(url) is not None:
+            for key in store.index_keys(url):
+                pipeline.vectors.delete_repo(key)
+            store.delete_repository(url, fence=fence_now())  # the queue's issue_fence
+    job = Job(id=new_job_id(), repo_url=url, submitted_at=time.time(), ttl=60,
+              fence=fence_now())
+    try:
+        with pytest.raises(FencedOut):
+            pipeline(job, report)
+        assert pipeline.store.repo_record(url) is None and pipeline.store.snapshots(url) == []
+        assert len(pipeline.vectors.collections()) == 2  # it did upload, then lost them
+        for collection in pipeline.vectors.collections():
+            assert pipeline.vectors.count(url, collection) == 0, collection
+    finally:
+        pipeline.close()

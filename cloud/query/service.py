@@ -376,7 +376,7 @@ class QueryService:
 def registry_fields(record: Repository | None) -> dict:
     """What the repository registry adds to a repository's listing."""
     if record is None:
-        return {"id": None, "state": None, "stale": False}
+        return {"id": None, "state": None, "stale": False, "indexed": {}}
     public = record.public()
     branch = record.indexed()
     return {"id": record.id, "state": public["state"], "reason": record.reason,
@@ -384,7 +384,10 @@ def registry_fields(record: Repository | None) -> dict:
             "branches": record.tracked, "sync_interval": record.sync_interval,
             "has_secret": record.has_secret, "last_sync_at": record.last_sync_at or None,
             "last_push_at": record.last_push_at or None,
-            "remote_commit": (branch.remote_commit or None) if branch else None}
+            "remote_commit": (branch.remote_commit or None) if branch else None,
+            "indexed": {name: {"commit": b.commit or None, "synced_at": b.synced_at or None,
+                               "remote_commit": b.remote_commit or None}
+                        for name, b in record.branch_states.items()}}
 
 
 def _ms(started: float) -> float:
