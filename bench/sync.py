@@ -18,7 +18,8 @@ TEXT_RUNTIME from the environment, loaded before the clock starts), in one DATA_
 so each reuses what the previous one left. Each row: seconds, its share of the full
 ingest, each stage's share of the sync, files parsed again and chunks embedded again.
 At the end the last commit is also ingested from nothing in a fresh DATA_DIR and the
-two indexes' counts (nodes, edges, chunk points) are compared.
+two indexes are compared: graph facts and chunk points with their payloads exactly,
+chunk vectors by cosine.
 """
 from __future__ import annotations
 
@@ -144,20 +145,38 @@ def run(name: str, scratch: Path) -> dict:
             commit(repo, label)
             seconds, stages, result = timed_ingest(pipeline, repo)
             rows.append({**row(label, seconds, stages, result, baseline), "change": detail})
+        fresh = IngestPipeline(settings("fresh"), encoder=encoder)
+        try:
+            seconds, stages, check = timed_ingest(fresh, repo)
+            same = compare(pipeline, fresh, repo.as_uri())
+        finally:
+            fresh.close()
     finally:
         pipeline.close()
-    fresh = IngestPipeline(settings("fresh"), encoder=encoder)
-    try:
-        seconds, stages, check = timed_ingest(fresh, repo)
-    finally:
-        fresh.close()
-    last = rows[-1]
-    same = (last["nodes"], last["edges"], last["chunks"]) == (
-        check.summary["nodes"], check.summary["edges"], check.summary["embeddings"]["chunks"])
     return {"corpus": name, "text_runtime": encoder.runtime, "rows": rows,
-            "check": {"full_seconds": round(seconds, 2), "same_counts": same,
+            "check": {"full_seconds": round(seconds, 2), **same,
                       "nodes": check.summary["nodes"], "edges": check.summary["edges"],
                       "chunks": check.summary["embeddings"]["chunks"]}}
+
+
+def compare(synced, fresh, url: str) -> dict:
+    """The last sync's index against a from-nothing ingest of the same commit: graph facts
+    and chunk payloads exactly (as tests/test_sync.py does), chunk vectors by cosine
+    (another runtime than fp32 may differ in the last bits with another batch)."""
+    import numpy as np
+
+    from shared.vectors import CHUNK_COLLECTION
+    from tests.test_sync import _facts, _points
+
+    a = _points(synced, url, CHUNK_COLLECTION, synced.encoder.dim)
+    b = _points(fresh, url, CHUNK_COLLECTION, fresh.encoder.dim)
+    same_points = sorted(a) == sorted(b) and all(a[i][0] == b[i][0] for i in a)
+    cosines = [float(np.dot(a[i][1], b[i][1]) / (np.linalg.norm(a[i][1])
+                                                  * np.linalg.norm(b[i][1]) or 1.0))
+               for i in a if i in b]
+    return {"same_facts": _facts(synced, url) == _facts(fresh, url),
+            "same_chunk_points": same_points,
+            "chunk_vector_cosine_min": round(min(cosines, default=0.0), 6)}
 
 
 def main() -> None:
@@ -176,8 +195,10 @@ def main() -> None:
             print(f"  {step['step']:<18} {step['seconds']:7.2f} s  {100 * step['vs_full']:5.1f}% "
                   f"of full  parsed {step['files_parsed']}/{step['files']} files, embedded "
                   f"{step['chunks_embedded']}/{step['chunks']} chunks  [{shares}]")
-        print(f"  check: from nothing {r['check']['full_seconds']} s, same counts: "
-              f"{r['check']['same_counts']}")
+        c = r["check"]
+        print(f"  check: from nothing {c['full_seconds']} s; same graph facts: "
+              f"{c['same_facts']}, same chunk points and payloads: {c['same_chunk_points']}, "
+              f"chunk vectors' cosine at least {c['chunk_vector_cosine_min']}")
     if args.json:
         machine = {"python": platform.python_version(), "cpus": os.cpu_count(),
                    "date": time.strftime("%Y-%m-%d")}

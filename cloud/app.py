@@ -10,6 +10,7 @@ from starlette.middleware import Middleware
 from starlette.routing import Route
 
 from cloud.auth import BearerAuth
+from cloud.limits import Metering, PlanLimits
 from cloud.errors import EXCEPTION_HANDLERS
 from cloud.mcp_server.backends import LocalBackend
 from cloud.mcp_server.http import PATH as MCP_PATH
@@ -17,6 +18,8 @@ from cloud.mcp_server.http import McpEndpoint
 from cloud.query import QueryService, tokens
 from cloud.routes import ROUTES, OverviewCache
 from shared.jobs import WorkerState
+from shared.limits import Limiter
+from shared.plans import load_plans
 from shared.queue import JobQueue, QueueError, open_queue
 from shared.queue.base import HISTORY_LIMIT
 from shared.settings import Settings
@@ -40,6 +43,8 @@ def create_app(settings: Settings | None = None, queue: JobQueue | None = None,
         app.state.overview_cache = OverviewCache()
         app.state.query = query or QueryService.from_settings(app.state.settings)
         app.state.query.watch_jobs(*job_readers(app.state.queue, app.state.overview_cache))
+        app.state.plans = load_plans(app.state.settings.plans_json)
+        app.state.limits = PlanLimits(Limiter.for_queue(app.state.queue), app.state.plans)
         log.info("control plane ready (queue: %s, cap %d, ttl %d s)", app.state.queue.backend,
                  app.state.settings.max_queue_size, app.state.settings.task_ttl)
         try:
@@ -47,13 +52,14 @@ def create_app(settings: Settings | None = None, queue: JobQueue | None = None,
                     app.state.query, app.state.queue, app.state.settings)):
                 yield
         finally:
+            app.state.limits.limiter.close()
             if query is None:
                 app.state.query.close()
             if queue is None:
                 app.state.queue.close()
 
     return Starlette(routes=[*ROUTES, Route(MCP_PATH, mcp)],
-                     middleware=[Middleware(BearerAuth)],
+                     middleware=[Middleware(BearerAuth), Middleware(Metering)],
                      exception_handlers=EXCEPTION_HANDLERS, lifespan=lifespan)
 
 

@@ -20,15 +20,22 @@ from shared.settings import Settings
 log = logging.getLogger("cloud.ingest")
 
 
-def ingest(queue: JobQueue, settings: Settings, raw: str, store: Any = None) -> dict:
+def ingest(queue: JobQueue, settings: Settings, raw: str, store: Any = None,
+           tenant: Any = None) -> dict:
     """Queue the repository `raw` names (validated and normalised: InvalidRepoUrl
     otherwise): its new job, or the pending one of the same repository (`duplicate`).
     QueueFull when the queue is at its cap. With the graph `store`, the repository is
-    registered too (and shows as queued), as an ingest through the API does."""
+    registered too (and shows as queued), as an ingest through the API does. With a
+    `tenant` (cloud.limits.Tenant: an account's key), its plan must allow it, and the
+    repository becomes one of the account's."""
     target = normalize_repo_url(raw, allow_local=settings.allow_local_repos)
+    if tenant is not None:
+        tenant.admit(store, target)
     answer = _enqueue(queue, target)
     if store is not None:
         register(store, target)
+    if tenant is not None:
+        tenant.grant(store, target)
     return answer
 
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 
+from cloud.openapi_accounts import account_paths, with_keys
 from cloud.openapi_query import query_paths
 from cloud.openapi_repos import repo_paths
 
@@ -70,6 +71,12 @@ def _merged(*parts: dict) -> dict:
 
 @lru_cache(maxsize=1)
 def openapi_spec() -> dict:
+    spec = _spec()
+    with_keys(spec["paths"])
+    return spec
+
+
+def _spec() -> dict:
     secured = [{"bearer": []}]
     return {
         "openapi": "3.1.0",
@@ -77,7 +84,11 @@ def openapi_spec() -> dict:
                  "description": "Queue repositories for ingestion, watch the edge workers, and "
                                 "ask the index: search, graph questions, task context, impact."},
         "components": {
-            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "securitySchemes": {"bearer": {
+                "type": "http", "scheme": "bearer",
+                "description": "The admin token (PHAROS_ADMIN_TOKEN: every scope, every "
+                               "account) or an account's API key (na_live_...: its scopes, "
+                               "its repositories)"}},
             "schemas": {"Error": {
                 "type": "object", "required": ["error", "detail"],
                 "properties": {"error": {"type": "string"}, "detail": {"type": "string"}},
@@ -146,7 +157,7 @@ def openapi_spec() -> dict:
                               "404": _error("not_found", f"no job with id '{_JOB_ID}'"),
                               "503": _UNAVAILABLE},
             }},
-            **_merged(query_paths(), repo_paths()),
+            **_merged(query_paths(), repo_paths(), account_paths()),
             "/health": {"get": {
                 "summary": "Liveness (always 200) and each backend's reachability",
                 "responses": {"200": _ok("Health", {

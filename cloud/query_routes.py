@@ -1,7 +1,8 @@
 """The query API: thin adapters from HTTP to cloud.query.QueryService.
 
 POST routes read a JSON body, GET routes a query string; both hand it to the
-service as it came and return its answer as JSON. Validation, evidence and
+service as it came, with the repositories the caller may see (cloud.auth.visible),
+and return its answer as JSON. Validation, evidence and
 caching live in the service, so the page and MCP tools get the same answers.
 """
 from __future__ import annotations
@@ -13,6 +14,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
+from cloud.auth import visible
 from cloud.errors import ApiError
 from cloud.query import QueryService
 
@@ -33,20 +35,21 @@ async def _body(request: Request) -> Any:
         raise ApiError(400, "bad_request", f"the body is not valid JSON: {exc}"[:200]) from None
 
 
-def _posted(question: Callable[[QueryService, Any], dict]):
+def _posted(question: Callable[..., dict]):
     async def endpoint(request: Request) -> JSONResponse:
         body = await _body(request)
-        answer = await run_in_threadpool(question, _service(request), body)
+        answer = await run_in_threadpool(
+            lambda: question(_service(request), body, visible=visible(request)))
         return JSONResponse(answer)
     return endpoint
 
 
-def _asked(question: Callable[[QueryService, Any], dict]):
+def _asked(question: Callable[..., dict]):
     def endpoint(request: Request) -> JSONResponse:
         params = dict(request.query_params)
         if len(request.query_params.multi_items()) != len(params):
             raise ApiError(400, "bad_request", "a parameter is given twice")
-        return JSONResponse(question(_service(request), params))
+        return JSONResponse(question(_service(request), params, visible=visible(request)))
     return endpoint
 
 
@@ -63,4 +66,4 @@ symbols = _asked(QueryService.symbols)
 
 
 def repos(request: Request) -> JSONResponse:
-    return JSONResponse(_service(request).repos())
+    return JSONResponse(_service(request).repos(visible(request)))

@@ -24,7 +24,9 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
+from cloud.auth import principal, visible
 from cloud.errors import ApiError
+from cloud.limits import tenant_of
 from cloud.ingest import ingest as queue_ingest
 from cloud.ingest import sync as submit_sync
 from cloud.query.service import registry_fields
@@ -88,9 +90,11 @@ def _settings_of(body: dict) -> dict:
 
 
 def _record(store: GraphStore, request: Request) -> Repository:
+    """The record the path names, if the caller may see it (else 404, as if absent)."""
     raw = request.path_params["repo_id"]
     record = store.repo_record(int(raw)) if raw.isdigit() and len(raw) < 19 else None
-    if record is None:
+    seen = visible(request)
+    if record is None or (seen is not None and record.url not in seen):
         raise ApiError(404, "not_found", f"no repository with id {raw[:20]!r}")
     return record
 
@@ -110,8 +114,16 @@ async def register(request: Request) -> JSONResponse:
 
     def work() -> tuple[dict, int]:
         store = _store(request)
+        tenant = tenant_of(request)
+        if tenant is not None:
+            tenant.admit(store, url)
+            newcomer = url not in store.repos_of(tenant.account.id)
         record, created = store.register(url, options.get("branches", ()),
                                          options.get("secret"), options.get("sync_interval", 0))
+        if tenant is not None:
+            tenant.grant(store, url)
+            if newcomer and not created:  # another account's: its settings hold, unsaid
+                return {"repo": _public(store.repo_record(url)), "created": False}, 200
         if not created and _differs(record, options):
             raise ApiError(409, "conflict", f"{url} is registered (id {record.id}) with other "
                                             f"settings; change them with PATCH "
@@ -166,6 +178,10 @@ async def delete(request: Request) -> JSONResponse:
     def work() -> dict:
         store = _store(request)
         record = _record(store, request)
+        who = principal(request)
+        if not who.owner and store.release_repo(record.url, who.account_id):
+            # other accounts still own it: only this one lets it go
+            return {"deleted": record.id, "url": record.url, "released": True}
         vectors = request.app.state.query.vectors
         keys = store.index_keys(record.url)
         for key in keys:  # vectors first: a failure leaves the record to retry with

@@ -14,15 +14,17 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse
 from starlette.routing import Route
 
-from cloud import query_routes as query
+from cloud import accounts, query_routes as query
 from cloud import repos, webhooks
-from cloud.auth import WEBHOOKS, authorized
+from cloud.auth import WEBHOOKS, authorized, visible
 from cloud.errors import ApiError
 from cloud.openapi import openapi_spec
 from shared.jobs import WorkerState
 from shared.queue import JobQueue, Overview, QueueError
 from shared.queue.base import DEAD_LIMIT, HISTORY_LIMIT
 from cloud.ingest import ingest as submit
+from cloud.limits import tenant_of
+from shared.repo_url import split_index_key
 from shared.settings import Settings
 
 PREFIX = "/api/v1/ingestion"
@@ -93,7 +95,7 @@ def ingest(request: Request) -> JSONResponse:
     if request.url.query:  # a query string is part of what was submitted
         raw = f"{raw}?{request.url.query}"
     return JSONResponse(submit(_queue(request), _settings(request), raw,
-                               store=_registry(request)))
+                               store=_registry(request), tenant=tenant_of(request)))
 
 
 def _registry(request: Request):
@@ -105,10 +107,31 @@ def _registry(request: Request):
         return None
 
 
+def _mine(request: Request):
+    """Whether a job's repository (its index key) is the caller's to see."""
+    seen = visible(request)
+    return lambda key: seen is None or split_index_key(key or "")[0] in seen
+
+
+def _workers(request: Request, workers, now: float) -> list[dict]:
+    """The workers as the caller may see them: another account's job is only 'busy'."""
+    mine = _mine(request)
+    shown = []
+    for worker in workers:
+        data = worker.public(now)
+        if data["repo_url"] and not mine(data["repo_url"]):
+            data.update(repo_url="", job_id="", stage="", error="", progress=0.0,
+                        status="Busy" if data["state"] == WorkerState.RUNNING.value
+                        else "Error" if data["state"] == WorkerState.ERROR.value
+                        else data["status"])
+        shown.append(data)
+    return shown
+
+
 def worker_status(request: Request) -> JSONResponse:
     _only(request)
     view = _queue(request).overview(history_limit=0, dead_limit=0)
-    workers = [w.public(view.now) for w in view.workers]
+    workers = _workers(request, view.workers, view.now)
     return JSONResponse({"status": overall_status(workers), "workers": workers})
 
 
@@ -124,20 +147,24 @@ def overall_status(workers: list[dict]) -> str:
 
 def history(request: Request) -> JSONResponse:
     limit = _limit(request, 10, HISTORY_LIMIT)
-    return JSONResponse({"jobs": _queue(request).history(limit)})
+    mine = _mine(request)
+    # an account's jobs are among everyone's: read them all, keep its own
+    jobs = _queue(request).history(limit if visible(request) is None else HISTORY_LIMIT)
+    return JSONResponse({"jobs": [j for j in jobs if mine(j.get("repo_url"))][:limit]})
 
 
 def dead_jobs(request: Request) -> JSONResponse:
     limit = _limit(request, 10, DEAD_LIMIT)
-    dead = _queue(request).overview(history_limit=0, dead_limit=limit).dead
-    return JSONResponse({"jobs": [job.public() for job in dead]})
+    mine = _mine(request)
+    dead = _queue(request).overview(history_limit=0, dead_limit=DEAD_LIMIT).dead
+    return JSONResponse({"jobs": [job.public() for job in dead if mine(job.repo_url)][:limit]})
 
 
 def job_detail(request: Request) -> JSONResponse:
     _only(request)
     job_id = request.path_params["job_id"]
     job = _queue(request).get_job(job_id) if job_id.isalnum() and len(job_id) <= 64 else None
-    if job is None:
+    if job is None or not _mine(request)(job.repo_url):
         raise ApiError(404, "not_found", f"no job with id {job_id[:64]!r}")
     return JSONResponse(job.public())
 
@@ -148,14 +175,15 @@ def overview(request: Request) -> JSONResponse:
     queue = _queue(request)
     view = request.app.state.overview_cache.get(queue)
     now = view.now  # the queue's clock: heartbeats were stamped by it
-    workers = [w.public(now) for w in view.workers]
+    workers = _workers(request, view.workers, now)
+    mine = _mine(request)
     return JSONResponse({
         "status": overall_status(workers),
         "workers": workers,
         "queue": {"size": view.pending, "running": view.running, "max": queue.max_queue_size,
                   "backend": queue.backend},
-        "jobs": view.history,
-        "dead": [job.public() for job in view.dead],
+        "jobs": [job for job in view.history if mine(job.get("repo_url"))],
+        "dead": [job.public() for job in view.dead if mine(job.repo_url)],
         "time": now,
     })
 
@@ -229,4 +257,12 @@ ROUTES = [
     Route(f"{QUERY}/graph/cycles", query.cycles, methods=["GET"]),
     Route(f"{QUERY}/graph/snapshot", query.snapshot, methods=["GET"]),
     Route(f"{QUERY}/graph/symbols", query.symbols, methods=["GET"]),
+    Route(f"{QUERY}/accounts", by_method(GET=accounts.list_accounts,
+                                         POST=accounts.create_account),
+          methods=["GET", "POST"]),
+    Route(f"{QUERY}/accounts/me", accounts.me, methods=["GET"]),
+    Route(f"{QUERY}/accounts/{{account_id}}/keys",
+          by_method(GET=accounts.list_keys, POST=accounts.create_key), methods=["GET", "POST"]),
+    Route(f"{QUERY}/keys/{{key_id}}", accounts.revoke_key, methods=["DELETE"]),
+    Route(f"{QUERY}/usage", accounts.usage, methods=["GET"]),
 ]

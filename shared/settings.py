@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Mapping, TypeVar
 from urllib.parse import parse_qs, urlsplit
 
+from shared.plans import load_plans
+
 
 # Directories a repository walk never enters (SKIP_DIRS replaces the list).
 DEFAULT_SKIP_DIRS = (
@@ -114,6 +116,18 @@ class Settings:
     mcp_allowed_hosts: tuple[str, ...] = ()
     remote_url: str = ""
     remote_token: str = field(default="", repr=False)
+    # Accounts and billing: plans (JSON overriding shared/plans.py's defaults), Stripe
+    # (all unset: billing off), and where Checkout and the Portal send the browser back.
+    plans_json: str = ""
+    stripe_secret_key: str = field(default="", repr=False)
+    stripe_webhook_secret: str = field(default="", repr=False)
+    stripe_prices: tuple[tuple[str, str], ...] = ()  # (plan, Stripe price id)
+    stripe_api_base: str = ""  # the SDK's API base ("" = Stripe's); tests point it here
+    public_url: str = ""
+
+    @property
+    def billing(self) -> bool:
+        return bool(self.stripe_secret_key)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
@@ -166,6 +180,14 @@ class Settings:
             mcp_allowed_hosts=reader.names("MCP_ALLOWED_HOSTS", ()),
             remote_url=reader.text("NEO_ALEXANDRIA_URL").rstrip("/"),
             remote_token=reader.text("NEO_ALEXANDRIA_TOKEN"),
+            plans_json=reader.text("PLANS"),
+            stripe_secret_key=reader.text("STRIPE_SECRET_KEY"),
+            stripe_webhook_secret=reader.text("STRIPE_WEBHOOK_SECRET"),
+            stripe_prices=tuple((plan, reader.text(f"STRIPE_PRICE_{plan.upper()}"))
+                                for plan in ("pro", "team")
+                                if reader.text(f"STRIPE_PRICE_{plan.upper()}")),
+            stripe_api_base=reader.text("STRIPE_API_BASE").rstrip("/"),
+            public_url=reader.text("PUBLIC_URL").rstrip("/"),
         )
         settings.validate()
         return settings
@@ -193,6 +215,15 @@ class Settings:
             if host != "*" and not _HOST_PORT.fullmatch(host):
                 raise SettingsError(f"MCP_ALLOWED_HOSTS: {host!r} is not host[:port] or "
                                     "host:* (no scheme, no path)")
+        try:
+            load_plans(self.plans_json)
+        except ValueError as exc:
+            raise SettingsError(str(exc)) from None
+        if self.stripe_secret_key and not self.stripe_webhook_secret:
+            raise SettingsError("STRIPE_SECRET_KEY needs STRIPE_WEBHOOK_SECRET (the signing "
+                                "secret of the endpoint /api/v1/billing/stripe-webhook)")
+        if self.stripe_api_base:
+            _require_tls("STRIPE_API_BASE", self.stripe_api_base, {"https"}, {"http"})
         if self.remote_url:
             _require_tls("NEO_ALEXANDRIA_URL", self.remote_url, {"https"}, {"http"})
             if not self.remote_token:

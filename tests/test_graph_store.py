@@ -369,14 +369,14 @@ def test_migrations_are_applied_once(open_store):
     first = open_store()
     snapshot = first.write_snapshot(import_graph([("a.py", "b.py")]))
     second = open_store()
-    assert first.schema_versions() == second.schema_versions() == [1, 2, 3, 4, 5]
+    assert first.schema_versions() == second.schema_versions() == [1, 2, 3, 4, 5, 6]
     assert second.latest_snapshot(REPO) == snapshot
 
 
 def test_concurrent_opens_of_a_new_database(open_store):
     opened, errors = at_once(open_store, 4)
     assert errors == []
-    assert [store.schema_versions() for store in opened] == [[1, 2, 3, 4, 5]] * 4
+    assert [store.schema_versions() for store in opened] == [[1, 2, 3, 4, 5, 6]] * 4
 
 
 def test_concurrent_writes_of_one_repository(open_store):
@@ -412,7 +412,7 @@ def test_open_graph_store_follows_the_settings(tmp_path, request):
     url = request.getfixturevalue("postgres_url")
     with open_graph_store(Settings(database_url=url)) as store:
         assert isinstance(store, PostgresGraphStore)
-        assert store.schema_versions() == [1, 2, 3, 4, 5]
+        assert store.schema_versions() == [1, 2, 3, 4, 5, 6]
 
 
 def test_postgres_reconnects_after_the_connection_drops(postgres_url):

@@ -23,7 +23,7 @@ def test_a_database_indexed_before_the_registry_comes_out_ready(open_store, monk
     old.close()
     monkeypatch.undo()
     store = open_store()
-    assert store.schema_versions() == [1, 2, 3, 4, 5]
+    assert store.schema_versions() == [1, 2, 3, 4, 5, 6]
     (record,) = store.repo_records()
     assert record.url == REPO and record.state is RepoState.READY
     assert record.created_at > 0 and record.last_sync_at >= record.created_at

@@ -22,6 +22,8 @@ from shared.repo_url import split_index_key
 # Repository URL -> what an ingest of it is doing now ("running", "queued"), from
 # the queue; empty when no queue is at hand.
 BusyRepos = Callable[[], dict[str, str]]
+# The repository URLs a caller may see (an account's own); None: every one (the owner).
+Visible = frozenset[str] | None
 
 
 @dataclass(frozen=True)
@@ -48,10 +50,14 @@ class Target:
         return found
 
 
-def resolve(store: GraphStore, repo: str, commit: str | None, busy: dict[str, str]) -> Target:
+def resolve(store: GraphStore, repo: str, commit: str | None, busy: dict[str, str],
+            visible: Visible = None) -> Target:
     """`repo`: an index key (shared.repo_url.index_key); a branch key naming the default
-    branch is the URL's."""
+    branch is the URL's. A repository the caller may not see (not in `visible`) is
+    answered exactly as one that is not indexed: its existence is not for them."""
     url, branch = split_index_key(repo)
+    if visible is not None and url not in visible:
+        raise _not_indexed(url)
     record = store.repo_record(url)
     if branch and record is not None and branch == record.default_branch:
         repo, branch = url, None
@@ -65,8 +71,7 @@ def resolve(store: GraphStore, repo: str, commit: str | None, busy: dict[str, st
         if branch:
             raise not_found(f"{what} is not indexed; track it (PATCH /api/v1/repos/{{id}} "
                             "branches) and push, or POST /api/v1/repos/{id}/sync with it")
-        raise not_found(f"{what} is not indexed; ingest it first "
-                        "(POST /api/v1/ingestion/ingest/...)")
+        raise _not_indexed(url)
     latest = ready[0]
     # A newer snapshot that is not ready yet is an ingest between its graph and vectors.
     indexing = repo in busy or snapshots[0].id != latest.id
@@ -80,6 +85,11 @@ def resolve(store: GraphStore, repo: str, commit: str | None, busy: dict[str, st
         what = "matches several indexed commits" if found else "is not an indexed commit"
         raise not_found(f"commit {commit} {what} of {repo}; indexed: {known}")
     return Target(repo, found[0], latest, indexing, moved, ref)
+
+
+def _not_indexed(url: str):
+    return not_found(f"repository {url} is not indexed; ingest it first "
+                     "(POST /api/v1/ingestion/ingest/...)")
 
 
 def _remote_moved(record: Repository | None, branch: str | None, latest: Snapshot) -> str:

@@ -33,7 +33,7 @@ from cloud.query.requests import (
     parse_search,
     parse_snapshot,
 )
-from cloud.query.resolve import Target, resolve
+from cloud.query.resolve import Target, Visible, resolve
 from cloud.query.search import SearchContext, merge, ranked, search_target
 from cloud.query.tokens import tokenizer_name
 from shared.graph.model import NodeKind
@@ -133,8 +133,8 @@ class QueryService:
                     resource.close()
 
     # --- targets and cached snapshot data --------------------------------------------------
-    def target(self, repo: str, commit: str | None = None) -> Target:
-        target = resolve(self.store, repo, commit, self._busy_repos())
+    def target(self, repo: str, commit: str | None = None, visible: Visible = None) -> Target:
+        target = resolve(self.store, repo, commit, self._busy_repos(), visible)
         self._touch(split_index_key(repo)[0])
         return target
 
@@ -183,89 +183,90 @@ class QueryService:
                              files=self._files, centrality=self._centrality)
 
     # --- questions -------------------------------------------------------------------------
-    def search(self, body: Mapping) -> dict:
+    def search(self, body: Mapping, visible: Visible = None) -> dict:
         started = time.perf_counter()
         request = parse_search(body, self.allow_local)
         if request.mode == "structural" and request.repo is None:
             raise bad_request("structural search needs repo: the file or symbol is in one")
-        targets = [self.target(request.repo)] if request.repo else self._all_targets()
+        targets = ([self.target(request.repo, visible=visible)] if request.repo
+                   else self._all_targets(visible))
         per_repo = [self._cached(t, ("search", request),
                                  lambda t=t: search_target(self._search_context(), t, request))
                     for t in targets]
         return {"results": merge(per_repo, request.limit), "mode": request.mode,
                 "took_ms": _ms(started), "index": [t.index() for t in targets]}
 
-    def context(self, body: Mapping) -> dict:
+    def context(self, body: Mapping, visible: Visible = None) -> dict:
         started = time.perf_counter()
         request = parse_context(body, self.allow_local)
-        target = self.target(request.repo)
+        target = self.target(request.repo, visible=visible)
         return self._answer(started, target, ("context", request),
                             lambda: self._make_context(target, request))
 
-    def impact(self, body: Mapping) -> dict:
+    def impact(self, body: Mapping, visible: Visible = None) -> dict:
         started = time.perf_counter()
         request = parse_impact(body, self.allow_local)
         base = None
         if request.files:
-            head = self.target(request.repo)
+            head = self.target(request.repo, visible=visible)
             changes = {path: "modified" for path in request.files}
         else:
-            head = self.target(request.repo, request.head)
-            base = self.target(request.repo, request.base).snapshot
+            head = self.target(request.repo, request.head, visible)
+            base = self.target(request.repo, request.base, visible).snapshot
             changes = impact_mod.changed_between(self.store, base, head.snapshot)
         answer = self._answer(started, head, ("impact", request, base.id if base else None),
                               lambda: impact_mod.impact(self.store, head, changes, base))
         return {**answer, "base": base.commit if base else None}
 
-    def dependencies(self, params: Mapping) -> dict:
-        return self._neighbours(params, reverse=False)
+    def dependencies(self, params: Mapping, visible: Visible = None) -> dict:
+        return self._neighbours(params, reverse=False, visible=visible)
 
-    def dependents(self, params: Mapping) -> dict:
-        return self._neighbours(params, reverse=True)
+    def dependents(self, params: Mapping, visible: Visible = None) -> dict:
+        return self._neighbours(params, reverse=True, visible=visible)
 
-    def _neighbours(self, params: Mapping, reverse: bool) -> dict:
+    def _neighbours(self, params: Mapping, reverse: bool, visible: Visible) -> dict:
         started = time.perf_counter()
         request = parse_node(params, self.allow_local)
-        target = self.target(request.repo, request.commit)
+        target = self.target(request.repo, request.commit, visible)
         return self._answer(started, target, ("neighbours", request, reverse),
                             lambda: graph_mod.neighbours(self.store, target, request, reverse))
 
-    def symbols(self, params: Mapping) -> dict:
+    def symbols(self, params: Mapping, visible: Visible = None) -> dict:
         """Where the functions, methods or classes of a name are defined."""
         started = time.perf_counter()
         request = symbols_mod.parse_symbols(params, self.allow_local)
-        target = self.target(request.repo, request.commit)
+        target = self.target(request.repo, request.commit, visible)
         return self._answer(started, target, ("symbols", request),
                             lambda: symbols_mod.find(self.store, target, request))
 
-    def path(self, params: Mapping) -> dict:
+    def path(self, params: Mapping, visible: Visible = None) -> dict:
         started = time.perf_counter()
         request = parse_path(params, self.allow_local)
-        target = self.target(request.repo, request.commit)
+        target = self.target(request.repo, request.commit, visible)
         return self._answer(started, target, ("path", request),
                             lambda: graph_mod.shortest_path(self.store, target, request))
 
-    def hot_spots(self, params: Mapping) -> dict:
+    def hot_spots(self, params: Mapping, visible: Visible = None) -> dict:
         started = time.perf_counter()
         request = parse_snapshot(params, self.allow_local)
-        target = self.target(request.repo, request.commit)
+        target = self.target(request.repo, request.commit, visible)
         return self._answer(started, target, ("hot_spots", request.limit), lambda: {
             "results": graph_mod.hot_spots(self._file_graph(target), request.limit)})
 
-    def cycles(self, params: Mapping) -> dict:
+    def cycles(self, params: Mapping, visible: Visible = None) -> dict:
         started = time.perf_counter()
         request = parse_snapshot(params, self.allow_local)
-        target = self.target(request.repo, request.commit)
+        target = self.target(request.repo, request.commit, visible)
 
         def make() -> dict:
             found = graph_mod.cycles(self._file_graph(target))
             return {"cycles": found[:request.limit], "total": len(found)}
         return self._answer(started, target, ("cycles", request.limit), make)
 
-    def snapshot(self, params: Mapping) -> dict:
+    def snapshot(self, params: Mapping, visible: Visible = None) -> dict:
         started = time.perf_counter()
         request = parse_snapshot(params, self.allow_local)
-        target = self.target(request.repo, request.commit)
+        target = self.target(request.repo, request.commit, visible)
         # not cached: the whole graph is large, and tools ask for it once
         graph = graph_mod.snapshot_json(self.store.load_graph(target.snapshot))
         return {**graph, "took_ms": _ms(started), "index": target.index()}
@@ -276,9 +277,10 @@ class QueryService:
         answer = self._cached(target, key, make)
         return {**answer, "took_ms": _ms(started), "index": target.index()}
 
-    def repos(self) -> dict:
-        """Every repository: its registry record (id, state, branches, sync settings,
-        stale or not) and, once indexed, its indexed commit, sizes and last job."""
+    def repos(self, visible: Visible = None) -> dict:
+        """Every repository (the caller may see): its registry record (id, state,
+        branches, sync settings, stale or not) and, once indexed, its indexed commit,
+        sizes and last job."""
         last: dict[str, dict] = {}
         for record in self._recent_jobs():  # newest first
             last.setdefault(record.get("repo_url", ""), record)
@@ -286,6 +288,8 @@ class QueryService:
         records = {r.url: r for r in self.store.repo_records()}
         found = []
         for repo in sorted(set(self.store.repositories()) | set(records)):
+            if visible is not None and repo not in visible:
+                continue
             snapshots = self.store.snapshots(repo)
             ready = next((s for s in snapshots if s.ready), None)
             stats = ready.stats if ready else {}
@@ -309,9 +313,11 @@ class QueryService:
         return {"repos": found}
 
     # --- helpers ---------------------------------------------------------------------------
-    def _all_targets(self) -> list[Target]:
+    def _all_targets(self, visible: Visible) -> list[Target]:
         targets = []
         for repo in self.store.repositories():
+            if visible is not None and repo not in visible:
+                continue
             try:
                 targets.append(self.target(repo))
             except QueryError:

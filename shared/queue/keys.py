@@ -73,3 +73,18 @@ class Keys:
     @property
     def claim_prefix(self) -> str:
         return self.prefix + "claim:"
+
+    # --- plan limits and metering (shared.limits) ------------------------------------
+    def limit(self, account_id: str, limit: str) -> str:
+        """Hash {start, used}: the account's count in the limit's current window (a
+        start that is not the current window's reads as 0); expires at the window's end."""
+        return f"{self.prefix}limit:{limit}:{account_id}"
+
+    def limit_call(self, call_id: str) -> str:
+        """The answer a counted check gave, kept a minute so a resent call counts once."""
+        return f"{self.prefix}limit_call:{call_id}"
+
+    def usage_prefix(self, account_id: str) -> str:
+        """+ a UTC day (YYYY-MM-DD, made by the script from the server's clock): hash
+        limit -> amount counted that day; expires 40 days after the day ends."""
+        return f"{self.prefix}usage:{account_id}:"

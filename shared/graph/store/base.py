@@ -41,6 +41,7 @@ from shared.graph.store.schema import (
     SOURCE_COLUMNS,
     Dialect,
 )
+from shared.graph.store.accounts import AccountsMixin
 from shared.graph.store.registry import BRANCH_INDEX, RegistryMixin
 from shared.graph.store.text import KeywordHit, bm25, text_rows
 
@@ -96,7 +97,7 @@ class Writer(Protocol):
 SnapshotRef = Snapshot | int
 
 
-class GraphStore(RegistryMixin, abc.ABC):
+class GraphStore(RegistryMixin, AccountsMixin, abc.ABC):
     backend = "abstract"
     dialect: Dialect
 

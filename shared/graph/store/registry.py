@@ -328,6 +328,7 @@ class RegistryMixin:
                                " WHERE id = ?", (RepoState.ARCHIVED.value, "",
                                                  self._encode_stats({}), repo_id))
             else:
+                writer.execute("DELETE FROM repo_accounts WHERE repo_url = ?", (url,))
                 writer.execute("DELETE FROM repositories WHERE id = ?", (repo_id,))
         self._write(work)
         return keys

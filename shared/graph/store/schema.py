@@ -13,6 +13,9 @@ and edges so that bulk loads do not pay a lookup per row):
 - repositories: url (unique), and since migration 5 the registry's record (settings,
   state, sizes, times; shared/graph/store/registry.py); branches: per tracked branch
   the commit and snapshot indexed; webhook_deliveries: delivery ids seen.
+- accounts, api_keys (a digest of each key, never the key), repo_accounts (which
+  accounts own which repository), stripe_events (ids applied): migration 6,
+  shared/graph/store/accounts.py.
 - snapshots: one per (repository, commit sha); `taken_at` is when it was last
   written (epoch seconds); `stats` holds the Graph's loc, external import
   counts, skipped files and counts by kind.
@@ -168,6 +171,45 @@ MIGRATIONS: tuple[Migration, ...] = (
         )""",
         """CREATE TABLE webhook_deliveries (
             delivery TEXT PRIMARY KEY,
+            received_at {float} NOT NULL
+        )""",
+    )),
+    Migration(6, "accounts, API keys, repository owners, Stripe events", (
+        # shared/graph/store/accounts.py
+        """CREATE TABLE accounts (
+            id {id},
+            name TEXT NOT NULL,
+            email TEXT NOT NULL,
+            plan TEXT NOT NULL,
+            state TEXT NOT NULL,
+            stripe_customer TEXT UNIQUE,
+            subscription_id TEXT NOT NULL DEFAULT '',
+            subscription_status TEXT NOT NULL DEFAULT '',
+            subscription_at {float} NOT NULL DEFAULT 0,
+            grace_until {float} NOT NULL DEFAULT 0,
+            created_at {float} NOT NULL
+        )""",
+        """CREATE TABLE api_keys (
+            id {id},
+            account_id {bigint} NOT NULL REFERENCES accounts (id),
+            name TEXT NOT NULL,
+            prefix TEXT NOT NULL,
+            digest TEXT NOT NULL UNIQUE,
+            scopes {json} NOT NULL,
+            created_at {float} NOT NULL,
+            last_used_at {float} NOT NULL DEFAULT 0,
+            revoked_at {float} NOT NULL DEFAULT 0
+        )""",
+        "CREATE INDEX api_keys_by_account ON api_keys (account_id)",
+        """CREATE TABLE repo_accounts (
+            repo_url TEXT NOT NULL,
+            account_id {bigint} NOT NULL,
+            granted_at {float} NOT NULL,
+            PRIMARY KEY (repo_url, account_id)
+        )""",
+        "CREATE INDEX repo_accounts_by_account ON repo_accounts (account_id)",
+        """CREATE TABLE stripe_events (
+            id TEXT PRIMARY KEY,
             received_at {float} NOT NULL
         )""",
     )),

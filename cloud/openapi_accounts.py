@@ -1,0 +1,131 @@
+"""OpenAPI paths of accounts, API keys and usage (cloud/accounts.py), and what keys add
+to every secured route (403 for a missing scope, 429 for a plan limit);
+cloud/openapi.py merges them into the document."""
+from __future__ import annotations
+
+import re
+
+from cloud.auth import needed_scope
+from cloud.limits import metered
+
+_SECURED = [{"bearer": []}]
+_ACCOUNT = {"id": 3, "name": "Octo", "email": "ops@octo.example", "plan": "pro",
+            "state": "active", "subscription_status": "active", "grace_until": None,
+            "created_at": 1790000000.0, "billing": True}
+_KEY = {"id": 12, "account_id": 3, "name": "ci", "prefix": "na_live_Xq3v9LbA",
+        "scopes": ["ingest", "read"], "created_at": 1790000000.0, "last_used_at": None,
+        "revoked": False}
+_PLAN = {"name": "pro", "repositories": 30, "ingests_per_day": 200, "queries_per_minute": 600,
+         "embeddings_per_month": 2000000}
+
+
+def _error(code: str, detail: str) -> dict:
+    return {"description": detail, "content": {"application/json": {
+        "schema": {"$ref": "#/components/schemas/Error"},
+        "example": {"error": code, "detail": detail}}}}
+
+
+def _ok(description: str, example: dict) -> dict:
+    return {"description": description, "content": {"application/json": {"example": example}}}
+
+
+def _body(properties: dict, example: dict, required: tuple) -> dict:
+    return {"required": True, "content": {"application/json": {
+        "schema": {"type": "object", "additionalProperties": False, "properties": properties,
+                   "required": list(required)},
+        "example": example}}}
+
+
+_UNAUTHORIZED = _error("unauthorized", "missing or invalid token")
+_FORBIDDEN = _error("forbidden", "this key lacks the 'admin' scope")
+_LIMIT = _error("limit_exceeded", "queries: the free plan allows 60 per minute, 60 used; "
+                                  "retry in 42 s")
+_ACCOUNT_ID = [{"name": "account_id", "in": "path", "required": True,
+                "schema": {"type": "integer"}, "example": 3}]
+_SCOPES = {"type": "array", "minItems": 1,
+           "items": {"enum": ["read", "ingest", "admin"]}}
+
+
+def account_paths() -> dict:
+    return {
+        "/api/v1/accounts": {
+            "post": {"summary": "Create an account (the admin token only)", "security": _SECURED,
+                     "requestBody": _body({"name": {"type": "string", "maxLength": 200},
+                                           "email": {"type": "string", "maxLength": 320},
+                                           "plan": {"type": "string", "default": "free"}},
+                                          {"name": "Octo", "email": "ops@octo.example"},
+                                          ("name", "email")),
+                     "responses": {"201": _ok("Created", _ACCOUNT),
+                                   "400": _error("bad_request", "email must be an e-mail address"),
+                                   "401": _UNAUTHORIZED, "403": _FORBIDDEN}},
+            "get": {"summary": "Every account (the admin token only)", "security": _SECURED,
+                    "responses": {"200": _ok("Accounts", {"accounts": [_ACCOUNT]}),
+                                  "401": _UNAUTHORIZED, "403": _FORBIDDEN}}},
+        "/api/v1/accounts/me": {"get": {
+            "summary": "Who the caller is: the owner, or an account with its plan and limits",
+            "security": _SECURED,
+            "responses": {"200": _ok("The caller", {"owner": False, "account": _ACCOUNT,
+                                                    "scopes": ["read"], "plan": _PLAN,
+                                                    "billing": True, "repositories": 4}),
+                          "401": _UNAUTHORIZED}}},
+        "/api/v1/accounts/{account_id}/keys": {
+            "post": {"summary": "Create an API key: its secret is in this answer only",
+                     "security": _SECURED, "parameters": _ACCOUNT_ID,
+                     "requestBody": _body({"name": {"type": "string", "maxLength": 100},
+                                           "scopes": _SCOPES},
+                                          {"name": "ci", "scopes": ["read", "ingest"]},
+                                          ("name", "scopes")),
+                     "responses": {
+                         "201": _ok("Created", {**_KEY, "key": "na_live_" + "x" * 43}),
+                         "400": _error("bad_request", "scopes must be a non-empty list of "
+                                                      "admin, ingest, read"),
+                         "401": _UNAUTHORIZED, "403": _FORBIDDEN,
+                         "404": _error("not_found", "no account with id '9'"),
+                         "409": _error("conflict", "the account has 100 live keys; revoke "
+                                                   "one first")}},
+            "get": {"summary": "The account's keys (never their secrets)", "security": _SECURED,
+                    "parameters": _ACCOUNT_ID,
+                    "responses": {"200": _ok("Keys", {"keys": [_KEY]}), "401": _UNAUTHORIZED,
+                                  "403": _FORBIDDEN,
+                                  "404": _error("not_found", "no account with id '9'")}}},
+        "/api/v1/keys/{key_id}": {"delete": {
+            "summary": "Revoke a key (at once: its next request is a 401)", "security": _SECURED,
+            "parameters": [{"name": "key_id", "in": "path", "required": True,
+                            "schema": {"type": "integer"}, "example": 12}],
+            "responses": {"200": _ok("Revoked", {"revoked": 12, "was_live": True}),
+                          "401": _UNAUTHORIZED, "403": _FORBIDDEN,
+                          "404": _error("not_found", "no key with id '99'")}}},
+        "/api/v1/usage": {"get": {
+            "summary": "Usage per UTC day: ingests, queries, chunks embedded",
+            "security": _SECURED,
+            "parameters": [{"name": "account_id", "in": "query", "schema": {"type": "integer"},
+                            "description": "The account (the admin token must name one)"},
+                           {"name": "days", "in": "query",
+                            "schema": {"type": "integer", "minimum": 1, "maximum": 40}}],
+            "responses": {"200": _ok("Usage", {"account_id": 3, "plan": _PLAN, "days": [
+                {"day": "2026-12-04", "ingests": 3, "queries": 120, "embeddings": 5400}]}),
+                "400": _error("bad_request", "days must be 1 to 40"),
+                "401": _UNAUTHORIZED, "404": _error("not_found", "no account with id '9'")}}},
+    }
+
+
+def with_keys(paths: dict) -> dict:
+    """Every secured operation may answer 403 (a key without the scope it needs), and
+    every metered one 429 (a plan limit; a full queue says so in its own words)."""
+    for path, operations in paths.items():
+        concrete = re.sub(r"\{[^}]+\}", "1", path)
+        for method, operation in operations.items():
+            if "security" not in operation:
+                continue
+            responses = operation.setdefault("responses", {})
+            scope = needed_scope(method.upper(), concrete).value
+            responses.setdefault("403", _error("forbidden", f"this key lacks the {scope!r} "
+                                                            "scope"))
+            if metered(method.upper(), concrete):
+                if "429" in responses:
+                    responses["429"] = {**responses["429"], "description": (
+                        responses["429"]["description"] + "; or a plan limit was reached "
+                        "(error limit_exceeded, Retry-After)")}
+                else:
+                    responses["429"] = _LIMIT
+    return paths

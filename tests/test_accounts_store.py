@@ -1,0 +1,72 @@
+"""Accounts, API keys, repository owners and Stripe events in the graph store
+(shared/graph/store/accounts.py), on PostgreSQL and SQLite."""
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from shared.graph.store.accounts import KEY_PREFIX, AccountState, Scope, key_digest
+from tests.test_graph_store import graph_backend, open_store, store  # noqa: F401 (fixtures)
+
+URL = "https://github.com/octo/widgets"
+
+
+def test_a_key_is_shown_once_stored_as_a_digest_and_revocable(store):
+    account = store.create_account("Octo", "ops@octo.example")
+    key, secret = store.create_key(account.id, "ci", [Scope.READ, "ingest"])
+    assert secret.startswith(KEY_PREFIX) and len(secret) == len(KEY_PREFIX) + 43
+    assert key.prefix == secret[:16] and key.scopes == {Scope.READ, Scope.INGEST}
+    stored = store._query("SELECT prefix, digest FROM api_keys")
+    assert stored == [(secret[:16], key_digest(secret))]  # never the key itself
+    assert store.key_for(secret).id == key.id and store.key_for(secret + "x") is None
+    assert store.revoke_key(key.id) and not store.revoke_key(key.id)
+    assert store.key_for(secret) is None and store.keys(account.id)[0].revoked_at > 0
+    assert "secret" not in key.public() and key.public()["prefix"] == key.prefix
+
+
+def test_keys_are_unique_and_belong_to_their_account(store):
+    one = store.create_account("One", "one@example.org")
+    two = store.create_account("Two", "two@example.org", plan="pro")
+    with ThreadPoolExecutor(8) as pool:
+        made = list(pool.map(lambda i: store.create_key((one, two)[i % 2].id, f"k{i}",
+                                                        [Scope.READ]), range(40)))
+    assert len({secret for _, secret in made}) == 40
+    assert {k.account_id for k in store.keys(one.id)} == {one.id}
+    assert len(store.keys(two.id)) == 20 and store.account(two.id).plan == "pro"
+
+
+def test_repositories_belong_to_the_accounts_that_ingested_them(store):
+    one = store.create_account("One", "one@example.org")
+    two = store.create_account("Two", "two@example.org")
+    store.register(URL)
+    store.grant_repo(URL, one.id)
+    store.grant_repo(URL, one.id)  # twice: once
+    assert store.repos_of(one.id) == {URL} and store.repos_of(two.id) == set()
+    store.grant_repo(URL, two.id)
+    assert store.owners_of(URL) == {one.id, two.id}
+    store.delete_repository(URL)
+    assert store.owners_of(URL) == set() and store.repos_of(one.id) == set()
+
+
+def test_stripe_events_apply_once_and_never_go_back_in_time(store):
+    account = store.create_account("Payer", "pay@example.org")
+    store.set_customer(account.id, "cus_123")
+    assert store.account_by_customer("cus_123").id == account.id
+    assert store.record_stripe_event("evt_1") and not store.record_stripe_event("evt_1")
+    store.forget_stripe_event("evt_1")
+    assert store.record_stripe_event("evt_1")
+    assert store.apply_subscription(account.id, "sub_1", "active", "pro", event_at=200)
+    assert not store.apply_subscription(account.id, "sub_1", "canceled", "free", event_at=100)
+    now = store.account(account.id)
+    assert (now.plan, now.subscription_status, now.subscription_at) == ("pro", "active", 200)
+    store.set_plan(account.id, "pro", AccountState.PAST_DUE, grace_until=500)
+    assert store.account(account.id).state is AccountState.PAST_DUE
+    assert store.account(account.id).public()["billing"] is True
+
+
+@pytest.mark.parametrize("bad", ["owner", ""])
+def test_an_unknown_scope_is_refused(store, bad):
+    account = store.create_account("One", "one@example.org")
+    with pytest.raises(ValueError):
+        store.create_key(account.id, "k", [bad])
