@@ -2,12 +2,12 @@
 
 The owner (admin token) is never limited. For an account's key, `Metering` (ASGI
 middleware inside the bearer guard) counts each question (search, context, impact,
-graph) against the plan's queries per minute and each submission (ingest, register,
-sync) against its ingests per day, one atomic counter command each (shared/limits.py,
-in the queue's store); over the limit the answer is 429 with `Retry-After` and the
-limit's name. The repositories limit is checked where a repository is added
-(cloud/ingest.py), the chunks embedded per month before an ingest is queued and
-metered by the worker after it (edge/__main__.py). A plan whose payment failed holds
+graph) against the plan's queries per minute, one atomic counter command each
+(shared/limits.py, in the queue's store); over the limit the answer is 429 with
+`Retry-After` and the limit's name (`X-Limit`). A submission (ingest, register, sync)
+is counted against the ingests per day once it is valid and passes the
+repositories limit and the month's chunks embedded (`Tenant.admit`), so a refused or
+malformed one costs nothing; the worker meters the chunks it embeds. A plan whose payment failed holds
 until its grace period ends; then, like a closed account, it gets the free plan's
 limits.
 """
@@ -32,8 +32,6 @@ METERED: tuple[tuple[str, re.Pattern, str], ...] = tuple(
     (method, re.compile(pattern), limit) for method, pattern, limit in (
         ("POST", r"/api/v1/(search|context|impact)", "queries"),
         ("GET", r"/api/v1/graph/.*", "queries"),
-        ("POST", r"/api/v1/ingestion/ingest/.*", "ingests"),
-        ("POST", r"/api/v1/repos(/[^/]+/sync)?", "ingests"),
     ))
 
 
@@ -126,10 +124,12 @@ class Tenant:
     limits: PlanLimits
 
     def admit(self, store, url: str) -> None:
-        """ApiError 429 when adding `url` would pass the plan's repositories or its
-        chunks embedded this month are spent."""
+        """Count a submission of `url`; ApiError 429 (nothing counted) when it would
+        pass the plan's repositories, its chunks embedded this month are spent, or its
+        ingests today are."""
         self.limits.room_for_repository(self.account, store.repos_of(self.account.id), url)
         self.limits.room_for_embeddings(self.account)
+        self.limits.charge(self.account, "ingests")
 
     def grant(self, store, url: str) -> None:
         store.grant_repo(url, self.account.id)

@@ -207,5 +207,8 @@ async def sync(request: Request) -> JSONResponse:
     def work() -> dict:
         store = _store(request)
         record = _record(store, request)
+        tenant = tenant_of(request)
+        if tenant is not None:
+            tenant.admit(store, record.url)
         return submit_sync(request.app.state.queue, store, record.url, force, branch)
     return JSONResponse(await run_in_threadpool(work), status_code=202)
