@@ -40,7 +40,10 @@ def build_worker(settings: Settings, pipeline: Pipeline | None = None,
     if pipeline is None:
         from edge.pipeline import IngestPipeline
         from edge.schedule import Chores
-        pipeline = IngestPipeline(settings)
+        from shared.limits import Limiter
+        limiter = Limiter.for_queue(queue)  # the plans' counters live beside the queue
+        pipeline = IngestPipeline(settings, meter=lambda account, chunks: limiter.add(
+            str(account), "embeddings", chunks))
         # the pipeline's stores: Qdrant's local mode admits one client per process
         chores = Chores(settings, queue, lambda: pipeline.store, lambda: pipeline.vectors)
     return Worker(

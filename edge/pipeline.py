@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from typing import Callable
 
 from edge.analyze import Analysis, analyze
 from edge.embed.chunks import TextEncoder, read_sources
@@ -42,8 +43,12 @@ class IngestPipeline:
     """Callable as the worker's pipeline: `pipeline(job, report) -> JobResult`."""
 
     def __init__(self, settings: Settings, store: GraphStore | None = None,
-                 vectors: VectorStore | None = None, encoder: TextEncoder | None = None):
+                 vectors: VectorStore | None = None, encoder: TextEncoder | None = None,
+                 meter: Callable[[int, int], None] | None = None):
         self.settings = settings
+        # (account id, chunks embedded): each account owning an ingested repository is
+        # charged what its ingest embedded (shared.limits; None: nothing is metered)
+        self.meter = meter
         self._store = store
         self._vectors = vectors
         self._encoder = encoder
@@ -166,8 +171,20 @@ class IngestPipeline:
                      size={"files": len(analysis.files), "loc": analysis.graph.loc,
                            "nodes": summary["nodes"], "edges": summary["edges"],
                            "chunks": len(text.chunks)})
+        self._charge(job.repo_url, text.embedded)
         return JobResult(files_processed=len(analysis.files), embeddings_generated=embeddings,
                          summary=summary)
+
+    def _charge(self, key: str, chunks: int) -> None:
+        """The chunks this job embedded, to every account that owns the repository;
+        never what fails a job (the usage is then short, not the index)."""
+        if self.meter is None or not chunks:
+            return
+        try:
+            for account_id in self.store.owners_of(split_index_key(key)[0]):
+                self.meter(account_id, chunks)
+        except Exception as exc:
+            log.warning("chunks embedded for %s not metered: %s", key, exc)
 
     def _forced(self, job: Job) -> str:
         """Why this job rebuilds from nothing ("" when it may reuse the last ingest's

@@ -346,3 +346,23 @@ def test_a_repository_deleted_while_its_job_runs_stays_deleted(tmp_path, repo, e
             assert pipeline.vectors.count(url, collection) == 0, collection
     finally:
         pipeline.close()
+
+
+def test_each_owning_account_is_charged_the_chunks_its_ingest_embedded(tmp_path, repo,
+                                                                      encoder):
+    charged: list[tuple[int, int]] = []
+    pipeline = IngestPipeline(_settings(tmp_path / "a"), encoder=encoder,
+                              meter=lambda account, chunks: charged.append((account, chunks)))
+    try:
+        store = pipeline.store
+        one, two = (store.create_account(n, "x@y.example").id for n in ("one", "two"))
+        for account in (one, two):
+            store.grant_repo(repo.as_uri(), account)
+        first = _ingest(pipeline, repo).summary["sync"]["chunks_embedded"]
+        (repo / "pkg" / "gamma.py").write_text(_module("gamma", 2, ["alpha", "beta"]))
+        _commit(repo)
+        _ingest(pipeline, repo)
+        _ingest(pipeline, repo)  # nothing changed: nothing embedded, nothing charged
+    finally:
+        pipeline.close()
+    assert first == 18 and charged == [(one, 18), (two, 18), (one, 5), (two, 5)]
