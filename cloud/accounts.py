@@ -14,7 +14,6 @@ key (with the admin scope) manages its own account's keys; another account's id 
 """
 from __future__ import annotations
 
-import json
 import re
 
 from starlette.concurrency import run_in_threadpool
@@ -22,6 +21,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from cloud.auth import principal
+from cloud.body import json_object
 from cloud.errors import ApiError
 from shared.graph.store.accounts import Account, Scope
 
@@ -31,20 +31,7 @@ _EMAIL = re.compile(r"[^@\s]{1,64}@[^@\s]{1,255}\.[^@\s]{1,63}")
 
 
 async def _body(request: Request, allowed: set[str]) -> dict:
-    raw = await request.body()
-    if len(raw) > MAX_BODY:
-        raise ApiError(413, "too_large", f"the body is {len(raw)} bytes; at most {MAX_BODY}")
-    try:
-        body = json.loads(raw or b"{}")
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
-        raise ApiError(400, "bad_request", "the body is not valid JSON") from None
-    if not isinstance(body, dict):
-        raise ApiError(400, "bad_request", "the body must be a JSON object")
-    unknown = sorted(set(body) - allowed)
-    if unknown:
-        raise ApiError(400, "bad_request", f"unknown field {unknown[0][:40]!r}; it takes "
-                                           f"{', '.join(sorted(allowed))}")
-    return body
+    return await json_object(request, allowed, MAX_BODY)
 
 
 def _text(body: dict, name: str, maximum: int) -> str:

@@ -22,11 +22,10 @@ from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Receive, Scope as AsgiScope, Send
 
 from cloud.errors import ApiError, error_response
-from shared.graph.store.accounts import Account, AccountState
+from shared.graph.store.accounts import FREE, Account, effective_plan
 from shared.limits import Limiter, Verdict
 from shared.plans import Plan
 
-FREE = "free"
 # What each metered route counts against, first match wins.
 METERED: tuple[tuple[str, re.Pattern, str], ...] = tuple(
     (method, re.compile(pattern), limit) for method, pattern, limit in (
@@ -51,10 +50,7 @@ class PlanLimits:
     def plan_of(self, account: Account) -> Plan:
         """The plan whose limits hold now: a closed account's, or one past its payment
         grace period, are the free plan's."""
-        lapsed = account.state is AccountState.CLOSED or (
-            account.state is AccountState.PAST_DUE and self.clock() > account.grace_until)
-        name = FREE if lapsed else account.plan
-        return self.plans.get(name) or self.plans[FREE]
+        return self.plans.get(effective_plan(account, self.clock())) or self.plans[FREE]
 
     def charge(self, account: Account, limit: str, amount: int = 1) -> Verdict:
         """Count `amount` against the limit; ApiError 429 when it would pass it."""

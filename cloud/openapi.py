@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from cloud.openapi_accounts import account_paths, with_keys
+from cloud.openapi_accounts import account_paths, billing_paths, with_keys
 from cloud.openapi_query import query_paths
 from cloud.openapi_repos import repo_paths
 
@@ -157,7 +157,7 @@ def _spec() -> dict:
                               "404": _error("not_found", f"no job with id '{_JOB_ID}'"),
                               "503": _UNAVAILABLE},
             }},
-            **_merged(query_paths(), repo_paths(), account_paths()),
+            **_merged(query_paths(), repo_paths(), account_paths(), billing_paths()),
             "/health": {"get": {
                 "summary": "Liveness (always 200) and each backend's reachability",
                 "responses": {"200": _ok("Health", {

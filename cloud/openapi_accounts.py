@@ -109,13 +109,62 @@ def account_paths() -> dict:
     }
 
 
+def billing_paths() -> dict:
+    off = _error("billing_off", "billing is not configured on this control plane "
+                                "(STRIPE_SECRET_KEY is not set)")
+    unavailable = _error("stripe_unavailable", "Stripe did not answer; try again shortly")
+    account = {"account_id": {"type": "integer",
+                              "description": "The account (the admin token must name one)"}}
+    return {
+        "/api/v1/billing/checkout": {"post": {
+            "summary": "Upgrade: a Stripe Checkout session (subscription) for a plan; open "
+                       "its url", "security": _SECURED,
+            "requestBody": _body({"plan": {"enum": ["pro", "team"]}, **account},
+                                 {"plan": "pro"}, ("plan",)),
+            "responses": {"200": _ok("The Checkout page",
+                                     {"url": "https://checkout.stripe.com/c/pay/cs_test_a1"}),
+                          "400": _error("bad_request", "plan must be one of pro, team"),
+                          "401": _UNAUTHORIZED, "404": off,
+                          "409": _error("already_subscribed", "the account has a live "
+                                                              "subscription; change it in the "
+                                                              "Customer Portal"),
+                          "502": _error("stripe_error", "Stripe refused the request"),
+                          "503": unavailable}}},
+        "/api/v1/billing/portal": {"post": {
+            "summary": "Manage the subscription: a Stripe Customer Portal session; open its "
+                       "url", "security": _SECURED,
+            "requestBody": {"required": False, "content": {"application/json": {
+                "schema": {"type": "object", "additionalProperties": False,
+                           "properties": account}}}},
+            "responses": {"200": _ok("The Portal", {"url": "https://billing.stripe.com/p/s/1"}),
+                          "400": _error("no_customer", "the account has not subscribed yet"),
+                          "401": _UNAUTHORIZED, "404": off,
+                          "502": _error("stripe_error", "Stripe refused the request"),
+                          "503": unavailable}}},
+        "/api/v1/billing/stripe-webhook": {"post": {
+            "summary": "Stripe's events (checkout.session.completed, customer.subscription."
+                       "created|updated|deleted, invoice.paid, invoice.payment_failed)",
+            "description": "Authenticated by the Stripe-Signature header (STRIPE_WEBHOOK_"
+                           "SECRET), not the bearer token. Each event id is applied once; "
+                           "an older subscription event never undoes a newer one.",
+            "security": [],
+            "requestBody": {"required": True, "content": {"application/json": {}}},
+            "responses": {"200": _ok("Applied, duplicate, ignored or stale",
+                                     {"status": "applied"}),
+                          "400": _error("bad_signature", "the Stripe-Signature header does "
+                                                         "not verify"),
+                          "404": off, "413": _error("too_large", "the body is over 1 MB"),
+                          "503": unavailable}}},
+    }
+
+
 def with_keys(paths: dict) -> dict:
     """Every secured operation may answer 403 (a key without the scope it needs), and
     every metered one 429 (a plan limit; a full queue says so in its own words)."""
     for path, operations in paths.items():
         concrete = re.sub(r"\{[^}]+\}", "1", path)
         for method, operation in operations.items():
-            if "security" not in operation:
+            if not operation.get("security"):
                 continue
             responses = operation.setdefault("responses", {})
             scope = needed_scope(method.upper(), concrete).value

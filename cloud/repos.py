@@ -16,7 +16,6 @@ write-only: records say `has_secret`, never the secret.
 """
 from __future__ import annotations
 
-import json
 import logging
 from typing import Any
 
@@ -25,6 +24,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from cloud.auth import principal, visible
+from cloud.body import json_object
 from cloud.errors import ApiError
 from cloud.limits import tenant_of
 from cloud.ingest import ingest as queue_ingest
@@ -46,20 +46,7 @@ def _store(request: Request) -> GraphStore:
 
 
 async def _body(request: Request, allowed: set[str]) -> dict:
-    raw = await request.body()
-    if len(raw) > MAX_BODY:
-        raise ApiError(413, "too_large", f"the body is {len(raw)} bytes; at most {MAX_BODY}")
-    try:
-        body = json.loads(raw or b"{}")
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
-        raise ApiError(400, "bad_request", f"the body is not valid JSON: {exc}"[:200]) from None
-    if not isinstance(body, dict):
-        raise ApiError(400, "bad_request", "the body must be a JSON object")
-    unknown = sorted(set(body) - allowed)
-    if unknown:
-        raise ApiError(400, "bad_request", f"unknown field {unknown[0][:40]!r}; it takes "
-                                           f"{', '.join(sorted(allowed))}")
-    return body
+    return await json_object(request, allowed, MAX_BODY)
 
 
 def _settings_of(body: dict) -> dict:

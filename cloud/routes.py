@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse
 from starlette.routing import Route
 
-from cloud import accounts, query_routes as query
+from cloud import accounts, billing, query_routes as query
 from cloud import repos, webhooks
 from cloud.auth import WEBHOOKS, authorized, visible
 from cloud.errors import ApiError
@@ -265,4 +265,7 @@ ROUTES = [
           by_method(GET=accounts.list_keys, POST=accounts.create_key), methods=["GET", "POST"]),
     Route(f"{QUERY}/keys/{{key_id}}", accounts.revoke_key, methods=["DELETE"]),
     Route(f"{QUERY}/usage", accounts.usage, methods=["GET"]),
+    Route(f"{QUERY}/billing/checkout", billing.checkout, methods=["POST"]),
+    Route(f"{QUERY}/billing/portal", billing.portal, methods=["POST"]),
+    Route(WEBHOOKS["stripe"], billing.stripe_webhook, methods=["POST"]),
 ]

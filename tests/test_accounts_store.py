@@ -70,3 +70,16 @@ def test_an_unknown_scope_is_refused(store, bad):
     account = store.create_account("One", "one@example.org")
     with pytest.raises(ValueError):
         store.create_key(account.id, "k", [bad])
+
+
+def test_billing_state_changes_leave_the_plan_and_a_closed_account_alone(store):
+    account = store.create_account("Payer", "pay@example.org", plan="pro")
+    assert store.set_billing_state(account.id, AccountState.PAST_DUE, grace_until=900)
+    now = store.account(account.id)
+    assert (now.plan, now.state, now.grace_until) == ("pro", AccountState.PAST_DUE, 900)
+    assert store.set_billing_state(account.id, AccountState.ACTIVE, grace_until=0)
+    assert store.account(account.id).grace_until == 0
+    store.set_plan(account.id, "pro", AccountState.CLOSED)
+    assert not store.set_billing_state(account.id, AccountState.ACTIVE, grace_until=0)
+    assert store.account(account.id).state is AccountState.CLOSED
+    assert not store.set_billing_state(account.id + 1, AccountState.ACTIVE, grace_until=0)

@@ -84,6 +84,17 @@ class ApiKey:
                 "revoked": bool(self.revoked_at)}
 
 
+FREE = "free"
+
+
+def effective_plan(account: Account, now: float) -> str:
+    """The plan whose limits hold at `now`: a closed account, or one whose payment
+    failed and whose grace period is over, has the free plan's."""
+    lapsed = account.state is AccountState.CLOSED or (
+        account.state is AccountState.PAST_DUE and now > account.grace_until)
+    return FREE if lapsed else account.plan
+
+
 def key_digest(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
@@ -132,6 +143,16 @@ class AccountsMixin:
                 writer.execute("UPDATE accounts SET grace_until = ? WHERE id = ?",
                                (grace_until, account_id))
         self._write(work)
+
+    def set_billing_state(self, account_id: int, state: AccountState,
+                          grace_until: float) -> bool:
+        """The state and grace period alone, never the plan: a webhook must not write
+        back a plan it read before a concurrent subscription change. A closed account
+        stays closed (payments do not reopen it). True when the account changed."""
+        return bool(self._write(lambda writer: writer.execute(
+            "UPDATE accounts SET state = ?, grace_until = ? WHERE id = ? AND state <> ?"
+            " RETURNING id", (state.value, grace_until, account_id,
+                              AccountState.CLOSED.value))))
 
     # --- keys ------------------------------------------------------------------------
     def create_key(self, account_id: int, name: str,
