@@ -66,7 +66,7 @@ async def create_account(request: Request) -> JSONResponse:
     if not _EMAIL.fullmatch(email):
         raise ApiError(400, "bad_request", "email must be an e-mail address")
     plan = body.get("plan", "free")
-    if plan not in _plans(request):
+    if not isinstance(plan, str) or plan not in _plans(request):
         raise ApiError(400, "bad_request", f"plan must be one of {', '.join(_plans(request))}")
     account = await run_in_threadpool(_store(request).create_account, name, email, plan)
     return JSONResponse(account.public(), status_code=201)

@@ -49,7 +49,8 @@ def create_app(settings: Settings | None = None, queue: JobQueue | None = None,
                  app.state.settings.max_queue_size, app.state.settings.task_ttl)
         try:
             async with mcp.serving(app.state.settings, LocalBackend(
-                    app.state.query, app.state.queue, app.state.settings)):
+                    app.state.query, app.state.queue, app.state.settings,
+                    limits=app.state.limits)):
                 yield
         finally:
             app.state.limits.limiter.close()

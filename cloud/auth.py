@@ -155,18 +155,24 @@ class BearerAuth:
                 or scope["path"] in _OPEN:
             await self.app(scope, receive, send)
             return
+        if await self.admit(scope, receive, send, needed_scope(scope["method"], scope["path"])):
+            await self.app(scope, receive, send)
+
+    async def admit(self, scope: AsgiScope, receive: Receive, send: Send,
+                    needed: Scope) -> Principal | None:
+        """The caller, put in the request's state, when it may do what needs `needed`;
+        else None, the 401 or 403 answered (also what /mcp asks, cloud/mcp_server)."""
         who = await self.identify(scope)
         if who is None:
             await self._refuse(scope, receive, send)
-            return
-        needed = needed_scope(scope["method"], scope["path"])
+            return None
         if not who.can(needed):
             response = error_response(403, "forbidden",
                                       f"this key lacks the {needed.value!r} scope")
             await response(scope, receive, send)
-            return
+            return None
         scope.setdefault("state", {})["principal"] = who
-        await self.app(scope, receive, send)
+        return who
 
     async def identify(self, scope: AsgiScope) -> Principal | None:
         header = dict(scope["headers"]).get(b"authorization", b"")

@@ -49,13 +49,15 @@ def register(store: Any, url: str) -> None:
         log.warning("ingest of %s queued, but not registered: %s", url, exc)
 
 
-def registered(store: Any, settings: Settings, key: str) -> str:
+def registered(store: Any, settings: Settings, key: str,
+               visible: frozenset[str] | None = None) -> str:
     """The URL of the registered repository `key` names: its registry id, or its URL as
-    ingest takes it. ApiError 404 when the registry has no such repository."""
+    ingest takes it. ApiError 404 when the registry has no such repository, or none
+    the caller may see (`visible`: an account's own; None: every one)."""
     key = key.strip()
     found = (store.repo_record(int(key)) if key.isdigit() and len(key) < 19 else
              store.repo_record(normalize_repo_url(key, allow_local=settings.allow_local_repos)))
-    if found is None:
+    if found is None or (visible is not None and found.url not in visible):
         raise ApiError(404, "not_found", f"no repository {key[:200]!r} in the registry; "
                        "ingest it first (it is registered then)")
     return found.url

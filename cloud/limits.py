@@ -7,9 +7,9 @@ graph) against the plan's queries per minute, one atomic counter command each
 `Retry-After` and the limit's name (`X-Limit`). A submission (ingest, register, sync)
 is counted against the ingests per day once it is valid and passes the
 repositories limit and the month's chunks embedded (`Tenant.admit`), so a refused or
-malformed one costs nothing; the worker meters the chunks it embeds. A plan whose payment failed holds
-until its grace period ends; then, like a closed account, it gets the free plan's
-limits.
+malformed one costs nothing; the worker meters the chunks it embeds. A plan whose
+payment failed holds until its grace period ends; then, like a closed account, it gets
+the free plan's limits.
 """
 from __future__ import annotations
 

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 _REPO = "https://github.com/psf/requests"
 _COMMIT = "0e322af87745eff34caffe4df68456ebc20d9068"
-_INDEX = {"repo": _REPO, "ref": "main", "commit": _COMMIT, "indexed_at": 1790000000.0, "stale": False,
-          "indexing": False}
+_INDEX = {"repo": _REPO, "ref": "main", "commit": _COMMIT, "indexed_at": 1790000000.0,
+          "stale": False, "indexing": False}
 _SECURED = [{"bearer": []}]
 _REF_DOC = ("A tracked branch (default: the default branch): its own index answers, and "
             "index.ref says which branch did")

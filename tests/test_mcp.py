@@ -415,3 +415,36 @@ def test_the_control_plane_loads_the_sdk_on_the_first_mcp_request_only():
     done = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True,
                           text=True, timeout=60, check=True)
     assert done.stdout.strip() == "[]"
+
+
+def test_an_account_key_sees_its_own_repositories_with_its_scopes(served, shop):
+    """/mcp takes API keys as the API does: an account's key is answered from its own
+    repositories, with its scopes, its queries counted against its plan."""
+    store = served.query.store
+    account = store.create_account("Agents", "agents@example.org")
+    _, reader = store.create_key(account.id, "agent", ["read"])
+
+    async def ask(secret: str):
+        async with http_client(f"{served.url}/mcp", secret) as client:
+            listed = structured(await client.call_tool("list_repositories", {}))
+            search = await client.call_tool("search_code", {"query": "price",
+                                                            "repo": shop.url})
+            ingest = await client.call_tool("ingest_repository",
+                                            {"url": "https://github.com/psf/requests"})
+            return listed, search, ingest
+    listed, search, ingest = anyio.run(ask, reader)
+    assert listed["repos"] == [] and search.is_error and ingest.is_error
+    assert f"{shop.url} is not indexed" in search.content[0].text  # as if it did not exist
+    assert "lacks the 'ingest' scope" in ingest.content[0].text
+    store.grant_repo(shop.url, account.id)
+    listed, search, _ = anyio.run(ask, reader)
+    assert [repo["url"] for repo in listed["repos"]] == [shop.url]
+    assert structured(search)["results"] and structured(search)["index"][0]["repo"] == shop.url
+    usage = httpx.get(f"{served.url}/api/v1/usage", headers={"Authorization": f"Bearer {reader}"})
+    assert usage.json()["days"][-1]["queries"] == 2  # one refused, one answered: both asked
+    store.revoke_key(store.keys(account.id)[0].id)
+    body = {"jsonrpc": "2.0", "id": 1, "method": "tools/list"}
+    gone = httpx.post(f"{served.url}/mcp", json=body,
+                      headers={"Accept": "application/json, text/event-stream",
+                               "Authorization": f"Bearer {reader}"})
+    assert gone.status_code == 401

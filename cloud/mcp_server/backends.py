@@ -17,9 +17,12 @@ from urllib.parse import quote
 import httpx
 
 from cloud import ingest as ingest_mod
+from cloud.auth import OWNER, Principal
 from cloud.errors import ApiError
+from cloud.limits import Tenant
 from cloud.query import QueryError, QueryService
 from shared.graph.store import GraphStoreError
+from shared.graph.store.accounts import Scope
 from shared.queue import JobQueue, QueueError, QueueFull, QueueUnavailable
 from shared.repo_url import InvalidRepoUrl, normalize_repo_url
 from shared.settings import Settings
@@ -31,6 +34,7 @@ API = "/api/v1"
 TIMEOUT = 120.0  # a first search loads the text model; a context on a large repository reads much
 SEARCH_FOR_SYMBOLS = 100  # hits a symbol lookup by keyword search reads (the API's most)
 NODE_FIELDS = ("path", "name", "kind", "start_line", "end_line", "language")
+READ, INGEST = Scope.READ, Scope.INGEST
 
 
 class BackendError(Exception):
@@ -44,6 +48,7 @@ class BackendError(Exception):
 
 
 class Backend(Protocol):
+    def for_caller(self, caller: Principal) -> "Backend": ...
     def search(self, body: Mapping) -> dict: ...
     def context(self, body: Mapping) -> dict: ...
     def impact(self, body: Mapping) -> dict: ...
@@ -58,43 +63,74 @@ class Backend(Protocol):
 
 class LocalBackend:
     """The query service and queue of this process (the caller's to close, unless
-    `owns` says they are this backend's)."""
+    `owns` says they are this backend's), answering as `caller` may be answered
+    (`for_caller`): the owner everything; an account's key its own repositories, its
+    scopes, and its plan's limits (`limits`, cloud.limits.PlanLimits) as over HTTP."""
 
     def __init__(self, query: QueryService, queue: JobQueue, settings: Settings,
-                 owns: bool = False):
+                 owns: bool = False, limits: Any = None, caller: Principal = OWNER):
         self.query, self.queue, self.settings, self.owns = query, queue, settings, owns
+        self.limits, self.caller = limits, caller
+
+    def for_caller(self, caller: Principal) -> "LocalBackend":
+        return LocalBackend(self.query, self.queue, self.settings, False, self.limits, caller)
 
     def search(self, body: Mapping) -> dict:
-        return self._run(self.query.search, body)
+        return self._question(self.query.search, body)
 
     def context(self, body: Mapping) -> dict:
-        return self._run(self.query.context, body)
+        return self._question(self.query.context, body)
 
     def impact(self, body: Mapping) -> dict:
-        return self._run(self.query.impact, body)
+        return self._question(self.query.impact, body)
 
     def dependencies(self, params: Mapping) -> dict:
-        return self._run(self.query.dependencies, params)
+        return self._question(self.query.dependencies, params)
 
     def dependents(self, params: Mapping) -> dict:
-        return self._run(self.query.dependents, params)
+        return self._question(self.query.dependents, params)
 
     def symbols(self, params: Mapping) -> dict:
-        return self._run(self.query.symbols, params)
+        return self._question(self.query.symbols, params)
 
     def repos(self) -> dict:
-        return self._run(self.query.repos)
+        return self._run(lambda: self.query.repos(self._visible()))
 
     def ingest(self, url: str) -> dict:
         return self._run(lambda: ingest_mod.ingest(self.queue, self.settings, url,
-                                                   self.query.store))
+                                                   self.query.store, self._tenant(INGEST)))
 
     def sync(self, repo: str, force: bool, branch: str | None = None) -> dict:
         def run() -> dict:
             store = self.query.store
-            url = ingest_mod.registered(store, self.settings, repo)
+            tenant = self._tenant(INGEST)
+            url = ingest_mod.registered(store, self.settings, repo, self._visible())
+            if tenant is not None:
+                tenant.admit(store, url)
             return ingest_mod.sync(self.queue, store, url, force, branch)
         return self._run(run)
+
+    # --- the caller ------------------------------------------------------------------
+    def _question(self, question: Callable[..., dict], args: Mapping) -> dict:
+        """A question as the HTTP API answers it for the caller: counted against its
+        plan's queries per minute, answered from its repositories only."""
+        def run() -> dict:
+            tenant = self._tenant(READ)
+            if tenant is not None:
+                tenant.limits.charge(tenant.account, "queries")
+            return question(args, visible=self._visible())
+        return self._run(run)
+
+    def _visible(self) -> frozenset[str] | None:
+        return None if self.caller.owner else self.query.store.repos_of(self.caller.account_id)
+
+    def _tenant(self, needed: Scope) -> Tenant | None:
+        """The caller's account (None: the owner), if its key has `needed`."""
+        if not self.caller.can(needed):
+            raise ApiError(403, "forbidden", f"this key lacks the {needed.value!r} scope")
+        if self.caller.owner:
+            return None
+        return Tenant(self.query.store.account(self.caller.account_id), self.limits)
 
     def close(self) -> None:
         if self.owns:
@@ -138,7 +174,11 @@ def _as_api_error(exc: Exception) -> BackendError | None:
 
 
 class RemoteBackend:
-    """A control plane's HTTP API at `base_url`, with its admin token."""
+    """A control plane's HTTP API at `base_url`, with its token (the admin token or an
+    API key: the control plane decides what it may see)."""
+
+    def for_caller(self, caller: Principal) -> "RemoteBackend":
+        return self  # stdio's one local user: the token speaks for them
 
     def __init__(self, base_url: str, token: str, timeout: float = TIMEOUT,
                  transport: httpx.BaseTransport | None = None):

@@ -1,8 +1,10 @@
-"""/mcp on the control plane: the MCP tools over streamable HTTP, behind the admin token.
+"""/mcp on the control plane: the MCP tools over streamable HTTP, behind the API's guard.
 
-`McpEndpoint` is the ASGI app routed at /mcp. It refuses a request without the
-admin token with the API's 401 (cloud/auth.py guards /api/ only), then hands it
-to the SDK's streamable HTTP app. The SDK is loaded, and the MCP server, its
+`McpEndpoint` is the ASGI app routed at /mcp. It admits a request as the API does
+(cloud/auth.py: the admin token, or an account's key with the `read` scope; the
+same 401) and puts the caller in the request's state, where each tool finds it (an
+account sees its own repositories; ingesting needs `ingest`), then hands it to the
+SDK's streamable HTTP app. The SDK is loaded, and the MCP server, its
 streamable HTTP app and its session manager made, on the first request to /mcp,
 inside the control plane's lifespan (`serving`): its imports alone take 27 MB
 (pydantic models of the whole protocol), which a control plane nobody asks over
@@ -23,9 +25,10 @@ import anyio
 from anyio.abc import TaskStatus
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from cloud.auth import authorized, redact_path
+from cloud.auth import BearerAuth
 from cloud.errors import error_response
 from cloud.mcp_server.backends import Backend
+from shared.graph.store.accounts import Scope as AuthScope
 from shared.settings import Settings
 
 log = logging.getLogger("cloud.mcp")
@@ -64,6 +67,7 @@ class McpEndpoint:
     """The ASGI app at /mcp: the admin token, then the SDK's streamable HTTP app."""
 
     def __init__(self) -> None:
+        self.guard = BearerAuth(self)  # its admit() only: the caller in the request's state
         self._app: ASGIApp | None = None
         self._start: Any = None  # while serving: starts the MCP server, once
         self._starting: anyio.Lock | None = None
@@ -95,15 +99,8 @@ class McpEndpoint:
             await anyio.sleep_forever()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if not authorized(scope):
-            client = scope.get("client") or ("?", 0)
-            log.warning("401 %s %s from %s: no valid admin token", scope.get("method"),
-                        redact_path(scope["path"]), client[0])
-            response = error_response(
-                401, "unauthorized", "missing or invalid token; send 'Authorization: Bearer "
-                "<token>' with the admin token (PHAROS_ADMIN_TOKEN)",
-                {"WWW-Authenticate": 'Bearer realm="neo-alexandria"'})
-            await response(scope, receive, send)
+        # the API's guard: the admin token or a key with `read` (each tool checks more)
+        if await self.guard.admit(scope, receive, send, AuthScope.READ) is None:
             return
         if self._app is None and self._start is not None:
             async with self._starting:

@@ -14,11 +14,12 @@ import json
 import logging
 from typing import Annotated, Any, Literal
 
-from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp_types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import Field
 
+from cloud.auth import OWNER, Principal
 from cloud.mcp_server.backends import Backend, BackendError
 from cloud.mcp_server.shapes import (
     ContextOutput,
@@ -92,11 +93,13 @@ class Tools:
             description="Only this language (typescript includes tsx)")] = None,
         kind: Annotated[Literal["function", "method", "class", "file"] | None, Field(
             description="Only this kind of symbol")] = None,
+        ctx: Context | None = None,
     ) -> SearchOutput:
         """Search code: the functions, methods, classes or files that match a question,
         best first, each with its path, qualified name, 1-based lines, a snippet and the
         signals that ranked it."""
-        answer = self._ask("search", _present(query=query, repo=repo, ref=ref, mode=mode, limit=limit,
+        answer = self._ask(ctx, "search", _present(query=query, repo=repo, ref=ref, mode=mode,
+                                                   limit=limit,
                                               path=path, language=language, kind=kind))
         notes: list[str] = []
         hits = [{**hit, "snippet": _cut(hit["snippet"], MAX_SNIPPET,
@@ -118,11 +121,12 @@ class Tools:
         format: Annotated[Literal["markdown", "json"], Field(description=(
             "markdown (default): one text to read; json: items with path, lines, "
             "text and why each was chosen"))] = "markdown",
+        ctx: Context | None = None,
     ) -> ContextOutput:
         """The code a task needs, within a token budget: the symbols the task names or
         the search finds, then what they call and what calls them, whole bodies first and
         signatures when the budget runs short."""
-        answer = self._ask("context", _present(task=task, repo=repo, ref=ref, files=files,
+        answer = self._ask(ctx, "context", _present(task=task, repo=repo, ref=ref, files=files,
                                                budget_tokens=budget_tokens, format=format))
         notes: list[str] = []
         if "text" in answer:
@@ -142,11 +146,13 @@ class Tools:
             "Instead of files: the indexed commit before the change (with head)"))] = None,
         head: Annotated[str | None, Field(description=(
             "Instead of files: the indexed commit after the change (with base)"))] = None,
+        ctx: Context | None = None,
     ) -> ImpactOutput:
         """What breaks if files change: the files that import them (any depth) and the
         symbols that call or extend theirs, with distance, which are tests, and a risk
         (low, medium, high) per changed file. Give files, or base and head."""
-        answer = self._ask("impact", _present(repo=repo, ref=ref, files=files, base=base, head=head))
+        answer = self._ask(ctx, "impact", _present(repo=repo, ref=ref, files=files, base=base,
+                                                   head=head))
         notes: list[str] = []
         answer = {**answer,
                   "files": _capped(answer["files"], MAX_LISTED, "dependent files", notes),
@@ -167,10 +173,11 @@ class Tools:
         commit: Commit = None,
         ref: Ref = None,
         limit: GraphLimit = 100,
+        ctx: Context | None = None,
     ) -> NeighboursOutput:
         """What a file or symbol depends on (imports, calls, extends), up to depth edges
         away, nearest first."""
-        return _result(self._ask("dependencies", _present(
+        return _result(self._ask(ctx, "dependencies", _present(
             repo=repo, ref=ref, path=path, symbol=symbol, depth=depth, kinds=kinds, commit=commit,
             limit=limit)))
 
@@ -185,10 +192,11 @@ class Tools:
         commit: Commit = None,
         ref: Ref = None,
         limit: GraphLimit = 100,
+        ctx: Context | None = None,
     ) -> NeighboursOutput:
         """What depends on a file or symbol (imports it, calls it, extends it), up to
         depth edges away, nearest first."""
-        return _result(self._ask("dependents", _present(
+        return _result(self._ask(ctx, "dependents", _present(
             repo=repo, ref=ref, path=path, symbol=symbol, depth=depth, kinds=kinds, commit=commit,
             limit=limit)))
 
@@ -203,16 +211,17 @@ class Tools:
         ref: Ref = None,
         limit: Annotated[int, Field(ge=1, le=MAX_SYMBOLS,
                                     description=f"Result cap (1-{MAX_SYMBOLS})")] = 20,
+        ctx: Context | None = None,
     ) -> SymbolsOutput:
         """Where a function, method or class is defined: every definition of that name,
         with its file and 1-based lines."""
-        return _result(self._ask("symbols", _present(repo=repo, ref=ref, name=name, kind=kind,
+        return _result(self._ask(ctx, "symbols", _present(repo=repo, ref=ref, name=name, kind=kind,
                                                      commit=commit, limit=limit)))
 
-    def list_repositories(self) -> ReposOutput:
+    def list_repositories(self, ctx: Context | None = None) -> ReposOutput:
         """The indexed repositories: the commit each answers from, when it was indexed,
         whether that is stale (an ingest is under way), sizes, languages and last job."""
-        answer = self._ask("repos")
+        answer = self._ask(ctx, "repos")
         notes: list[str] = []
         repos = [{**repo, "stale": repo.get("stale", repo["indexing"])}
                  for repo in _capped(answer["repos"], MAX_REPOS, "repositories", notes)]
@@ -222,13 +231,14 @@ class Tools:
         self,
         url: Annotated[str, Field(description=(
             "The repository: an https URL or host/owner/repo (github.com/psf/requests)"))],
+        ctx: Context | None = None,
     ) -> IngestOutput:
         """Queue a repository for indexing (clone, parse, graph, embeddings). A
         repository already waiting gets its pending job back (duplicate). The answer
         includes what is indexed now (index, null before the first ingest completes);
         list_repositories shows progress."""
-        answer = self._ask("ingest", url)
-        return _result({**answer, "index": self._index_of(answer["target"])})
+        answer = self._ask(ctx, "ingest", url)
+        return _result({**answer, "index": self._index_of(ctx, answer["target"])})
 
     def sync_repository(
         self,
@@ -239,27 +249,28 @@ class Tools:
             "Rebuild from nothing rather than reuse the last ingest's results"))] = False,
         branch: Annotated[str | None, Field(description=(
             "A tracked branch (default: the default branch)"))] = None,
+        ctx: Context | None = None,
     ) -> SyncOutput:
         """Bring a registered repository up to its remote's newest commit: queue a sync
         (only changed files are parsed and embedded again, unless force), or join the
         sync already queued."""
-        answer = self._ask("sync", repo, force, branch)
-        return _result({**answer, "index": self._index_of(answer["target"])})
+        answer = self._ask(ctx, "sync", repo, force, branch)
+        return _result({**answer, "index": self._index_of(ctx, answer["target"])})
 
     # --- helpers -------------------------------------------------------------------------
-    def _ask(self, question: str, *args: Any) -> dict:
+    def _ask(self, ctx: Context | None, question: str, *args: Any) -> dict:
         try:
-            return getattr(self.backend, question)(*args)
+            return getattr(self.backend.for_caller(_caller(ctx)), question)(*args)
         except BackendError as exc:
             hint = (" (list_repositories shows what is indexed; ingest_repository indexes "
                     "a repository)" if exc.code == "not_found" else "")
             raise ToolError(f"{exc.detail}{hint} [{exc.code}]") from None
 
-    def _index_of(self, url: str) -> dict | None:
+    def _index_of(self, ctx: Context | None, url: str) -> dict | None:
         """What is indexed of `url` now, as answers name it; None when nothing is (or the
         repository list cannot be read: the job is queued all the same)."""
         try:
-            repos = self.backend.repos()["repos"]
+            repos = self.backend.for_caller(_caller(ctx)).repos()["repos"]
         except BackendError:
             return None
         for repo in repos:
@@ -268,6 +279,21 @@ class Tools:
                         "stale": repo.get("stale", repo["indexing"]),
                         "indexing": repo["indexing"]}
         return None
+
+
+def _caller(ctx: Context | None) -> Principal:
+    """Who calls the tool: over HTTP, whom /mcp's guard admitted (cloud/mcp_server/
+    http.py); over stdio (no request), the local owner."""
+    try:
+        request = ctx.request_context.request if ctx is not None else None
+    except ValueError:  # no request context: not called through a session
+        request = None
+    if request is None:
+        return OWNER
+    who = (request.scope.get("state") or {}).get("principal")
+    if who is None:  # admitted without a caller: never answer as the owner by default
+        raise ToolError("the request was not authenticated [unauthorized]")
+    return who
 
 
 def build_server(backend: Backend) -> MCPServer:
