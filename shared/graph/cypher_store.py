@@ -88,7 +88,9 @@ class CypherGraphStore:
     # --- writing ---------------------------------------------------------------------------
     def write_snapshot(self, graph: Graph, ready: bool = True) -> Snapshot:
         """Store `graph` as the snapshot of (repo, commit), replacing any earlier one
-        (see the module's docstring). A failure leaves the previous one as it was."""
+        (protocol: shared/graph/cypher.py). A failure leaves the previous one as it was;
+        `ready=False` keeps queries off it until `mark_ready`, unless the commit's
+        snapshot it replaces was ready."""
         first: dict[int, Node] = {}
         for node in graph.nodes:
             first.setdefault(node.id, node)  # an id is a key: its first node stays
@@ -100,7 +102,7 @@ class CypherGraphStore:
         _check_ints(graph, nodes)
         sid = self.session.write(q.next_snapshot_id())[0][0]
         self.session.write(q.begin_snapshot(sid, graph.repo, graph.commit,
-                                          _microseconds(self.clock())))
+                                            _microseconds(self.clock())))
         try:
             facts = q.node_statements(sid, nodes, self.batch)
             facts += q.edge_statements(sid, graph.edges, self.batch)
@@ -227,7 +229,7 @@ class CypherGraphStore:
         while target not in parent and frontier and (max_depth is None or level < max_depth):
             level += 1
             reached = []
-            for src, dst in (lambda rows: rows)(self.session.read(q.step(sid, frontier, kinds, False))):
+            for src, dst in sorted(self.session.read(q.step(sid, frontier, kinds, False))):
                 if dst not in parent:
                     parent[dst] = src
                     reached.append(dst)
