@@ -40,7 +40,10 @@ NOT_FOR_THE_WORKER = {"PHAROS_ADMIN_TOKEN", "MAX_QUEUE_SIZE", "TASK_TTL", "ALLOW
                       "HOST", "PORT", "NODE2VEC_FORCE_OOM",
                       # /mcp's Host check, and `python -m cloud mcp` against a control plane
                       "MCP_ALLOWED_HOSTS", "NEO_ALEXANDRIA_URL", "NEO_ALEXANDRIA_TOKEN",
-                      "WEBHOOK_SECRET"}  # webhooks reach the control plane only
+                      "WEBHOOK_SECRET",  # webhooks reach the control plane only
+                      # plans are enforced, and Stripe spoken to, by the control plane only
+                      "PLANS", "STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRET", "STRIPE_PRICE_PRO",
+                      "STRIPE_PRICE_TEAM", "STRIPE_API_BASE", "PUBLIC_URL"}
 
 
 class _RecordingEnv(dict):
