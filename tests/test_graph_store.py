@@ -379,11 +379,12 @@ def test_concurrent_opens_of_a_new_database(open_store):
     assert [store.schema_versions() for store in opened] == [[1, 2, 3, 4, 5, 6]] * 4
 
 
-def test_concurrent_writes_of_one_repository(open_store):
-    stores = [open_store(keep_snapshots=2) for _ in range(4)]
+def write_chains_at_once(stores) -> list[Exception]:
+    """Each store writes three 50-file chains of one repository, all stores at once;
+    what failed."""
     errors = []
 
-    def write(i: int, store: GraphStore) -> None:
+    def write(i: int, store) -> None:
         try:
             for round_ in range(3):
                 chain = [(f"f{k}.py", f"f{k + 1}.py") for k in range(50)]
@@ -396,6 +397,12 @@ def test_concurrent_writes_of_one_repository(open_store):
         thread.start()
     for thread in threads:
         thread.join()
+    return errors
+
+
+def test_concurrent_writes_of_one_repository(open_store):
+    stores = [open_store(keep_snapshots=2) for _ in range(4)]
+    errors = write_chains_at_once(stores)
     assert errors == []
     kept = stores[0].snapshots(REPO)
     assert len(kept) == 2
@@ -462,7 +469,9 @@ def test_postgres_server_is_removed_when_stopped():
 
 # --- scale -----------------------------------------------------------------------------------
 
-def test_a_graph_of_fifty_thousand_edges(store, graph_backend):
+def big_graph() -> tuple[Graph, list[Node], list[Node]]:
+    """1,000 files of 9 functions, 5,000 imports and 45,000 calls: (graph, files,
+    functions)."""
     rng = random.Random(7)
     files = [file_node(f"pkg/m{i}.py", 200) for i in range(1_000)]
     functions = [symbol(f.path, f"fn{j}", 10 * j + 1, 10 * j + 9) for f in files
@@ -470,7 +479,11 @@ def test_a_graph_of_fifty_thousand_edges(store, graph_backend):
     edges = [Edge(f.id, rng.choice(files).id, EdgeKind.IMPORTS) for f in files for _ in range(5)]
     edges += [Edge(rng.choice(functions).id, rng.choice(functions).id, EdgeKind.CALLS)
               for _ in range(45_000)]
-    graph = Graph(repo=REPO, commit="big", nodes=files + functions, edges=edges)
+    return Graph(repo=REPO, commit="big", nodes=files + functions, edges=edges), files, functions
+
+
+def test_a_graph_of_fifty_thousand_edges(store, graph_backend):
+    graph, files, functions = big_graph()
 
     started = time.perf_counter()
     snapshot = store.write_snapshot(graph)

@@ -96,8 +96,9 @@ class Statement:
 
 
 @dataclass(frozen=True)
-class Unique:
-    """Uniqueness of (label, properties) on nodes: Neo4j composite uniqueness."""
+class Rule:
+    """A schema rule on nodes of `label` over `properties` (Neo4j renders `cypher()`;
+    cypher_falkordb translates)."""
     name: str
     label: str
     properties: tuple[str, ...]
@@ -106,35 +107,43 @@ class Unique:
         if not all(map(_NAME.match, (self.name, self.label, *self.properties))):
             raise ValueError(f"not a plain name in {self}")
 
+    def keys(self) -> str:
+        return ", ".join(f"n.{p}" for p in self.properties)
+
     def cypher(self) -> str:
-        keys = ", ".join(f"n.{p}" for p in self.properties)
+        raise NotImplementedError
+
+
+class Unique(Rule):
+    """Composite uniqueness (NODE KEY would also demand the properties: Enterprise only)."""
+
+    def cypher(self) -> str:
         return (f"CREATE CONSTRAINT {self.name} IF NOT EXISTS FOR (n:{self.label})"
-                f" REQUIRE ({keys}) IS UNIQUE")
+                f" REQUIRE ({self.keys()}) IS UNIQUE")
 
 
-@dataclass(frozen=True)
-class Index(Unique):
-    """A lookup index on (label, properties)."""
+class Index(Rule):
+    """A lookup index."""
 
     def cypher(self) -> str:
-        keys = ", ".join(f"n.{p}" for p in self.properties)
-        return f"CREATE INDEX {self.name} IF NOT EXISTS FOR (n:{self.label}) ON ({keys})"
+        return f"CREATE INDEX {self.name} IF NOT EXISTS FOR (n:{self.label}) ON ({self.keys()})"
 
 
 @dataclass(frozen=True)
 class Migration:
     version: int
     name: str
-    rules: tuple[Unique, ...]
+    rules: tuple[Rule, ...]
 
 
 # Append-only, as shared/graph/store/schema.py: to change the schema, add a step.
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "keys and lookups", (
         Unique("code_key", "Code", ("snapshot", "id")),
+        Index("code_snapshot", "Code", ("snapshot",)),
         Index("code_path", "Code", ("snapshot", "path")),
         Unique("snapshot_key", "Snapshot", ("id",)),
-        Index("snapshot_commit", "Snapshot", ("repo", "commit")),
+        Index("snapshot_repo", "Snapshot", ("repo",)),
         Unique("repository_key", "Repository", ("url",)),
         Unique("sequence_key", "Sequence", ("name",)),
         Unique("migration_key", "Migration", ("version",)),
@@ -149,7 +158,7 @@ class CypherSession(Protocol):
 
     def write(self, statement: Statement) -> list[tuple]: ...
 
-    def apply(self, rule: Unique) -> None:
+    def apply(self, rule: Rule) -> None:
         """Create the constraint or index unless it exists."""
 
     def close(self) -> None: ...

@@ -46,7 +46,7 @@ from typing import Any
 
 import redis
 
-from shared.graph.cypher import Index, Statement, Unique
+from shared.graph.cypher import Index, Rule, Statement
 from shared.graph.cypher_neo4j import Neo4jSession
 from shared.graph.store.base import GraphStoreError, GraphStoreUnavailable
 
@@ -117,7 +117,7 @@ class FalkorDBSession:
     def write(self, statement: Statement) -> list[tuple]:
         return self._query("GRAPH.QUERY", statement)
 
-    def apply(self, rule: Unique) -> None:
+    def apply(self, rule: Rule) -> None:
         indexed = {(label, prop) for label, props in self.read(Statement(
             "CALL db.indexes() YIELD label, properties RETURN label, properties"))
             for prop in props}
@@ -146,7 +146,7 @@ class FalkorDBSession:
     def close(self) -> None:
         self.client.close()
 
-    def _constraint(self, rule: Unique) -> str | None:
+    def _constraint(self, rule: Rule) -> str | None:
         for row in self.read(Statement("CALL db.constraints()")):
             kind, label, props, entity, status = row[:5]
             if (kind, label, tuple(props), entity) == ("UNIQUE", rule.label,
@@ -181,7 +181,7 @@ class FalkorDBBoltSession(Neo4jSession):
         self.schema = FalkorDBSession(client, BOLT_GRAPH)
         self.schema.write(Statement("RETURN 0"))  # make the graph key: reads would hang
 
-    def apply(self, rule: Unique) -> None:
+    def apply(self, rule: Rule) -> None:
         self.schema.apply(rule)
 
     def close(self) -> None:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from shared.graph.cypher import Statement, Unique
+from shared.graph.cypher import Rule, Statement
 from shared.graph.store.base import GraphStoreError, GraphStoreUnavailable
 
 
@@ -28,7 +28,7 @@ class Neo4jSession:
     def write(self, statement: Statement) -> list[tuple]:
         return self._run(statement, write=True)
 
-    def apply(self, rule: Unique) -> None:
+    def apply(self, rule: Rule) -> None:
         self._run(Statement(rule.cypher()), write=True)  # a schema change: alone in its tx
 
     def close(self) -> None:
