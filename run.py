@@ -85,7 +85,8 @@ def shared_query(settings, pipeline):
 
     return QueryService(lambda: pipeline.store, lambda: pipeline.vectors,
                         lambda: QueryEncoder(default_model_dir()),
-                        allow_local=settings.allow_local_repos, owns_stores=False)
+                        allow_local=settings.allow_local_repos, owns_stores=False,
+                        open_mirror=lambda: pipeline.mirror)
 
 
 def _announce(server, settings, generated: bool, worker) -> None:

@@ -158,6 +158,7 @@ def drop_branch_index(request: Request, store: GraphStore, url: str, branch: str
     key = store.drop_branch(url, branch, fence=request.app.state.queue.issue_fence())
     if key:
         request.app.state.query.vectors.delete_repo(key)
+        request.app.state.query.forget_facts([key])
         request.app.state.query.cache.drop(key)
 
 
@@ -177,6 +178,7 @@ async def delete(request: Request) -> JSONResponse:
         store.delete_repository(record.url, fence=request.app.state.queue.issue_fence())
         for key in keys:  # ...and what it uploaded in between goes here, or as it fails
             vectors.delete_repo(key)
+        request.app.state.query.forget_facts(keys)
         for key in keys:
             request.app.state.query.cache.drop(key)
         return {"deleted": record.id, "url": record.url}

@@ -45,7 +45,8 @@ def build_worker(settings: Settings, pipeline: Pipeline | None = None,
         pipeline = IngestPipeline(settings, meter=lambda account, chunks: limiter.add(
             str(account), "embeddings", chunks))
         # the pipeline's stores: Qdrant's local mode admits one client per process
-        chores = Chores(settings, queue, lambda: pipeline.store, lambda: pipeline.vectors)
+        chores = Chores(settings, queue, lambda: pipeline.store, lambda: pipeline.vectors,
+                        mirror=lambda: pipeline.mirror)
     return Worker(
         queue,
         pipeline,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Callable
+from typing import Any, Callable
 
 from edge.analyze import Analysis, analyze
 from edge.embed.chunks import TextEncoder, read_sources
@@ -18,6 +18,8 @@ from edge.fetch import fetch, job_workspace
 from edge.parse.cache import ParseCache
 from edge.graph import stats
 from edge.worker import Cancelled, RetryLater
+from shared.graph.cypher_store import CypherGraphStore
+from shared.graph.mirror import forget, open_mirror
 from shared.graph.store import (
     FencedOut,
     GraphStore,
@@ -36,7 +38,8 @@ log = logging.getLogger("edge.pipeline")
 # Where each stage starts and ends on the job's 0-100 progress bar.
 STAGES = {"fetch": (0, 10), "parse": (10, 35), "resolve": (35, 40), "graph": (40, 45),
           "store": (45, 50), "node2vec": (50, 65), "text": (65, 92), "upload": (92, 100)}
-SKIPPED_LISTED = 100  # the job record lists this many skipped files, and counts all
+SKIPPED_LISTED = 100
+UNOPENED = object()  # the mirror before its first use (None: there is none)  # the job record lists this many skipped files, and counts all
 
 
 class IngestPipeline:
@@ -44,7 +47,7 @@ class IngestPipeline:
 
     def __init__(self, settings: Settings, store: GraphStore | None = None,
                  vectors: VectorStore | None = None, encoder: TextEncoder | None = None,
-                 meter: Callable[[int, int], None] | None = None):
+                 meter: Callable[[int, int], None] | None = None, mirror: Any = UNOPENED):
         self.settings = settings
         # (account id, chunks embedded): each account owning an ingested repository is
         # charged what its ingest embedded (shared.limits; None: nothing is metered)
@@ -52,6 +55,7 @@ class IngestPipeline:
         self._store = store
         self._vectors = vectors
         self._encoder = encoder
+        self._mirror = UNOPENED if mirror is UNOPENED else mirror
         self._lock = threading.Lock()
 
     # Each is made on first use, once: a worker may start while a service is down, and
@@ -69,6 +73,14 @@ class IngestPipeline:
             if self._vectors is None:
                 self._vectors = open_vector_store(self.settings)
             return self._vectors
+
+    @property
+    def mirror(self) -> CypherGraphStore | None:
+        """The Neo4j mirror of the graph facts (NEO4J_URI), or None."""
+        with self._lock:
+            if self._mirror is UNOPENED:
+                self._mirror = open_mirror(self.settings)
+            return self._mirror
 
     @property
     def encoder(self) -> TextEncoder:
@@ -125,6 +137,7 @@ class IngestPipeline:
             record = self.store.repo_record(url)
             if record is None or record.state is RepoState.ARCHIVED:
                 self.vectors.delete_repo(job.repo_url)
+                forget(self.mirror, [job.repo_url])
         except (GraphStoreError, VectorStoreUnavailable) as exc:
             log.warning("vectors of the removed %s not cleaned up: %s", job.repo_url, exc)
 
@@ -154,6 +167,8 @@ class IngestPipeline:
             analysis.graph.sources = read_sources(checkout.path, analysis.graph)
             # Not ready until its vectors are stored: queries stay on the previous one.
             snapshot = self.store.write_snapshot(analysis.graph, ready=False, fence=fence)
+            mirrored = (self.mirror.write_snapshot(analysis.graph, ready=False)
+                        if self.mirror is not None else None)
             progress("store", 1.0)
             structure = embed_structure(analysis.graph, self.settings, progress,
                                         stored=None if force else self.vectors)
@@ -161,6 +176,8 @@ class IngestPipeline:
                               stored=None if force else self.vectors)
         embeddings = upload(self.vectors, analysis.graph, job.id, structure, text, progress,
                             fence=fence)
+        if mirrored is not None:  # ready in Neo4j before SQL says so (shared.graph.mirror)
+            self.mirror.mark_ready(mirrored)
         self.store.mark_ready(snapshot, fence=fence)
         cache.save(job.repo_url)
         summary = {**summarize(analysis), "embeddings": describe(structure, text),
@@ -192,8 +209,8 @@ class IngestPipeline:
         return "a full rebuild was asked for" if self.store.take_force(job.repo_url) else ""
 
     def close(self) -> None:
-        for resource in (self._store, self._vectors):
-            if resource is not None:
+        for resource in (self._store, self._vectors, self._mirror):
+            if resource is not None and resource is not UNOPENED:
                 resource.close()
 
 

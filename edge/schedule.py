@@ -20,10 +20,11 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Callable
+from typing import Any, Callable
 
 from edge.fetch import FetchError, UnsafeTarget, remote_head
 from edge.parse.cache import ParseCache
+from shared.graph.mirror import forget
 from shared.graph.store import GraphStore
 from shared.graph.store.registry import RepoState, Repository
 from shared.queue import JobQueue, QueueFull
@@ -42,9 +43,10 @@ class Chores:
 
     def __init__(self, settings: Settings, queue: JobQueue, store: Callable[[], GraphStore],
                  vectors: Callable[[], VectorStore], clock: Callable[[], float] = time.time,
-                 head: Callable[..., str | None] = remote_head):
+                 head: Callable[..., str | None] = remote_head,
+                 mirror: Callable[[], Any] = lambda: None):
         self.settings, self.queue = settings, queue
-        self._store, self._vectors = store, vectors
+        self._store, self._vectors, self._mirror = store, vectors, mirror
         self.clock, self.head = clock, head
         self.checked: dict[str, float] = {}  # url -> when this worker last asked its remote
         self.queue_commands = 0  # what the chores cost the queue (Upstash bills each)
@@ -128,3 +130,4 @@ class Chores:
         for key in keys:  # what a job uploaded meanwhile (it is fenced out now)
             vectors.delete_repo(key)
             ParseCache.remove(self.settings.data_dir, key)
+        forget(self._mirror(), keys)

@@ -20,7 +20,7 @@ MASK = "***"
 # Variables whose whole value is secret, and URLs that may carry a password.
 SECRET_VARIABLES = ("UPSTASH_REDIS_REST_TOKEN", "QDRANT_API_KEY", "OPENAI_API_KEY",
                     "GIT_TOKEN", "PHAROS_ADMIN_TOKEN", "NEO_ALEXANDRIA_TOKEN", "WEBHOOK_SECRET",
-                    "STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRET")
+                    "STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRET", "NEO4J_PASSWORD")
 URL_VARIABLES = ("REDIS_URL", "DATABASE_URL", "UPSTASH_REDIS_REST_URL", "QDRANT_URL",
                  "OPENAI_BASE_URL")
 _USERINFO = re.compile(r"(?<=//)[^/@\s]+@")
@@ -44,7 +44,7 @@ class Scrubber:
         return cls([settings.admin_token, settings.upstash_token, settings.qdrant_api_key,
                     settings.git_token, settings.openai_api_key, settings.remote_token,
                     settings.webhook_secret, settings.stripe_secret_key,
-                    settings.stripe_webhook_secret],
+                    settings.stripe_webhook_secret, settings.neo4j_password],
                    [settings.redis_url, settings.database_url, settings.upstash_url,
                     settings.qdrant_url, settings.openai_base_url])
 

@@ -124,6 +124,11 @@ class Settings:
     stripe_prices: tuple[tuple[str, str], ...] = ()  # (plan, Stripe price id)
     stripe_api_base: str = ""  # the SDK's API base ("" = Stripe's); tests point it here
     public_url: str = ""
+    # Graph facts mirrored in Neo4j (shared/graph/mirror.py); unset: none
+    neo4j_uri: str = ""
+    neo4j_user: str = ""
+    neo4j_password: str = field(default="", repr=False)
+    neo4j_database: str = ""
 
     @property
     def billing(self) -> bool:
@@ -188,6 +193,10 @@ class Settings:
                                 if reader.text(f"STRIPE_PRICE_{plan.upper()}")),
             stripe_api_base=reader.text("STRIPE_API_BASE").rstrip("/"),
             public_url=reader.text("PUBLIC_URL").rstrip("/"),
+            neo4j_uri=reader.text("NEO4J_URI"),
+            neo4j_user=reader.text("NEO4J_USER"),
+            neo4j_password=reader.text("NEO4J_PASSWORD"),
+            neo4j_database=reader.text("NEO4J_DATABASE"),
         )
         settings.validate()
         return settings
@@ -222,6 +231,10 @@ class Settings:
         if self.stripe_secret_key and not self.stripe_webhook_secret:
             raise SettingsError("STRIPE_SECRET_KEY needs STRIPE_WEBHOOK_SECRET (the signing "
                                 "secret of the endpoint /api/v1/billing/stripe-webhook)")
+        if self.neo4j_uri:
+            _require_tls("NEO4J_URI", self.neo4j_uri, {"neo4j+s", "bolt+s"}, {"neo4j", "bolt"})
+            if not self.neo4j_user or not self.neo4j_password:
+                raise SettingsError("NEO4J_URI needs NEO4J_USER and NEO4J_PASSWORD")
         if self.stripe_api_base:
             _require_tls("STRIPE_API_BASE", self.stripe_api_base, {"https"}, {"http"})
         if self.remote_url:

@@ -638,3 +638,19 @@ def test_falkordb_parameters_round_trip(falkordb_server, value):
     finally:
         session.close()
     assert literal("a\"b\\") == '"a\\"b\\\\"'
+
+
+def test_neo4j_settings_need_tls_off_loopback_and_credentials():
+    from shared.settings import Settings, SettingsError
+
+    base = {"NEO4J_USER": "neo4j", "NEO4J_PASSWORD": "s3cret-password"}
+    for uri in ("neo4j+s://abc.databases.neo4j.io", "bolt+s://graph.example.org:7687",
+                "neo4j://localhost:7687", "bolt://127.0.0.1:7687"):
+        assert Settings.from_env({**base, "NEO4J_URI": uri}).neo4j_uri == uri
+    for env, message in (({**base, "NEO4J_URI": "neo4j://graph.example.org:7687"}, "TLS"),
+                         ({**base, "NEO4J_URI": "http://localhost:7474"}, "scheme"),
+                         ({"NEO4J_URI": "neo4j+s://x.example.org"}, "NEO4J_USER")):
+        with pytest.raises(SettingsError, match=message):
+            Settings.from_env(env)
+    shown = repr(Settings.from_env({**base, "NEO4J_URI": "neo4j+s://x.example.org"}))
+    assert "s3cret-password" not in shown

@@ -13,6 +13,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from cloud.query import QueryService
 from edge.embed.minilm import MiniLMEncoder
+from shared.graph.cypher_falkordb import FalkorDBServer, FalkorDBSession
+from shared.graph.cypher_store import CypherGraphStore
 from shared.graph.store import PostgresGraphStore
 from shared.lexical import query_terms
 from shared.query_encoder import QueryEncoder, QueryEncoderError, default_model_dir
@@ -62,6 +64,21 @@ def postgres_service(shop, postgres_server):
     postgres_server.drop_database(database)
 
 
+@pytest.fixture(scope="module")
+def mirror_service(shop):
+    """A QueryService whose graph walks are answered in Cypher by a mirror on a real
+    FalkorDB (shared/graph/mirror.py): empty at first, so the snapshot is copied there
+    on the first question, as one indexed before Neo4j was configured would be."""
+    server = FalkorDBServer()
+    mirror = CypherGraphStore(FalkorDBSession(server.client(), "contract"))
+    service = QueryService(lambda: shop.pipeline.store, lambda: shop.pipeline.vectors,
+                           lambda: QueryEncoder(default_model_dir()), allow_local=True,
+                           owns_stores=False, open_mirror=lambda: mirror)
+    yield service, mirror
+    mirror.close()
+    server.stop()
+
+
 def _ask(service: QueryService, question: str, params: dict, repo: str) -> dict:
     answer = getattr(service, question)({**params, "repo": repo})
     return _comparable(answer)
@@ -87,6 +104,25 @@ def test_postgres_and_sqlite_give_the_same_answers(shop, postgres_service, quest
     assert on_postgres == on_sqlite
     assert on_sqlite.get("results") or on_sqlite.get("items") or on_sqlite.get("path") \
         or on_sqlite.get("cycles") or on_sqlite.get("files")  # each question has an answer
+
+
+GRAPH_QUESTIONS = [(q, p) for q, p in QUESTIONS
+                   if q in ("dependencies", "dependents", "path", "hot_spots", "cycles",
+                            "impact")]
+
+
+@pytest.mark.parametrize("question,params", GRAPH_QUESTIONS,
+                         ids=[f"{q}-{i}" for i, (q, _) in enumerate(GRAPH_QUESTIONS)])
+def test_the_neo4j_mirror_answers_the_graph_questions_alike(shop, mirror_service, question,
+                                                             params):
+    """The walks and the file graph in Cypher (FalkorDB here, the statements Neo4j runs)
+    give the SQL store's answers; the mirror holds the snapshot afterwards."""
+    service, mirror = mirror_service
+    on_sqlite = _ask(shop.service, question, params, shop.url)
+    in_cypher = _ask(service, question, params, shop.url)
+    assert in_cypher == on_sqlite
+    commit = shop.pipeline.store.latest_snapshot(shop.url).commit
+    assert mirror.find_snapshot(shop.url, commit).ready
 
 
 def test_keyword_scores_are_bm25_on_both(shop, postgres_service):

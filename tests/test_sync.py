@@ -366,3 +366,35 @@ def test_each_owning_account_is_charged_the_chunks_its_ingest_embedded(tmp_path,
     finally:
         pipeline.close()
     assert first == 18 and charged == [(one, 18), (two, 18), (one, 5), (two, 5)]
+
+
+def test_each_snapshot_is_mirrored_to_neo4j_and_forgotten_with_its_index(tmp_path, repo,
+                                                                         encoder):
+    """NEO4J_URI's mirror (shared/graph/mirror.py), here on a real FalkorDB: every job
+    writes its snapshot there too, ready with the SQL one; a removed index leaves it."""
+    from shared.graph.cypher_falkordb import FalkorDBServer, FalkorDBSession
+    from shared.graph.cypher_store import CypherGraphStore
+    from shared.graph.mirror import forget
+
+    server = FalkorDBServer()
+    mirror = CypherGraphStore(FalkorDBSession(server.client(), "sync"))
+    pipeline = IngestPipeline(_settings(tmp_path / "a"), encoder=encoder, mirror=mirror)
+    url = repo.as_uri()
+    try:
+        _ingest(pipeline, repo)
+        (repo / "pkg" / "gamma.py").write_text(_module("gamma", 2, ["alpha", "beta"]))
+        _commit(repo)
+        _ingest(pipeline, repo)
+        sql = pipeline.store.latest_snapshot(url)
+        mirrored = mirror.snapshots(url)
+        assert [s.commit for s in mirrored] == [s.commit for s in pipeline.store.snapshots(url)]
+        assert all(s.ready for s in mirrored)
+        ours, theirs = pipeline.store.load_graph(sql), mirror.load_graph(mirrored[0])
+        assert sorted(n.id for n in theirs.nodes) == sorted(n.id for n in ours.nodes)
+        assert sorted((e.src, e.dst, e.kind) for e in theirs.edges) == sorted(
+            (e.src, e.dst, e.kind) for e in ours.edges)
+        forget(mirror, pipeline.store.index_keys(url))
+        assert mirror.snapshots(url) == []
+    finally:
+        pipeline.close()
+        server.stop()

@@ -37,6 +37,7 @@ from cloud.query.resolve import Target, Visible, resolve
 from cloud.query.search import SearchContext, merge, ranked, search_target
 from cloud.query.tokens import tokenizer_name
 from shared.graph.model import NodeKind
+from shared.graph.mirror import GraphFacts, forget
 from shared.graph.store import GraphStore, GraphStoreError
 from shared.graph.store.registry import Repository
 from shared.repo_url import split_index_key
@@ -51,10 +52,14 @@ class QueryService:
     def __init__(self, open_store: Callable[[], GraphStore],
                  open_vectors: Callable[[], VectorStore],
                  open_encoder: Callable[[], QueryEncoder],
-                 allow_local: bool = False, owns_stores: bool = True):
+                 allow_local: bool = False, owns_stores: bool = True,
+                 open_mirror: Callable[[], Any] = lambda: None):
         """Each `open_*` makes its resource on first use; `owns_stores`: close() closes
-        the stores (not when they are the worker's, in the all-in-one run)."""
-        self._open = {"store": open_store, "vectors": open_vectors, "encoder": open_encoder}
+        the stores (not when they are the worker's, in the all-in-one run).
+        `open_mirror`: the Neo4j mirror of the graph facts (shared/graph/mirror.py), or
+        None; with one, the graph walks are answered in Cypher."""
+        self._open = {"store": open_store, "vectors": open_vectors, "encoder": open_encoder,
+                      "mirror": open_mirror}
         self._opened: dict[str, Any] = {}
         self._failed: dict[str, str] = {}
         self._lock = threading.Lock()
@@ -67,13 +72,15 @@ class QueryService:
 
     @classmethod
     def from_settings(cls, settings, **options: Any) -> "QueryService":
+        from shared.graph.mirror import open_mirror
         from shared.graph.store import open_graph_store
         from shared.query_encoder import default_model_dir
         from shared.vectors import open_vector_store
 
         return cls(lambda: open_graph_store(settings), lambda: open_vector_store(settings),
                    lambda: QueryEncoder(default_model_dir()),
-                   allow_local=settings.allow_local_repos, **options)
+                   allow_local=settings.allow_local_repos,
+                   open_mirror=lambda: open_mirror(settings), **options)
 
     def watch_jobs(self, busy_repos: Callable[[], dict[str, str]],
                    recent_jobs: Callable[[], list[dict]]) -> None:
@@ -96,6 +103,21 @@ class QueryService:
     @property
     def store(self) -> GraphStore:
         return self._get("store")
+
+    @property
+    def mirror(self) -> Any:
+        """The Neo4j mirror (shared.graph.mirror), or None."""
+        return self._get("mirror")
+
+    @property
+    def facts(self) -> Any:
+        """Where the graph walks are answered: the mirror's Cypher when there is one."""
+        mirror = self.mirror
+        return self.store if mirror is None else GraphFacts(self.store, mirror)
+
+    def forget_facts(self, keys) -> None:
+        """Removed indexes leave the mirror too (their SQL facts are gone already)."""
+        forget(self.mirror, keys)
 
     @property
     def vectors(self) -> VectorStore:
@@ -127,7 +149,7 @@ class QueryService:
 
     def close(self) -> None:
         if self.owns_stores:
-            for name in ("store", "vectors"):
+            for name in ("store", "vectors", "mirror"):
                 resource = self._opened.pop(name, None)
                 if resource is not None:
                     resource.close()
@@ -158,8 +180,10 @@ class QueryService:
         return self._cached(target, ("files",), lambda: self.store.files(target.snapshot))
 
     def _file_graph(self, target: Target) -> graph_mod.FileGraph:
+        facts = self.facts
         return self._cached(target, ("file_graph",), lambda: graph_mod.FileGraph.of(
-            [f.path for f in self._files(target)], self.store.file_imports(target.snapshot)))
+            [f.path for f in facts.files(target.snapshot)],
+            facts.file_imports(target.snapshot)))
 
     def _centrality(self, target: Target) -> dict[str, float]:
         def make() -> dict[str, float]:
@@ -215,7 +239,7 @@ class QueryService:
             base = self.target(request.repo, request.base, visible).snapshot
             changes = impact_mod.changed_between(self.store, base, head.snapshot)
         answer = self._answer(started, head, ("impact", request, base.id if base else None),
-                              lambda: impact_mod.impact(self.store, head, changes, base))
+                              lambda: impact_mod.impact(self.facts, head, changes, base))
         return {**answer, "base": base.commit if base else None}
 
     def dependencies(self, params: Mapping, visible: Visible = None) -> dict:
@@ -229,7 +253,7 @@ class QueryService:
         request = parse_node(params, self.allow_local)
         target = self.target(request.repo, request.commit, visible)
         return self._answer(started, target, ("neighbours", request, reverse),
-                            lambda: graph_mod.neighbours(self.store, target, request, reverse))
+                            lambda: graph_mod.neighbours(self.facts, target, request, reverse))
 
     def symbols(self, params: Mapping, visible: Visible = None) -> dict:
         """Where the functions, methods or classes of a name are defined."""
@@ -244,7 +268,7 @@ class QueryService:
         request = parse_path(params, self.allow_local)
         target = self.target(request.repo, request.commit, visible)
         return self._answer(started, target, ("path", request),
-                            lambda: graph_mod.shortest_path(self.store, target, request))
+                            lambda: graph_mod.shortest_path(self.facts, target, request))
 
     def hot_spots(self, params: Mapping, visible: Visible = None) -> dict:
         started = time.perf_counter()
