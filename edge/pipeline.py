@@ -114,10 +114,10 @@ class IngestPipeline:
         state alone and records only what was indexed."""
         url, branch = split_index_key(key)
         if branch is not None:
-            if state is not RepoState.READY:
+            if state not in (RepoState.READY, RepoState.FAILED):
                 return
             fields = {**fields, "branch": branch, "default_branch": None, "size": None}
-            state = None
+            state = None  # a failure's reason becomes the branch's
         try:
             self.store.set_repo_state(url, state, reason, **fields)
         except GraphStoreError as exc:

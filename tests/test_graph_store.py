@@ -14,6 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from shared.graph.model import Edge, EdgeKind, Graph, Node, NodeKind, node_id
+from shared.graph.store.schema import MIGRATIONS
 from shared.graph.store import (
     FencedOut,
     GraphStore,
@@ -26,6 +27,9 @@ from shared.settings import Settings
 from tests.servers import PostgresServer, free_port
 from tests.test_sqlite import at_once
 
+# Every migration, numbered 1, 2, ... without gaps (steps are append-only)
+ALL_VERSIONS = [migration.version for migration in MIGRATIONS]
+assert ALL_VERSIONS == list(range(1, len(ALL_VERSIONS) + 1))
 REPO = "https://github.com/example/app"
 GRAPH_BACKENDS = ["sqlite", "postgres"]
 
@@ -369,14 +373,14 @@ def test_migrations_are_applied_once(open_store):
     first = open_store()
     snapshot = first.write_snapshot(import_graph([("a.py", "b.py")]))
     second = open_store()
-    assert first.schema_versions() == second.schema_versions() == [1, 2, 3, 4, 5, 6]
+    assert first.schema_versions() == second.schema_versions() == ALL_VERSIONS
     assert second.latest_snapshot(REPO) == snapshot
 
 
 def test_concurrent_opens_of_a_new_database(open_store):
     opened, errors = at_once(open_store, 4)
     assert errors == []
-    assert [store.schema_versions() for store in opened] == [[1, 2, 3, 4, 5, 6]] * 4
+    assert [store.schema_versions() for store in opened] == [ALL_VERSIONS] * 4
 
 
 def write_chains_at_once(stores) -> list[Exception]:
@@ -419,7 +423,7 @@ def test_open_graph_store_follows_the_settings(tmp_path, request):
     url = request.getfixturevalue("postgres_url")
     with open_graph_store(Settings(database_url=url)) as store:
         assert isinstance(store, PostgresGraphStore)
-        assert store.schema_versions() == [1, 2, 3, 4, 5, 6]
+        assert store.schema_versions() == ALL_VERSIONS
 
 
 def test_postgres_reconnects_after_the_connection_drops(postgres_url):

@@ -8,6 +8,7 @@ import pytest
 import shared.graph.store.base as store_base
 from shared.graph.store.registry import RepoState
 from tests.test_graph_store import (  # noqa: F401  (fixtures)
+    ALL_VERSIONS,
     REPO,
     graph_backend,
     import_graph,
@@ -23,7 +24,7 @@ def test_a_database_indexed_before_the_registry_comes_out_ready(open_store, monk
     old.close()
     monkeypatch.undo()
     store = open_store()
-    assert store.schema_versions() == [1, 2, 3, 4, 5, 6]
+    assert store.schema_versions() == ALL_VERSIONS
     (record,) = store.repo_records()
     assert record.url == REPO and record.state is RepoState.READY
     assert record.created_at > 0 and record.last_sync_at >= record.created_at
@@ -101,3 +102,15 @@ def test_delete_leaves_nothing_and_archive_keeps_the_record(store):
     assert store.repo_record(REPO) is None and store.snapshots(REPO) == []
     for table in ("nodes", "edges", "sources", "snapshots", "branches"):
         assert store._query(f"SELECT COUNT(*) FROM {table}") == [(0,)], table
+
+
+def test_a_branch_s_failure_is_its_own_and_cleared_when_it_is_indexed(store):
+    store.register(REPO, ["main", "dev"])
+    store.set_repo_state(REPO, RepoState.READY, branch="main", commit="a" * 40,
+                         default_branch="main")
+    store.set_repo_state(REPO, None, "FetchError: clone of dev failed", branch="dev")
+    record = store.repo_record(REPO)
+    assert record.state is RepoState.READY and record.reason == ""  # the default branch's
+    assert record.branch_states["dev"].reason == "FetchError: clone of dev failed"
+    store.set_repo_state(REPO, None, branch="dev", commit="b" * 40, snapshot_id=None)
+    assert store.repo_record(REPO).branch_states["dev"].reason == ""

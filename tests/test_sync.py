@@ -398,3 +398,19 @@ def test_each_snapshot_is_mirrored_to_neo4j_and_forgotten_with_its_index(tmp_pat
     finally:
         pipeline.close()
         server.stop()
+
+
+def test_a_failed_branch_job_leaves_its_reason_on_the_branch_only(tmp_path, repo, encoder):
+    pipeline = IngestPipeline(_settings(tmp_path / "a"), encoder=encoder)
+    url = repo.as_uri()
+    try:
+        _ingest(pipeline, repo)
+        gone = Job(id=new_job_id(), repo_url=url + "#no-such-branch", submitted_at=time.time(),
+                   ttl=60)
+        with pytest.raises(Exception, match="clone of"):
+            pipeline(gone, lambda stage, progress: None)
+        record = pipeline.store.repo_record(url)
+    finally:
+        pipeline.close()
+    assert record.state.value == "ready" and record.reason == ""
+    assert "FetchError" in record.branch_states["no-such-branch"].reason

@@ -416,7 +416,8 @@ def registry_fields(record: Repository | None) -> dict:
             "last_push_at": record.last_push_at or None,
             "remote_commit": (branch.remote_commit or None) if branch else None,
             "indexed": {name: {"commit": b.commit or None, "synced_at": b.synced_at or None,
-                               "remote_commit": b.remote_commit or None}
+                               "remote_commit": b.remote_commit or None,
+                               "failed": b.reason or None}
                         for name, b in record.branch_states.items()}}
 
 

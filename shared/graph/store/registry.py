@@ -62,6 +62,7 @@ class BranchState:
     snapshot_id: int | None = None
     synced_at: float = 0.0
     remote_commit: str = ""  # where the remote's branch was last seen ("" unknown)
+    reason: str = ""  # why its last job failed ("" it did not; another branch than the default)
 
 
 @dataclass
@@ -150,12 +151,12 @@ class RegistryMixin:
             return []
         by_id = {r.id: r for r in found}
         branch_rows = self._query(
-            "SELECT repo_id, name, commit_sha, snapshot_id, synced_at, remote_commit"
+            "SELECT repo_id, name, commit_sha, snapshot_id, synced_at, remote_commit, reason"
             f" FROM branches WHERE {self._in('repo_id', 'bigint')}",
             (self._pack(list(by_id)),))
-        for repo_id, name, commit, snapshot_id, synced_at, remote in branch_rows:
+        for repo_id, name, commit, snapshot_id, synced_at, remote, reason in branch_rows:
             by_id[repo_id].branch_states[name] = BranchState(commit, snapshot_id, synced_at,
-                                                             remote)
+                                                             remote, reason or "")
         return found
 
     def _repository(self, row: tuple) -> Repository:
@@ -189,7 +190,8 @@ class RegistryMixin:
         """The worker's and the scheduler's transitions; with `commit`, `branch` was
         indexed at it now (READY), with `remote_commit` its remote was seen there.
         `state` None leaves the repository's state and reason as they are (a branch
-        other than the default one was indexed)."""
+        other than the default one): `reason` is then the branch's (its job failed), and
+        indexing it (`commit`) clears it."""
         now = self.clock()
 
         def work(writer) -> None:
@@ -209,15 +211,20 @@ class RegistryMixin:
             if state is RepoState.READY:
                 writer.execute("UPDATE repositories SET last_sync_at = ? WHERE id = ?",
                                (now, repo_id))
-            if branch and (commit is not None or remote_commit is not None):
+            branch_reason = reason if state is None and reason else None
+            if branch and (commit is not None or remote_commit is not None
+                           or branch_reason is not None):
                 writer.execute(
                     "INSERT INTO branches (repo_id, name) VALUES (?, ?)"
                     " ON CONFLICT (repo_id, name) DO NOTHING", (repo_id, branch))
                 if commit is not None:
                     writer.execute(
-                        "UPDATE branches SET commit_sha = ?, snapshot_id = ?, synced_at = ?"
-                        " WHERE repo_id = ? AND name = ?",
+                        "UPDATE branches SET commit_sha = ?, snapshot_id = ?, synced_at = ?,"
+                        " reason = '' WHERE repo_id = ? AND name = ?",
                         (commit, snapshot_id, now, repo_id, branch))
+                if branch_reason is not None:
+                    writer.execute("UPDATE branches SET reason = ? WHERE repo_id = ? AND name = ?",
+                                   (branch_reason, repo_id, branch))
                 if remote_commit is not None:
                     writer.execute("UPDATE branches SET remote_commit = ?"
                                    " WHERE repo_id = ? AND name = ?",

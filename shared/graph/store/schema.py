@@ -213,6 +213,11 @@ MIGRATIONS: tuple[Migration, ...] = (
             received_at {float} NOT NULL
         )""",
     )),
+    Migration(7, "a branch's failure", (
+        # Why the last job of a branch other than the default one failed ("": it did not);
+        # the repository's own state and reason follow its default branch.
+        "ALTER TABLE branches ADD COLUMN reason TEXT NOT NULL DEFAULT ''",
+    )),
 )
 
 NODE_COLUMNS = ("snapshot_id", "id", "kind", "path", "name", "qualname", "start_line",
