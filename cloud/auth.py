@@ -58,20 +58,21 @@ _OPEN = frozenset(WEBHOOKS.values())
 
 # The scope each route needs: (method or "*", path pattern) -> scope, first match wins.
 # A path no rule names needs admin: a new route is closed until it is listed.
-SCOPES: tuple[tuple[str, re.Pattern, Scope], ...] = tuple(
+SCOPES: tuple[tuple[str, re.Pattern, Scope | None], ...] = tuple(
     (method, re.compile(pattern), scope) for method, pattern, scope in (
         ("POST", r"/api/v1/ingestion/ingest/.*", Scope.INGEST),
         ("POST", r"/api/v1/repos", Scope.INGEST),
         ("POST", r"/api/v1/repos/[^/]+/sync", Scope.INGEST),
         ("POST", r"/api/v1/(search|context|impact)", Scope.READ),
-        ("GET", r"/api/v1/accounts/me", Scope.READ),
+        ("GET", r"/api/v1/accounts/me", None),  # any live key may ask who it is
         ("GET", r"/api/v1/usage", Scope.READ),
         ("*", r"/api/v1/(accounts|keys|billing)(/.*)?", Scope.ADMIN),
         ("GET", r"/api/v1/.*", Scope.READ),
     ))
 
 
-def needed_scope(method: str, path: str) -> Scope:
+def needed_scope(method: str, path: str) -> Scope | None:
+    """The scope the route needs (None: any authenticated caller)."""
     for rule_method, pattern, scope in SCOPES:
         if rule_method in ("*", method) and pattern.fullmatch(path):
             return scope
@@ -159,14 +160,14 @@ class BearerAuth:
             await self.app(scope, receive, send)
 
     async def admit(self, scope: AsgiScope, receive: Receive, send: Send,
-                    needed: Scope) -> Principal | None:
+                    needed: Scope | None) -> Principal | None:
         """The caller, put in the request's state, when it may do what needs `needed`;
         else None, the 401 or 403 answered (also what /mcp asks, cloud/mcp_server)."""
         who = await self.identify(scope)
         if who is None:
             await self._refuse(scope, receive, send)
             return None
-        if not who.can(needed):
+        if needed is not None and not who.can(needed):
             response = error_response(403, "forbidden",
                                       f"this key lacks the {needed.value!r} scope")
             await response(scope, receive, send)

@@ -167,9 +167,10 @@ def with_keys(paths: dict) -> dict:
             if not operation.get("security"):
                 continue
             responses = operation.setdefault("responses", {})
-            scope = needed_scope(method.upper(), concrete).value
-            responses.setdefault("403", _error("forbidden", f"this key lacks the {scope!r} "
-                                                            "scope"))
+            scope = needed_scope(method.upper(), concrete)
+            if scope is not None:
+                responses.setdefault("403", _error("forbidden", f"this key lacks the "
+                                                                f"{scope.value!r} scope"))
             if metered(method.upper(), concrete):
                 if "429" in responses:
                     responses["429"] = {**responses["429"], "description": (
