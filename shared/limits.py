@@ -19,14 +19,12 @@ import hashlib
 import math
 import sqlite3
 import uuid
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import TYPE_CHECKING, Callable, Iterator, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from shared.queue import limit_scripts
-from shared.queue.base import JobQueue, QueueError, QueueUnavailable
-from shared.sqlite import ThreadConnections
+from shared.queue.base import JobQueue
 
 if TYPE_CHECKING:
     from shared.queue.redis import RedisQueue
@@ -75,7 +73,7 @@ class Limiter:
         if isinstance(queue, RedisQueue):
             return cls(RedisCounters(queue))
         if isinstance(queue, SqliteQueue):
-            return cls(SqliteCounters(queue.path, queue.clock))
+            return cls(SqliteCounters(queue))
         raise TypeError(f"no counters for a {type(queue).__name__}")
 
     def check(self, account_id: str, limit: str, maximum: int | None,
@@ -209,21 +207,17 @@ CREATE INDEX IF NOT EXISTS usage_days_by_day ON usage_days (day);
 
 
 class SqliteCounters:
-    """Tables of their own in the queue's file; each count is one BEGIN IMMEDIATE
-    transaction, which takes the write lock first, so no two counts interleave."""
+    """Tables of their own in the queue's file, through the queue's connections: each
+    count is one of its BEGIN IMMEDIATE transactions, which take the write lock first,
+    so no two counts interleave."""
 
-    def __init__(self, path, clock: Callable[[], float]):
-        self.path = path
-        self.clock = clock
-        self._connections = ThreadConnections(path, 30)
-        try:
-            self._db().executescript(_SCHEMA)  # idempotent, as the queue's own schema
-        except sqlite3.Error as exc:
-            raise QueueUnavailable(f"SQLite limits {path} are unavailable: {exc}") from exc
+    def __init__(self, queue):
+        self.queue, self.clock = queue, queue.clock
+        queue.read(lambda db: db.executescript(_SCHEMA))  # idempotent, as the queue's own
 
     def count(self, account_id: str, limit: str, maximum: int | None,
               amount: int) -> tuple[bool, int, int]:
-        with self._transaction() as db:
+        with self.queue.transaction() as db:
             now = self.clock()
             start, end = window(WINDOWS[limit], now)
             row = db.execute(
@@ -254,40 +248,13 @@ class SqliteCounters:
     def usage(self, account_id: str, days: int) -> list[tuple[str, dict[str, int]]]:
         today = int(self.clock() // _DAY)
         labels = [day_label(d) for d in range(today - days + 1, today + 1)]
-        db = self._db()
-        try:
-            rows = db.execute(
-                f"SELECT day, {', '.join(WINDOWS)} FROM usage_days"
-                " WHERE account_id = ? AND day >= ? AND day <= ?",
-                (account_id, labels[0], labels[-1])).fetchall()
-        except sqlite3.Error as exc:
-            raise QueueUnavailable(f"SQLite limits {self.path} are unavailable: {exc}") from exc
-        found = {row[0]: dict(zip(WINDOWS, row[1:])) for row in rows}
+        rows = self.queue.read(lambda db: db.execute(
+            f"SELECT day, {', '.join(WINDOWS)} FROM usage_days"
+            " WHERE account_id = ? AND day >= ? AND day <= ?",
+            (account_id, labels[0], labels[-1])).fetchall())
+        found = {row[0]: dict(zip(WINDOWS, tuple(row)[1:])) for row in rows}
         return [(day, found.get(day, dict.fromkeys(WINDOWS, 0))) for day in labels]
 
-    def _db(self) -> sqlite3.Connection:
-        try:
-            return self._connections.get()
-        except sqlite3.Error as exc:
-            raise QueueUnavailable(f"SQLite limits {self.path} are unavailable: {exc}") from exc
-
-    @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        db = self._db()
-        try:
-            db.execute("BEGIN IMMEDIATE")
-        except sqlite3.Error as exc:
-            raise QueueUnavailable(f"SQLite limits {self.path} are unavailable: {exc}") from exc
-        try:
-            yield db
-            db.execute("COMMIT")
-        except BaseException as exc:
-            if db.in_transaction:
-                db.execute("ROLLBACK")
-            if isinstance(exc, sqlite3.Error):
-                raise QueueError(f"SQLite limits error: {exc}") from exc
-            raise
-
     def close(self) -> None:
-        self._connections.close()
+        pass  # the queue's connections: the queue closes them
 

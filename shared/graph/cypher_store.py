@@ -14,6 +14,7 @@ import time
 from typing import Callable, Iterable, Sequence
 
 from shared.graph import cypher as q
+from shared.graph import walks
 from shared.graph.cypher import BATCH, CypherSession
 from shared.graph.model import Edge, EdgeKind, Graph, Node, NodeKind
 from shared.graph.store.base import (
@@ -224,22 +225,11 @@ class CypherGraphStore:
         sid, kinds = _sid(snapshot), list(kinds)
         _check_depth(max_depth)
         q.rel_types(kinds)
-        parent: dict[int, int | None] = {source: None}
-        frontier, level = [source], 0
-        while target not in parent and frontier and (max_depth is None or level < max_depth):
-            level += 1
-            reached = []
-            for src, dst in sorted(self.session.read(q.step(sid, frontier, kinds, False))):
-                if dst not in parent:
-                    parent[dst] = src
-                    reached.append(dst)
-            frontier = reached
-        if target not in parent:
+        chain = walks.shortest_chain(
+            lambda frontier: self.session.read(q.step(sid, frontier, kinds, False)),
+            source, target, max_depth)
+        if chain is None:
             return None
-        chain = [target]
-        while parent[chain[-1]] is not None:
-            chain.append(parent[chain[-1]])
-        chain.reverse()
         nodes = self.nodes(sid, chain)
         return [nodes[i] for i in chain] if len(nodes) == len(set(chain)) else None
 
@@ -249,14 +239,9 @@ class CypherGraphStore:
         _check_depth(depth)
         kinds = list(kinds)
         q.rel_types(kinds)
-        distance = {start: 0 for start in starts}
-        frontier, level = list(distance), 0
-        while frontier and (depth is None or level < depth):
-            level += 1
-            rows = self.session.read(q.step(sid, frontier, kinds, reverse))
-            frontier = sorted({dst for _, dst in rows if dst not in distance})
-            distance.update((node, level) for node in frontier)
-        return distance
+        return walks.distances(
+            lambda frontier: self.session.read(q.step(sid, frontier, kinds, reverse)),
+            starts, depth)
 
     def _reached(self, sid: int, distance: dict[int, int]) -> list[Reached]:
         nodes = self.nodes(sid, list(distance))

@@ -249,6 +249,15 @@ class SqliteQueue(JobQueue):
     def ping(self) -> None:
         self._read(lambda db: db.execute("SELECT 1").fetchone())
 
+    # Tables kept beside the queue's (shared.limits) use its connections and locking.
+    def transaction(self):
+        """One BEGIN IMMEDIATE transaction on the queue's file (a context manager)."""
+        return self._transaction()
+
+    def read(self, query):
+        """`query(connection)`, outside a transaction."""
+        return self._read(query)
+
     def _read(self, query):
         try:
             return query(self._connections.get())

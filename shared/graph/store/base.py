@@ -30,6 +30,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Protocol, Sequence, TypeVar
 
+from shared.graph import walks
 from shared.graph.model import Edge, EdgeKind, Graph, Node, NodeKind
 from shared.graph.store.schema import (
     DOCUMENT_COLUMNS,
@@ -423,23 +424,11 @@ class GraphStore(RegistryMixin, AccountsMixin, abc.ABC):
         sid = _sid(snapshot)
         _check_depth(max_depth)
         kind_values = _kind_values(kinds)
-        parent: dict[int, int | None] = {source: None}
-        frontier = [source]
-        level = 0
-        while target not in parent and frontier and (max_depth is None or level < max_depth):
-            level += 1
-            reached = []
-            for src, dst in sorted(self._step(sid, frontier, kind_values, reverse=False)):
-                if dst not in parent:
-                    parent[dst] = src
-                    reached.append(dst)
-            frontier = reached
-        if target not in parent:
+        chain = walks.shortest_chain(
+            lambda frontier: self._step(sid, frontier, kind_values, reverse=False),
+            source, target, max_depth)
+        if chain is None:
             return None
-        chain = [target]
-        while parent[chain[-1]] is not None:
-            chain.append(parent[chain[-1]])
-        chain.reverse()
         nodes = self._nodes_by_id(sid, chain)
         if len(nodes) < len(set(chain)):
             return None  # an edge leads to a node the snapshot does not hold
@@ -457,15 +446,8 @@ class GraphStore(RegistryMixin, AccountsMixin, abc.ABC):
         """Breadth first: node id -> fewest edges from any start (starts at 0)."""
         _check_depth(depth)
         kind_values = _kind_values(kinds)
-        distance = {start: 0 for start in starts}
-        frontier = list(distance)
-        level = 0
-        while frontier and (depth is None or level < depth):
-            level += 1
-            frontier = sorted({dst for _, dst in self._step(sid, frontier, kind_values, reverse)
-                               if dst not in distance})
-            distance.update((node, level) for node in frontier)
-        return distance
+        return walks.distances(
+            lambda frontier: self._step(sid, frontier, kind_values, reverse), starts, depth)
 
     def _step(self, sid: int, frontier: Sequence[int], kinds: Sequence[str],
               reverse: bool) -> list[tuple[int, int]]:
