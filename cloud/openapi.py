@@ -4,26 +4,12 @@ from __future__ import annotations
 from functools import lru_cache
 
 from cloud.openapi_accounts import account_paths, billing_paths, with_keys
+from cloud.openapi_parts import error as _error, ok as _ok
 from cloud.openapi_query import query_paths
 from cloud.openapi_repos import repo_paths
 
 _JOB_ID = "3f1c2a9e8b7d4c6e9a0b1c2d3e4f5a6b"
 _REPO = "https://github.com/psf/requests"
-
-
-def _error(code: str, detail: str) -> dict:
-    return {
-        "description": detail,
-        "content": {"application/json": {
-            "schema": {"$ref": "#/components/schemas/Error"},
-            "example": {"error": code, "detail": detail},
-        }},
-    }
-
-
-def _ok(description: str, example: dict) -> dict:
-    return {"description": description,
-            "content": {"application/json": {"example": example}}}
 
 
 _UNAUTHORIZED = _error("unauthorized", "missing Authorization header; send 'Authorization: Bearer <token>'")

@@ -7,6 +7,7 @@ import re
 
 from cloud.auth import needed_scope
 from cloud.limits import metered
+from cloud.openapi_parts import error as _error, ok as _ok, object_body as _body
 
 _SECURED = [{"bearer": []}]
 _ACCOUNT = {"id": 3, "name": "Octo", "email": "ops@octo.example", "plan": "pro",
@@ -17,23 +18,6 @@ _KEY = {"id": 12, "account_id": 3, "name": "ci", "prefix": "na_live_Xq3v9LbA",
         "revoked": False}
 _PLAN = {"name": "pro", "repositories": 30, "ingests_per_day": 200, "queries_per_minute": 600,
          "embeddings_per_month": 2000000}
-
-
-def _error(code: str, detail: str) -> dict:
-    return {"description": detail, "content": {"application/json": {
-        "schema": {"$ref": "#/components/schemas/Error"},
-        "example": {"error": code, "detail": detail}}}}
-
-
-def _ok(description: str, example: dict) -> dict:
-    return {"description": description, "content": {"application/json": {"example": example}}}
-
-
-def _body(properties: dict, example: dict, required: tuple) -> dict:
-    return {"required": True, "content": {"application/json": {
-        "schema": {"type": "object", "additionalProperties": False, "properties": properties,
-                   "required": list(required)},
-        "example": example}}}
 
 
 _UNAUTHORIZED = _error("unauthorized", "missing or invalid token")

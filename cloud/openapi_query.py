@@ -1,6 +1,8 @@
 """OpenAPI description of the query API (search, repositories, graph, context, impact)."""
 from __future__ import annotations
 
+from cloud.openapi_parts import error as _error, ok as _ok
+
 _REPO = "https://github.com/psf/requests"
 _COMMIT = "0e322af87745eff34caffe4df68456ebc20d9068"
 _INDEX = {"repo": _REPO, "ref": "main", "commit": _COMMIT, "indexed_at": 1790000000.0,
@@ -9,16 +11,6 @@ _SECURED = [{"bearer": []}]
 _REF_DOC = ("A tracked branch (default: the default branch): its own index answers, and "
             "index.ref says which branch did")
 _REF = {"type": "string", "maxLength": 200, "description": _REF_DOC}
-
-
-def _error(code: str, detail: str) -> dict:
-    return {"description": detail, "content": {"application/json": {
-        "schema": {"$ref": "#/components/schemas/Error"},
-        "example": {"error": code, "detail": detail}}}}
-
-
-def _ok(description: str, example: dict) -> dict:
-    return {"description": description, "content": {"application/json": {"example": example}}}
 
 
 _COMMON = {

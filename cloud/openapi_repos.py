@@ -2,6 +2,8 @@
 (cloud/webhooks.py); cloud/openapi.py merges them into the document."""
 from __future__ import annotations
 
+from cloud.openapi_parts import error as _error, ok as _ok, object_body as _body
+
 _REPO = "https://github.com/psf/requests"
 _COMMIT = "0e322af87745eff34caffe4df68456ebc20d9068"
 _SECURED = [{"bearer": []}]
@@ -16,23 +18,6 @@ _RECORD = {
 }
 _JOB = {"status": "dispatched", "job_id": "3f1c2a9e8b7d4c6e9a0b1c2d3e4f5a6b", "duplicate": False,
         "queue_position": 1, "queue_size": 1, "max_queue_size": 10, "target": _REPO}
-
-
-def _error(code: str, detail: str) -> dict:
-    return {"description": detail, "content": {"application/json": {
-        "schema": {"$ref": "#/components/schemas/Error"},
-        "example": {"error": code, "detail": detail}}}}
-
-
-def _ok(description: str, example: dict) -> dict:
-    return {"description": description, "content": {"application/json": {"example": example}}}
-
-
-def _body(properties: dict, example: dict, required: tuple = ()) -> dict:
-    return {"required": bool(required), "content": {"application/json": {
-        "schema": {"type": "object", "additionalProperties": False, "properties": properties,
-                   "required": list(required)},
-        "example": example}}}
 
 
 _UNAUTHORIZED = _error("unauthorized", "invalid token")
