@@ -41,7 +41,7 @@ from starlette.responses import JSONResponse
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
 from cloud.auth import principal
-from cloud.body import json_object
+from cloud.body import bounded_bytes, json_object
 from cloud.errors import ApiError
 from shared.graph.store.accounts import FREE, Account, AccountState
 from shared.secrets import Scrubber
@@ -288,15 +288,7 @@ async def stripe_webhook(request: Request) -> JSONResponse:
 
 
 async def _raw(request: Request) -> bytes:
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > MAX_EVENT:
-        raise ApiError(413, "too_large", f"a Stripe event is at most {MAX_EVENT} bytes")
-    body = b""
-    async for part in request.stream():
-        body += part
-        if len(body) > MAX_EVENT:
-            raise ApiError(413, "too_large", f"a Stripe event is at most {MAX_EVENT} bytes")
-    return body
+    return await bounded_bytes(request, MAX_EVENT, "a Stripe event")
 
 
 def verified(payload: bytes, signature: str | None, secret: str) -> dict:

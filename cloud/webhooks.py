@@ -27,6 +27,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
+from cloud.body import bounded_bytes
 from cloud.errors import ApiError
 from cloud.ingest import sync
 from cloud.repos import drop_branch_index
@@ -76,15 +77,7 @@ async def gitlab(request: Request) -> JSONResponse:
 
 
 async def _raw(request: Request) -> bytes:
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > MAX_BODY:
-        raise ApiError(413, "too_large", f"a webhook body is at most {MAX_BODY} bytes")
-    body = b""
-    async for part in request.stream():
-        body += part
-        if len(body) > MAX_BODY:
-            raise ApiError(413, "too_large", f"a webhook body is at most {MAX_BODY} bytes")
-    return body
+    return await bounded_bytes(request, MAX_BODY, "a webhook body")
 
 
 def _json(body: bytes) -> Any:
