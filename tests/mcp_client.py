@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 from typing import Any, AsyncIterator, Callable
 
+import anyio
 import httpx2
 import uvicorn
 from mcp import Client
@@ -91,3 +92,21 @@ def structured(result: Any) -> dict:
     """A tool call's structured answer; AssertionError with its text when it failed."""
     assert not result.is_error, result.content[0].text if result.content else result
     return result.structured_content
+
+
+def run_async(main: Callable[..., Any], *args: Any) -> Any:
+    """anyio.run(main, *args) on a thread of its own: the main thread may hold another
+    event loop already (the page tests' sync Playwright keeps one for the session)."""
+    found: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            found["value"] = anyio.run(main, *args)
+        except BaseException as exc:  # noqa: BLE001 - raised again in the caller's thread
+            found["error"] = exc
+    thread = threading.Thread(target=run, name="mcp-client")
+    thread.start()
+    thread.join()
+    if "error" in found:
+        raise found["error"]
+    return found["value"]

@@ -12,7 +12,6 @@ import subprocess
 import sys
 from dataclasses import replace
 
-import anyio
 import httpx
 import pytest
 from mcp import Client
@@ -26,7 +25,8 @@ from edge.embed.minilm import MiniLMEncoder
 from shared.queue import open_queue
 from shared.queue.sqlite import SqliteQueue
 from shared.settings import Settings, SettingsError
-from tests.mcp_client import ROOT, ServedApp, http_client, stdio_client, structured
+from tests.mcp_client import (ROOT, ServedApp, http_client, run_async, stdio_client,
+                              structured)
 from tests.query_repo import FILES, indexed_repo
 
 TOKEN = "mcp-token"
@@ -131,7 +131,7 @@ def test_the_tools_are_listed_with_their_input_and_output_schemas(served):
     async def main():
         async with http_client(f"{served.url}/mcp", TOKEN) as client:
             return (await client.list_tools()).tools
-    listed = {tool.name: tool for tool in anyio.run(main)}
+    listed = {tool.name: tool for tool in run_async(main)}
     assert set(listed) == TOOLS
     for tool in listed.values():
         assert tool.description and tool.output_schema["type"] == "object", tool.name
@@ -148,7 +148,7 @@ def test_each_tool_answers_as_the_http_api_does(served, shop, mode):
     async def main():
         async with http_client(f"{served.url}/mcp", TOKEN, mode) as client:
             return await ask_everything(client, shop.url)
-    answers = anyio.run(main)
+    answers = run_async(main)
     assert_all_same(shop.url, answers, http_answers(served, shop.url))
     assert answers[0]["index"][0]["commit"] and answers[0]["index"][0]["stale"] is False
 
@@ -161,7 +161,7 @@ def test_find_symbol(served, shop):
             total = structured(await client.call_tool("find_symbol", {
                 "repo": shop.url, "name": "Cart.total", "kind": "method"}))
             return cart, total
-    cart, total = anyio.run(main)
+    cart, total = run_async(main)
     assert untimed(cart) == untimed(served.query.symbols({"repo": shop.url, "name": "Cart"}))
     assert [(r["path"], r["kind"], r["start_line"]) for r in cart["results"]] == [
         ("shop/cart.py", "class", 5)]
@@ -183,7 +183,7 @@ def test_ingest_and_sync_go_through_the_same_queue_and_registry_as_the_api(serve
             by_url = structured(await client.call_tool("sync_repository", {"repo": shop.url}))
             unknown = await client.call_tool("sync_repository", {"repo": "github.com/a/b"})
             return ingest, listed, by_id, forced, by_url, unknown
-    ingest, listed, by_id, forced, by_url, unknown = anyio.run(main)
+    ingest, listed, by_id, forced, by_url, unknown = run_async(main)
     # the pending job comes back to POST /ingest and to POST /repos/{id}/sync as a duplicate
     again = api(served, "POST", f"/api/v1/ingestion/ingest/{shop.url}")
     assert again["duplicate"] and again["job_id"] == ingest["job_id"]
@@ -230,7 +230,7 @@ def test_bad_arguments_and_unknown_repositories_are_tool_errors(served, shop):
             ]]
             after = structured(await client.call_tool("list_repositories", {}))
             return failures, after
-    failures, after = anyio.run(main)
+    failures, after = run_async(main)
     texts = [result.content[0].text for result in failures]
     assert all(result.is_error for result in failures), texts
     assert "mode" in texts[0] and "budget_tokens" in texts[1]
@@ -257,7 +257,7 @@ def test_a_full_queue_is_a_tool_error(served, tmp_path):
             after = await client.call_tool("list_repositories", {})
             return first, full, after
     try:
-        first, full, after = anyio.run(main)
+        first, full, after = run_async(main)
     finally:
         queue.close()
         query.close()
@@ -281,7 +281,7 @@ def test_answers_are_bounded_and_say_what_was_cut(served, shop, monkeypatch):
             return [structured(await client.call_tool(tool, arguments)) for tool, arguments
                     in [("search_code", search), ("impact_of_change", impact),
                         ("get_context", context)]]
-    hits, dependents, text = anyio.run(main)
+    hits, dependents, text = run_async(main)
     assert all(len(h["snippet"]) <= 20 + len(tools_mod.CUT) for h in hits["results"])
     assert any("snippet" in note for note in hits["notes"])
     assert len(dependents["files"]) == 1 and dependents["truncated"] is True
@@ -307,7 +307,7 @@ def test_stdio_on_the_embedded_stores_answers_as_the_http_api(served, shop):
             unknown = await client.call_tool("search_code", {
                 "query": "x", "repo": "github.com/nobody/nothing"})
             return listed, answers, cart, unknown
-    listed, answers, cart, unknown = anyio.run(main)
+    listed, answers, cart, unknown = run_async(main)
     assert listed == TOOLS
     assert_all_same(shop.url, answers, http_answers(served, shop.url))
     assert untimed(cart) == untimed(served.query.symbols({"repo": shop.url, "name": "Cart"}))
@@ -325,7 +325,7 @@ def test_stdio_against_a_control_plane_over_http(served, shop):
             ingest = structured(await client.call_tool("ingest_repository", {"url": shop.url}))
             sync = structured(await client.call_tool("sync_repository", {"repo": shop.url}))
             return answers, cart, refused, ingest, sync
-    answers, cart, refused, ingest, sync = anyio.run(main)
+    answers, cart, refused, ingest, sync = run_async(main)
     assert_all_same(shop.url, answers, http_answers(served, shop.url))
     again = api(served, "POST", f"/api/v1/ingestion/ingest/{shop.url}")
     assert ingest["job_id"] == sync["job_id"] == again["job_id"] and sync["force"] is False
@@ -370,7 +370,7 @@ def test_an_agent_answers_three_questions_with_the_tools_alone(served):
                 "repo": repo["url"], "budget_tokens": 1024,
                 "task": "Cart.total should round the discounted total up to whole cents"}))
             return repo, definition, breaks, context, where
-    repo, definition, breaks, context, where = anyio.run(main)
+    repo, definition, breaks, context, where = run_async(main)
 
     lines = FILES[definition["path"]].split("\n")
     assert definition["path"] == "shop/pricing.py" and definition["kind"] == "function"
@@ -432,12 +432,12 @@ def test_an_account_key_sees_its_own_repositories_with_its_scopes(served, shop):
             ingest = await client.call_tool("ingest_repository",
                                             {"url": "https://github.com/psf/requests"})
             return listed, search, ingest
-    listed, search, ingest = anyio.run(ask, reader)
+    listed, search, ingest = run_async(ask, reader)
     assert listed["repos"] == [] and search.is_error and ingest.is_error
     assert f"{shop.url} is not indexed" in search.content[0].text  # as if it did not exist
     assert "lacks the 'ingest' scope" in ingest.content[0].text
     store.grant_repo(shop.url, account.id)
-    listed, search, _ = anyio.run(ask, reader)
+    listed, search, _ = run_async(ask, reader)
     assert [repo["url"] for repo in listed["repos"]] == [shop.url]
     assert structured(search)["results"] and structured(search)["index"][0]["repo"] == shop.url
     usage = httpx.get(f"{served.url}/api/v1/usage", headers={"Authorization": f"Bearer {reader}"})
