@@ -30,7 +30,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope as AsgiScope, Send
 
-from cloud.errors import ApiError, error_response
+from cloud.errors import ApiError, error_response, handle
 from shared.graph.store.accounts import Scope, looks_like_key
 from shared.secrets import Scrubber
 from shared.settings import is_loopback_host
@@ -163,7 +163,11 @@ class BearerAuth:
                     needed: Scope | None) -> Principal | None:
         """The caller, put in the request's state, when it may do what needs `needed`;
         else None, the 401 or 403 answered (also what /mcp asks, cloud/mcp_server)."""
-        who = await self.identify(scope)
+        try:
+            who = await self.identify(scope)
+        except Exception as exc:  # a key's store unreachable: the API's 503, as routes say
+            await (await handle(Request(scope), exc))(scope, receive, send)
+            return None
         if who is None:
             await self._refuse(scope, receive, send)
             return None

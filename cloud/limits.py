@@ -19,9 +19,10 @@ from dataclasses import dataclass
 from typing import Callable
 
 from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope as AsgiScope, Send
 
-from cloud.errors import ApiError, error_response
+from cloud.errors import ApiError, handle
 from shared.graph.store.accounts import FREE, Account, effective_plan
 from shared.limits import Limiter, Verdict
 from shared.plans import Plan
@@ -98,9 +99,8 @@ class Metering:
             state = scope["app"].state
             try:
                 await run_in_threadpool(self._charge, state, who.account_id, limit)
-            except ApiError as exc:
-                response = error_response(exc.status, exc.code, exc.detail, exc.headers)
-                await response(scope, receive, send)
+            except Exception as exc:  # 429, or a store unreachable: as the routes answer
+                await (await handle(Request(scope), exc))(scope, receive, send)
                 return
         await self.app(scope, receive, send)
 

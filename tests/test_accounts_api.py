@@ -305,3 +305,21 @@ def test_ingests_and_repositories_are_limited_per_plan(world):
     assert int(fourth.headers["Retry-After"]) <= 86_400
     assert store.repos_of(tiny) == {"https://github.com/tiny/r1", "https://github.com/tiny/r2"}
     assert queue.pending_count() == 2
+
+
+def test_a_key_meets_an_unreachable_graph_store_with_the_api_s_503(tmp_path):
+    """Keys live in the graph store: with it down, a key gets the routes' own 503 (not a
+    500, not a 401), while the admin token, which needs no store, works on."""
+    from tests.servers import free_port
+
+    dead = f"postgresql://neo@127.0.0.1:{free_port()}/gone?connect_timeout=1"
+    service = QueryService(lambda: PostgresGraphStore(dead), lambda: None, lambda: None)
+    queue = SqliteQueue(tmp_path / "queue.db")
+    with TestClient(create_app(Settings(admin_token=TOKEN), queue=queue,
+                               query=service)) as client:
+        answer = client.get("/api/v1/repos", headers=bearer("na_live_" + "z" * 43))
+        assert answer.status_code == 503, answer.text
+        assert answer.json()["error"] == "graph_store_unavailable"
+        assert "Retry-After" in answer.headers
+        assert client.get("/api/v1/ingestion/overview", headers=OWNER).status_code == 200
+    queue.close()
