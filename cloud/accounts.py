@@ -80,13 +80,16 @@ def list_accounts(request: Request) -> JSONResponse:
 def me(request: Request) -> JSONResponse:
     who = principal(request)
     scopes = sorted(s.value for s in who.scopes)
+    settings = request.app.state.settings
+    # the plans Checkout can sell here: those with a Stripe price
+    sale = {"billing": settings.billing,
+            "for_sale": [plan for plan, _ in settings.stripe_prices] if settings.billing else []}
     if who.owner:
-        return JSONResponse({"owner": True, "account": None, "scopes": scopes,
-                             "billing": request.app.state.settings.billing})
+        return JSONResponse({"owner": True, "account": None, "scopes": scopes, **sale})
     account = _store(request).account(who.account_id)
     plan = request.app.state.limits.plan_of(account)
     return JSONResponse({"owner": False, "account": account.public(), "scopes": scopes,
-                         "plan": plan.public(), "billing": request.app.state.settings.billing,
+                         "plan": plan.public(), **sale,
                          "repositories": len(_store(request).repos_of(account.id))})
 
 

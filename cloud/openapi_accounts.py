@@ -50,7 +50,9 @@ def account_paths() -> dict:
             "security": _SECURED,
             "responses": {"200": _ok("The caller", {"owner": False, "account": _ACCOUNT,
                                                     "scopes": ["read"], "plan": _PLAN,
-                                                    "billing": True, "repositories": 4}),
+                                                    "billing": True,
+                                                    "for_sale": ["pro", "team"],
+                                                    "repositories": 4}),
                           "401": _UNAUTHORIZED}}},
         "/api/v1/accounts/{account_id}/keys": {
             "post": {"summary": "Create an API key: its secret is in this answer only",

@@ -323,3 +323,19 @@ def test_a_key_meets_an_unreachable_graph_store_with_the_api_s_503(tmp_path):
         assert "Retry-After" in answer.headers
         assert client.get("/api/v1/ingestion/overview", headers=OWNER).status_code == 200
     queue.close()
+
+
+def test_me_says_which_plans_this_server_sells(tmp_path):
+    store = SqliteGraphStore(tmp_path / "graph.db")
+    queue = SqliteQueue(tmp_path / "queue.db")
+    service = QueryService(lambda: store, lambda: None, lambda: None)
+    priced = Settings(admin_token=TOKEN, stripe_secret_key="sk_test_only_pro",
+                      stripe_webhook_secret="whsec_test", stripe_prices=(("pro", "price_p"),))
+    for settings, sold in ((priced, ["pro"]), (Settings(admin_token=TOKEN), [])):
+        with TestClient(create_app(settings, queue=queue, query=service)) as client:
+            octo = account(client)
+            me = client.get("/api/v1/accounts/me", headers=bearer(key(client, octo)["key"]))
+            assert me.json()["for_sale"] == sold and me.json()["billing"] == bool(sold)
+            assert client.get("/api/v1/accounts/me", headers=OWNER).json()["for_sale"] == sold
+    queue.close()
+    store.close()
