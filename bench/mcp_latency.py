@@ -25,7 +25,6 @@ import os
 import random
 import re
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -42,6 +41,7 @@ sys.path[:0] = [str(ROOT)]
 from shared.graph.store import open_graph_store  # noqa: E402
 from shared.settings import Settings  # noqa: E402
 from tests.mcp_client import http_client, structured  # noqa: E402
+from tests.servers import free_port  # noqa: E402
 
 WORK = HERE / ".mcp-latency"
 SOURCE = HERE / "corpora" / "black"
@@ -110,12 +110,6 @@ def serve(port: int) -> subprocess.Popen:
             time.sleep(0.2)
     proc.kill()
     sys.exit("the control plane did not start")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def rss_mb(pid: int) -> float:

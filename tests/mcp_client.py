@@ -10,16 +10,13 @@ from __future__ import annotations
 
 import contextlib
 import os
-import socket
 import sys
 import threading
-import time
 from pathlib import Path
 from typing import Any, AsyncIterator, Callable
 
 import anyio
 import httpx2
-import uvicorn
 from mcp import Client
 from mcp.client.stdio import StdioServerParameters
 from mcp.client.streamable_http import streamable_http_client
@@ -28,45 +25,22 @@ from cloud.app import create_app
 from cloud.query import QueryService
 from shared.queue import JobQueue
 from shared.settings import Settings
+from tests.servers import LiveServer, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
-LOOPBACK = "127.0.0.1"
 
 
-class ServedApp:
-    """create_app(settings_for(port), queue, query) on LOOPBACK:port until stop()."""
+class ServedApp(LiveServer):
+    """create_app(settings_for(port), queue, query) on a loopback port chosen first (the
+    MCP endpoint's allowed hosts name it), until stop()."""
 
     def __init__(self, settings_for: Callable[[int], Settings], queue: JobQueue,
                  query: QueryService, timeout: float = 30.0):
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((LOOPBACK, 0))
-        self.port = sock.getsockname()[1]
-        self.settings = settings_for(self.port)
-        self.queue, self.query = queue, query
-        app = create_app(self.settings, queue=queue, query=query)
-        config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on",
-                                timeout_graceful_shutdown=1)
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [sock]},
-                                        name=f"control-plane-{self.port}", daemon=True)
-        self._thread.start()
-        deadline = time.monotonic() + timeout
-        while not self._server.started:
-            if not self._thread.is_alive() or time.monotonic() > deadline:
-                self._server.should_exit = True
-                sock.close()
-                raise RuntimeError(f"the control plane did not start on port {self.port}")
-            time.sleep(0.01)
-
-    @property
-    def url(self) -> str:
-        return f"http://{LOOPBACK}:{self.port}"
-
-    def stop(self) -> None:
-        if self._thread.is_alive():
-            self._server.should_exit = True
-            self._thread.join(timeout=10)
+        port = free_port()
+        self.settings, self.queue, self.query = settings_for(port), queue, query
+        super().__init__(create_app(self.settings, queue=queue, query=query))
+        self.port = port
+        self.start(timeout)
 
 
 @contextlib.asynccontextmanager

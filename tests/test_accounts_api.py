@@ -3,9 +3,7 @@ app: a SQLite queue (its counters too), the graph store in SQLite and in a real
 PostgreSQL (every test runs on both), Qdrant local mode."""
 from __future__ import annotations
 
-import itertools
 import json
-import threading
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
@@ -19,8 +17,8 @@ from shared.graph.store import PostgresGraphStore, SqliteGraphStore
 from shared.jobs import JobState, WorkerState, WorkerStatus
 from shared.queue.sqlite import SqliteQueue
 from shared.settings import Settings
-from shared.vectors import VectorStore
 from tests.test_graph_store import import_graph
+from tests.test_repos_api import real_app
 
 TOKEN = "accounts-admin-token"
 OWNER = {"Authorization": f"Bearer {TOKEN}"}
@@ -30,19 +28,9 @@ PLANS = json.dumps({"tiny": {"repositories": 2, "ingests_per_day": 3,
 
 @pytest.fixture(params=["sqlite", "postgres"])
 def world(tmp_path, request):
-    if request.param == "postgres":
-        store = PostgresGraphStore(request.getfixturevalue("postgres_url"))
-    else:
-        store = SqliteGraphStore(tmp_path / "graph.db")
-    vectors = VectorStore(path=tmp_path / "qdrant")
-    service = QueryService(lambda: store, lambda: vectors, lambda: None)
-    queue = SqliteQueue(tmp_path / "queue.db", max_queue_size=1000)
-    settings = Settings(admin_token=TOKEN, plans_json=PLANS)
-    with TestClient(create_app(settings, queue=queue, query=service)) as client:
+    with real_app(request, tmp_path, Settings(admin_token=TOKEN, plans_json=PLANS),
+                  max_queue_size=1000) as (client, store, _, queue):
         yield client, store, queue
-    vectors.close()
-    store.close()
-    queue.close()
 
 
 def bearer(secret: str) -> dict:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import re
 import secrets
-import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +32,7 @@ from shared.limits import Limiter
 from shared.queue.sqlite import SqliteQueue
 from shared.settings import Settings
 from shared.vectors import VectorStore
+from tests.servers import free_port
 from tests.stripe_server import StripeServer
 from tests.test_billing import event, sign, subscription
 from tests.test_status_page import (  # noqa: F401 - page is a fixture used here
@@ -107,12 +107,6 @@ def stores(tmp_path: Path) -> Iterator[tuple[SqliteGraphStore, VectorStore, Sqli
     queue.close()
     vectors.close()
     store.close()
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((LOOPBACK, 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture

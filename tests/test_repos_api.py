@@ -3,6 +3,7 @@ app: a SQLite queue, the registry in SQLite and in a real PostgreSQL (every test
 both), Qdrant local mode."""
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import json
@@ -26,21 +27,31 @@ SECRET = "default-webhook-secret-0123"
 URL = "https://github.com/octo/widgets"
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def world(tmp_path, request):
+@contextlib.contextmanager
+def real_app(request, tmp_path, settings: Settings, **queue_options):
+    """The app (TestClient) on the backend `request.param` names for the graph store
+    (sqlite, or postgres: a database of its own), Qdrant local mode and a SQLite queue:
+    (client, store, vectors, queue)."""
     if request.param == "postgres":
         store = PostgresGraphStore(request.getfixturevalue("postgres_url"))
     else:
         store = SqliteGraphStore(tmp_path / "graph.db")
     vectors = VectorStore(path=tmp_path / "qdrant")
     service = QueryService(lambda: store, lambda: vectors, lambda: None)
-    queue = SqliteQueue(tmp_path / "queue.db")
-    settings = Settings(admin_token=TOKEN, webhook_secret=SECRET)
-    with TestClient(create_app(settings, queue=queue, query=service)) as client:
-        yield client, store, vectors, queue
-    vectors.close()
-    store.close()
-    queue.close()
+    queue = SqliteQueue(tmp_path / "queue.db", **queue_options)
+    try:
+        with TestClient(create_app(settings, queue=queue, query=service)) as client:
+            yield client, store, vectors, queue
+    finally:
+        vectors.close()
+        store.close()
+        queue.close()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def world(tmp_path, request):
+    with real_app(request, tmp_path, Settings(admin_token=TOKEN, webhook_secret=SECRET)) as made:
+        yield made
 
 
 def register(client, **body):

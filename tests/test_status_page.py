@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import re
 import secrets
-import socket
 import threading
 import time
 from dataclasses import replace
@@ -17,7 +16,6 @@ from typing import Iterator
 
 import httpx
 import pytest
-import uvicorn
 from playwright.sync_api import Browser, Page, expect
 
 from cloud.app import create_app
@@ -26,6 +24,7 @@ from shared.jobs import Job, JobResult, JobState, WorkerState, WorkerStatus
 from shared.queue import Lease
 from shared.queue.sqlite import SqliteQueue
 from shared.settings import Settings
+from tests.servers import LiveServer
 
 LOOPBACK = "127.0.0.1"
 TOKEN = "test-admin-" + secrets.token_urlsafe(12)
@@ -39,51 +38,8 @@ SCREENSHOT = Path("/tmp/status_page.png")
 
 
 # ---------------------------------------------------------------------------
-# The control plane, served for real
+# The control plane, served for real (tests.servers.LiveServer)
 # ---------------------------------------------------------------------------
-
-
-class LiveServer:
-    """The app under uvicorn on a loopback port, in a thread; stop() and start()
-    again serve on the same port (the page keeps polling the same address)."""
-
-    def __init__(self, app) -> None:
-        self.app = app
-        self.port = 0
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://{LOOPBACK}:{self.port}"
-
-    def start(self, timeout: float = 10.0) -> None:
-        # Binding here, rather than handing uvicorn a port, gets a free port with no
-        # race the first time and the same port after a stop.
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((LOOPBACK, self.port))
-        self.port = sock.getsockname()[1]
-        config = uvicorn.Config(self.app, log_level="warning", access_log=False,
-                                lifespan="on", timeout_graceful_shutdown=1)
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [sock]},
-                                        name=f"control-plane-{self.port}", daemon=True)
-        self._thread.start()
-        deadline = time.monotonic() + timeout
-        while not self._server.started:
-            if not self._thread.is_alive() or time.monotonic() > deadline:
-                self._server.should_exit = True
-                sock.close()
-                raise RuntimeError(f"the control plane did not start on port {self.port}")
-            time.sleep(0.01)
-
-    def stop(self) -> None:
-        if self._thread is not None and self._thread.is_alive():
-            self._server.should_exit = True
-            self._thread.join(timeout=10)
-            assert not self._thread.is_alive(), "uvicorn did not stop"
-        self._thread = None
 
 
 class StagedPipeline:

@@ -56,6 +56,9 @@ Commit = Annotated[str | None, Field(description=(
     "An indexed commit, 4-64 hex digits (default: the newest ready one)"))]
 Ref = Annotated[str | None, Field(description=(
     "A tracked branch (default: the default branch): that branch's own index answers"))]
+FilePath = Annotated[str, Field(description="The file, repository-relative")]
+SymbolIn = Annotated[str | None, Field(description=(
+    "A symbol in that file, by qualified or own name (default: the file)"))]
 Paths = Annotated[list[str] | None, Field(description="Repository-relative paths (at most 200)")]
 EdgeKinds = Annotated[list[Literal["IMPORTS", "CALLS", "EXTENDS", "CONTAINS"]] | None, Field(
     description="Edge kinds to follow (default IMPORTS, CALLS, EXTENDS)")]
@@ -165,9 +168,8 @@ class Tools:
     def dependencies(
         self,
         repo: Repo,
-        path: Annotated[str, Field(description="The file, repository-relative")],
-        symbol: Annotated[str | None, Field(description=(
-            "A symbol in that file, by qualified or own name (default: the file)"))] = None,
+        path: FilePath,
+        symbol: SymbolIn = None,
         depth: Depth = 1,
         kinds: EdgeKinds = None,
         commit: Commit = None,
@@ -184,9 +186,8 @@ class Tools:
     def dependents(
         self,
         repo: Repo,
-        path: Annotated[str, Field(description="The file, repository-relative")],
-        symbol: Annotated[str | None, Field(description=(
-            "A symbol in that file, by qualified or own name (default: the file)"))] = None,
+        path: FilePath,
+        symbol: SymbolIn = None,
         depth: Depth = 1,
         kinds: EdgeKinds = None,
         commit: Commit = None,
