@@ -31,10 +31,10 @@ from shared.graph.store import SqliteGraphStore
 from shared.limits import Limiter
 from shared.queue.sqlite import SqliteQueue
 from shared.settings import Settings
-from shared.vectors import VectorStore
 from tests.servers import free_port
 from tests.stripe_server import StripeServer
 from tests.test_billing import event, sign, subscription
+from tests.test_repos_page import stores  # noqa: F401 - a fixture: the page's stores
 from tests.test_status_page import (  # noqa: F401 - page is a fixture used here
     LOOPBACK,
     TOKEN,
@@ -96,17 +96,6 @@ def stripe_server() -> Iterator[StripeServer]:
     server = StripeServer(SECRET_KEY)
     yield server
     server.stop()
-
-
-@pytest.fixture
-def stores(tmp_path: Path) -> Iterator[tuple[SqliteGraphStore, VectorStore, SqliteQueue]]:
-    store = SqliteGraphStore(tmp_path / "graph.sqlite3")
-    vectors = VectorStore(path=tmp_path / "qdrant")
-    queue = SqliteQueue(tmp_path / "queue.sqlite3")
-    yield store, vectors, queue
-    queue.close()
-    vectors.close()
-    store.close()
 
 
 @pytest.fixture
