@@ -37,7 +37,7 @@ could be several things (a union, branches), each target gets an edge and
 from __future__ import annotations
 
 import re
-from typing import Iterable, NamedTuple
+from typing import Iterable, NamedTuple, Sequence
 
 from edge.parse.model import PROPERTY, RETURN, Fact, ParsedFile
 from edge.resolve.model import FileImports, Target
@@ -94,8 +94,8 @@ class Inference:
                     self.children.setdefault((path, parent), []).append(definition)
         self._memo: dict[tuple, Values] = {}
         self._scopes: dict[int, tuple[dict, Definition | None]] = {}
-        # (path, caller node id or None for a file-level name, callee) -> targets.
-        self._callees: dict[tuple[str, int | None, str], list[Definition]] = {}
+        # (path, file-level name called) -> targets.
+        self._callees: dict[tuple[str, str], list[Definition]] = {}
         self._line_used = False
         self._depth = 0
 
@@ -124,29 +124,36 @@ class Inference:
 
     # -- the question asked -------------------------------------------------
 
-    def callees(self, path: str, caller: Definition, callee: str, line: int) -> list[Definition]:
-        """The definitions a call in `caller` at `line` may run, in a stable order."""
-        key = (path, caller.node.id, callee)
-        known = self._callees.get(key)
-        if known is not None:
-            return known
-        if callee.isidentifier() and callee not in _SELF_KINDS \
-                and callee not in self._scope(path, caller)[0]:
-            # A file-level name (most calls): the same answer from every function of the file.
-            key = (path, None, callee)
-            known = self._callees.get(key)
+    def callees(self, path: str, caller: Definition, callee: str,
+                lines: Sequence[int]) -> list[tuple[list[Definition], Sequence[int]]]:
+        """The definitions the calls of `callee` in `caller` at `lines` (ascending) may
+        run, in a stable order, with the lines each answer holds for. One evaluation
+        answers every site unless the callee reads a local assigned more than once;
+        then each line gets its own."""
+        # A file-level name (most calls) has the same answer in every function of the file.
+        shared = callee.isidentifier() and callee not in _SELF_KINDS \
+            and callee not in self._scope(path, caller)[0]
+        if shared:
+            known = self._callees.get((path, callee))
             if known is not None:
-                return known
+                return [(known, lines)]
+        known = self._callees_at(path, caller, callee, lines[0])
+        if not self._line_used:
+            if shared:
+                self._callees[(path, callee)] = known
+            return [(known, lines)]
+        return [(known, lines[:1])] + [(self._callees_at(path, caller, callee, line), (line,))
+                                       for line in lines[1:]]
+
+    def _callees_at(self, path: str, caller: Definition, callee: str,
+                    line: int) -> list[Definition]:
         self._line_used = False
         found: dict[int, Definition] = {}
         for value in self.evaluate(path, caller, callee, line):
             target = self._callable(value)
             if target is not None:
                 found.setdefault(target.node.id, target)
-        known = list(found.values())
-        if not self._line_used:  # the same answer for every site of this callee here
-            self._callees[key] = known
-        return known
+        return list(found.values())
 
     def _callable(self, value: Value) -> Definition | None:
         if value.kind == FUNCTION:

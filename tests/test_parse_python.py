@@ -7,6 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from edge.parse.expression import _LAYOUT, drop_layout
 from edge.parse.model import Binding, Import
 from edge.parse.python import DOCSTRING_CHARS, parse_python
 
@@ -234,10 +235,17 @@ def test_literal_dynamic_imports_are_imports_without_bindings():
         skipped = importlib.import_module(name)
         relative = importlib.import_module(".sibling", __package__)
         formatted = importlib.import_module(f"plugins.{name}")
+        generated = import_module(m for m in mods)
+        def load():
+            return importlib . import_module(
+                "plugins.late")
         """).imports
-    dynamic = [(i.module, i.line, i.kind, i.bindings) for i in imports if not i.bindings]
-    assert dynamic == [("plugins.core", 3, "import", ()), ("plugins.extra", 4, "import", ()),
-                       ("legacy.mod", 5, "import", ())]
+    dynamic = [(i.module, i.line, i.kind, i.bindings, i.function) for i in imports
+               if not i.bindings]
+    assert dynamic == [("plugins.core", 3, "import", (), None),
+                       ("plugins.extra", 4, "import", (), None),
+                       ("legacy.mod", 5, "import", (), None),
+                       ("plugins.late", 12, "import", (), "load")]
 
 
 # ---------------------------------------------------------------------------
@@ -368,3 +376,10 @@ def test_any_text_parses_to_consistent_records(source):
     assert all(1 <= c.line <= last and c.callee for c in parsed.calls)
     qualnames = {s.qualname for s in parsed.symbols}
     assert all(c.caller is None or c.caller in qualnames for c in parsed.calls)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=st.sampled_from(list("ab_(),.#/*\\ \t\n\r\x0b\x0c\x1c\x85\xa0\u2028\u3000")),
+               max_size=60))
+def test_dropping_layout_without_comments_is_the_full_rule(raw):
+    assert drop_layout(raw) == _LAYOUT.sub("", raw)

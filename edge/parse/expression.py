@@ -40,8 +40,8 @@ def expression(raw: str) -> str | None:
         raw = _STRING.sub("''", raw)
     if "new" in raw or "await" in raw:  # `new X()` builds an X, as calling a Python class does
         raw = _PREFIX.sub("", raw)
-    raw = _LAYOUT.sub("", raw)
-    while True:  # innermost argument lists first, so nested calls collapse too
+    raw = drop_layout(raw)
+    while "(" in raw:  # innermost argument lists first, so nested calls collapse too
         collapsed = _INNERMOST_ARGUMENTS.sub(_HOLE, raw)
         if collapsed == raw:
             break
@@ -52,3 +52,10 @@ def expression(raw: str) -> str | None:
     if "?" in raw or "!" in raw:
         raw = raw.replace("?.", ".").replace("!.", ".").rstrip("!")
     return raw if _EXPRESSION.fullmatch(raw) else None
+
+
+def drop_layout(raw: str) -> str:
+    """`raw` without spaces, line continuations and comments."""
+    if "#" in raw or "/" in raw or "\\" in raw:
+        return _LAYOUT.sub("", raw)
+    return "".join(raw.split())  # only spaces: the same as the pattern, several times faster
