@@ -20,9 +20,10 @@ would fail again. Stripe's messages are scrubbed of both Stripe secrets before t
 logged, and an answer carries at most Stripe's error code.
 
 The webhook checks the signature of the raw body first (stripe.Webhook, its default
-300 s tolerance); nothing of an unsigned body is read. Each event id is applied once
-(a replay answers "duplicate"); if applying fails, the id is forgotten so that Stripe's
-retry applies it. Stripe does not promise order, so a subscription change carries its
+300 s tolerance); nothing of an unsigned body is read. Each event id is applied once:
+a delivery claims it, a replay of an applied event answers "duplicate", and one that
+arrives while an earlier delivery is still applying answers 409, so Stripe delivers it
+again; if applying fails, the claim is given up so that Stripe's retry applies it. Stripe does not promise order, so a subscription change carries its
 event's time and one older than the last applied is refused ("stale"), and a failed
 payment counts only if Stripe says the invoice is still open now.
 """
@@ -43,7 +44,7 @@ from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_expo
 from cloud.auth import principal
 from cloud.body import bounded_bytes, json_object
 from cloud.errors import ApiError
-from shared.graph.store.accounts import FREE, Account, AccountState
+from shared.graph.store.accounts import FREE, Account, AccountState, EventClaim
 from shared.secrets import Scrubber
 from shared.settings import Settings
 
@@ -58,6 +59,9 @@ CONNECT_TIMEOUT = 5.0
 READ_TIMEOUT = 20.0  # Checkout sessions usually answer in well under a second
 MAX_BODY = 16 * 1024
 MAX_EVENT = 1024 * 1024  # Stripe's events are a few KB; this bounds what an unsigned one costs
+# A delivery's claim on an event outlives the longest apply (ATTEMPTS calls within their
+# timeouts, about 80 s); past it, the claim's process is taken for dead.
+CLAIM_SECONDS = 300.0
 # Subscription statuses that carry the plan paid for; past_due holds it through the
 # grace period (effective_plan). Any other (incomplete, unpaid, canceled…) is free.
 ENTITLED = frozenset({"active", "trialing", "past_due"})
@@ -315,13 +319,18 @@ def receive(events: Events, event: dict) -> dict:
     apply = HANDLERS.get(event["type"])
     if apply is None:
         return {"status": "ignored"}
-    if not events.store.record_stripe_event(event["id"]):
+    claim, claimed_at = events.store.claim_stripe_event(event["id"], CLAIM_SECONDS)
+    if claim is EventClaim.APPLIED:
         return {"status": "duplicate"}
+    if claim is EventClaim.APPLYING:  # not a 2xx: Stripe delivers it again later
+        raise ApiError(409, "event_in_progress", "this event is being applied by an "
+                       "earlier delivery; if that one fails, the next delivery applies it")
     try:
         status = apply(events, event)
     except Exception:
-        events.store.forget_stripe_event(event["id"])  # so that Stripe's retry applies it
+        events.store.forget_stripe_event(event["id"], claimed_at)  # Stripe's retry applies it
         raise
+    events.store.applied_stripe_event(event["id"])
     log.info("Stripe event %s (%s): %s", event["id"], event["type"], status)
     return {"status": status}
 

@@ -6,10 +6,12 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from shared.graph.store.accounts import KEY_PREFIX, AccountState, Scope, key_digest
+from shared.graph.store.accounts import (KEY_PREFIX, AccountState, EventClaim, Scope,
+                                        key_digest)
 from tests.test_graph_store import graph_backend, open_store, store  # noqa: F401 (fixtures)
 
 URL = "https://github.com/octo/widgets"
+LEASE = 300.0
 
 
 def test_a_key_is_shown_once_stored_as_a_digest_and_revocable(store):
@@ -53,9 +55,16 @@ def test_stripe_events_apply_once_and_never_go_back_in_time(store):
     account = store.create_account("Payer", "pay@example.org")
     store.set_customer(account.id, "cus_123")
     assert store.account_by_customer("cus_123").id == account.id
-    assert store.record_stripe_event("evt_1") and not store.record_stripe_event("evt_1")
-    store.forget_stripe_event("evt_1")
-    assert store.record_stripe_event("evt_1")
+    claim, at = store.claim_stripe_event("evt_1", LEASE)
+    assert claim is EventClaim.NEW
+    assert store.claim_stripe_event("evt_1", LEASE)[0] is EventClaim.APPLYING
+    store.forget_stripe_event("evt_1", at)
+    claim, at = store.claim_stripe_event("evt_1", LEASE)
+    assert claim is EventClaim.NEW
+    store.applied_stripe_event("evt_1")
+    assert store.claim_stripe_event("evt_1", LEASE)[0] is EventClaim.APPLIED
+    store.forget_stripe_event("evt_1", at)  # applied: nothing to give up
+    assert store.claim_stripe_event("evt_1", LEASE)[0] is EventClaim.APPLIED
     assert store.apply_subscription(account.id, "sub_1", "active", "pro", event_at=200)
     assert not store.apply_subscription(account.id, "sub_1", "canceled", "free", event_at=100)
     now = store.account(account.id)
@@ -83,3 +92,19 @@ def test_billing_state_changes_leave_the_plan_and_a_closed_account_alone(store):
     assert not store.set_billing_state(account.id, AccountState.ACTIVE, grace_until=0)
     assert store.account(account.id).state is AccountState.CLOSED
     assert not store.set_billing_state(account.id + 1, AccountState.ACTIVE, grace_until=0)
+
+
+def test_a_claim_its_process_abandoned_expires_and_only_its_own_is_given_up(store):
+    now = [1000.0]
+    store.clock = lambda: now[0]
+    first, first_at = store.claim_stripe_event("evt_9", LEASE)
+    now[0] += LEASE - 1
+    assert store.claim_stripe_event("evt_9", LEASE)[0] is EventClaim.APPLYING
+    now[0] += 2  # the first delivery's process is taken for dead
+    second, second_at = store.claim_stripe_event("evt_9", LEASE)
+    assert (first, second) == (EventClaim.NEW, EventClaim.NEW)
+    store.forget_stripe_event("evt_9", first_at)  # late: the claim is no longer its own
+    assert store.claim_stripe_event("evt_9", LEASE)[0] is EventClaim.APPLYING
+    store.applied_stripe_event("evt_9")
+    now[0] += 10 * LEASE  # an applied event never expires
+    assert store.claim_stripe_event("evt_9", LEASE)[0] is EventClaim.APPLIED

@@ -9,6 +9,7 @@ import json
 import logging
 import secrets
 import time
+from concurrent.futures import ThreadPoolExecutor
 from types import SimpleNamespace
 
 import pytest
@@ -338,7 +339,7 @@ def test_a_bad_missing_or_stale_signature_applies_nothing(client, store, account
         answer = deliver(client, payload, signature)
         assert (answer.status_code, answer.json()["error"]) == (400, "bad_signature"), signature
     assert store.account(account.id).plan == "free"
-    assert store.record_stripe_event("evt_other")  # the forged id was never recorded:
+    assert store._query("SELECT id FROM stripe_events") == []  # the forged id never was:
     answer = deliver(client, payload)
     assert answer.json() == {"status": "applied"}  # signed properly, it applies
     assert store.account(account.id).plan == "pro"
@@ -456,6 +457,33 @@ def test_a_failure_while_applying_lets_stripes_retry_apply_it(client, store, acc
     assert store.account(account.id).state is AccountState.ACTIVE
     assert deliver(client, payload).json() == {"status": "applied"}  # Stripe's retry
     assert store.account(account.id).state is AccountState.PAST_DUE
+
+
+@SQLITE_ONLY
+def test_a_redelivery_while_the_first_applies_is_refused_then_applies(store, account,
+                                                                      stripe_server):
+    """Stripe may deliver an event again before the first delivery has answered. The
+    second is answered 409 (Stripe retries it later), not "duplicate": the first may
+    still fail, and then a later delivery must apply the event."""
+    customer_of(store, account)
+    stripe_server.set_invoice("in_1", "cus_test1", "open")
+    stripe_server.fail(billing.ATTEMPTS, "stall")  # the first delivery's check of the invoice
+    payload = event("invoice.payment_failed", invoice("cus_test1"), int(time.time()))
+    with make_app(store, stripe_server, timeout=(1.0, 0.3)) as first, \
+            make_app(store, stripe_server) as second, ThreadPoolExecutor(1) as pool:
+        applying = pool.submit(deliver, first, payload)
+        deadline = time.monotonic() + 10
+        while not stripe_server.calls() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert stripe_server.calls(), "the first delivery never asked Stripe"
+        again = deliver(second, payload)
+        assert (again.status_code, again.json()["error"]) == (409, "event_in_progress")
+        failed = applying.result(timeout=30)
+        assert (failed.status_code, failed.json()["error"]) == (503, "stripe_unavailable")
+        assert store.account(account.id).state is AccountState.ACTIVE
+        assert deliver(second, payload).json() == {"status": "applied"}  # Stripe's retry
+        assert store.account(account.id).state is AccountState.PAST_DUE
+        assert deliver(second, payload).json() == {"status": "duplicate"}
 
 
 def test_a_deleted_subscription_falls_back_to_free(client, store, account):

@@ -10,9 +10,11 @@ characters (`prefix`) are kept in the clear so a person can tell keys apart.
 Tenancy: `repo_accounts` says which accounts ingested which repository (by URL, the
 registry's key). An account sees only those; the admin token (the owner) sees all.
 
-Stripe: each event id is recorded once (`record_stripe_event`), and a subscription
-change is applied only if the event that carries it is not older than the last one
-applied (`apply_subscription`), so replays and out-of-order deliveries change nothing.
+Stripe: a delivery claims its event id (`claim_stripe_event`) and marks it applied
+when done, or gives the claim up when applying fails; a claim abandoned by a process
+that died expires. A subscription change is applied only if the event that carries it
+is not older than the last one applied (`apply_subscription`), so replays and
+out-of-order deliveries change nothing.
 `GraphStore` inherits these methods, as it does the registry's.
 """
 from __future__ import annotations
@@ -36,6 +38,13 @@ class Scope(str, enum.Enum):
     READ = "read"  # questions: search, graph, context, impact, status, usage
     INGEST = "ingest"  # ingest, register, sync
     ADMIN = "admin"  # keys, settings, deletion, billing
+
+
+class EventClaim(str, enum.Enum):
+    """What a delivery of a Stripe event found (`claim_stripe_event`)."""
+    NEW = "new"
+    APPLYING = "applying"
+    APPLIED = "applied"
 
 
 class AccountState(str, enum.Enum):
@@ -222,16 +231,35 @@ class AccountsMixin:
         return self.owners_of(url)
 
     # --- Stripe ----------------------------------------------------------------------
-    def record_stripe_event(self, event_id: str) -> bool:
-        """True the first time an event id is seen: it is to be applied."""
-        return bool(self._write(lambda writer: writer.execute(
-            "INSERT INTO stripe_events (id, received_at) VALUES (?, ?)"
-            " ON CONFLICT (id) DO NOTHING RETURNING id", (event_id, self.clock()))))
+    def claim_stripe_event(self, event_id: str, lease: float) -> tuple[EventClaim, float]:
+        """Whether this delivery of an event is to apply it, and the claim's time.
 
-    def forget_stripe_event(self, event_id: str) -> None:
-        """Applying it failed: Stripe's retry must be treated as new."""
+        NEW: first seen, or claimed more than `lease` seconds ago by a delivery that
+        neither applied it nor gave it up (its process died): this one applies it.
+        APPLYING: another delivery is applying it now. APPLIED: done before."""
+        now = self.clock()
+        for _ in range(2):  # a claim given up between the two statements: claim again
+            if self._write(lambda writer: writer.execute(
+                    "INSERT INTO stripe_events (id, received_at, applied_at) VALUES (?, ?, 0)"
+                    " ON CONFLICT (id) DO UPDATE SET received_at = excluded.received_at"
+                    " WHERE stripe_events.applied_at = 0 AND stripe_events.received_at < ?"
+                    " RETURNING id", (event_id, now, now - lease))):
+                return EventClaim.NEW, now
+            rows = self._query("SELECT applied_at FROM stripe_events WHERE id = ?", (event_id,))
+            if rows:
+                return (EventClaim.APPLIED if rows[0][0] else EventClaim.APPLYING), now
+        return EventClaim.APPLYING, now
+
+    def applied_stripe_event(self, event_id: str) -> None:
         self._write(lambda writer: writer.execute(
-            "DELETE FROM stripe_events WHERE id = ?", (event_id,)))
+            "UPDATE stripe_events SET applied_at = ? WHERE id = ?", (self.clock(), event_id)))
+
+    def forget_stripe_event(self, event_id: str, claimed_at: float) -> None:
+        """Applying it failed: Stripe's retry must be treated as new. Only the claim made
+        at `claimed_at` is given up, not a later delivery's that took over from it."""
+        self._write(lambda writer: writer.execute(
+            "DELETE FROM stripe_events WHERE id = ? AND received_at = ? AND applied_at = 0",
+            (event_id, claimed_at)))
 
     def apply_subscription(self, account_id: int, subscription_id: str, status: str,
                            plan: str, event_at: float) -> bool:

@@ -14,8 +14,8 @@ and edges so that bulk loads do not pay a lookup per row):
   state, sizes, times; shared/graph/store/registry.py); branches: per tracked branch
   the commit and snapshot indexed; webhook_deliveries: delivery ids seen.
 - accounts, api_keys (a digest of each key, never the key), repo_accounts (which
-  accounts own which repository), stripe_events (ids applied): migration 6,
-  shared/graph/store/accounts.py.
+  accounts own which repository), stripe_events (ids claimed and applied):
+  migrations 6 and 8, shared/graph/store/accounts.py.
 - snapshots: one per (repository, commit sha); `taken_at` is when it was last
   written (epoch seconds); `stats` holds the Graph's loc, external import
   counts, skipped files and counts by kind.
@@ -217,6 +217,12 @@ MIGRATIONS: tuple[Migration, ...] = (
         # Why the last job of a branch other than the default one failed ("": it did not);
         # the repository's own state and reason follow its default branch.
         "ALTER TABLE branches ADD COLUMN reason TEXT NOT NULL DEFAULT ''",
+    )),
+    Migration(8, "a Stripe event applied, not only claimed", (
+        # 0 while a delivery is applying it (claimed at received_at); the rows already
+        # there were applied.
+        "ALTER TABLE stripe_events ADD COLUMN applied_at {float} NOT NULL DEFAULT 0",
+        "UPDATE stripe_events SET applied_at = received_at",
     )),
 )
 
