@@ -6,7 +6,8 @@
     POST   /api/v1/accounts/{id}/keys       {name, scopes}  -> {id, key, prefix, scopes}
     GET    /api/v1/accounts/{id}/keys       the keys, never their secrets
     DELETE /api/v1/keys/{id}                revoke
-    GET    /api/v1/usage                    per UTC day: ingests, queries, chunks embedded
+    GET    /api/v1/usage                    repositories owned; per UTC day: ingests, queries,
+                                            chunks embedded
 
 A key's secret is in the answer that creates it and nowhere else, ever. An account's
 key (with the admin scope) manages its own account's keys; another account's id is a
@@ -24,6 +25,7 @@ from cloud.auth import principal
 from cloud.body import json_object
 from cloud.errors import ApiError
 from shared.graph.store.accounts import Account, Scope
+from shared.plans import smallest_first
 
 MAX_BODY = 16 * 1024
 MAX_KEYS = 100  # live keys per account
@@ -81,9 +83,12 @@ def me(request: Request) -> JSONResponse:
     who = principal(request)
     scopes = sorted(s.value for s in who.scopes)
     settings = request.app.state.settings
-    # the plans Checkout can sell here: those with a Stripe price
-    sale = {"billing": settings.billing,
-            "for_sale": [plan for plan, _ in settings.stripe_prices] if settings.billing else []}
+    # the plans, smallest first (the order upgrades go in), and those Checkout can sell
+    # here: the ones with a Stripe price
+    order = smallest_first(_plans(request))
+    prices = dict(settings.stripe_prices) if settings.billing else {}
+    sale = {"billing": settings.billing, "plan_order": order,
+            "for_sale": [plan for plan in order if plan in prices]}
     if who.owner:
         return JSONResponse({"owner": True, "account": None, "scopes": scopes, **sale})
     account = _store(request).account(who.account_id)
@@ -152,4 +157,5 @@ def usage(request: Request) -> JSONResponse:
         account = _store(request).account(who.account_id)
     limits = request.app.state.limits
     return JSONResponse({"account_id": account.id, "plan": limits.plan_of(account).public(),
+                         "repositories": len(_store(request).repos_of(account.id)),
                          "days": limits.limiter.usage(str(account.id), int(raw_days))})

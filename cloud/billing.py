@@ -209,7 +209,7 @@ async def checkout(request: Request) -> JSONResponse:
     prices = dict(settings.stripe_prices)
     if not prices:
         raise ApiError(404, "billing_off", "no plan is for sale on this server "
-                                           "(STRIPE_PRICE_PRO and STRIPE_PRICE_TEAM are unset)")
+                                           "(no STRIPE_PRICE_<PLAN> is set)")
     plan = body.get("plan")
     if not isinstance(plan, str) or plan not in prices:
         raise ApiError(400, "bad_request", f"plan must be one of {', '.join(prices)}")
@@ -383,7 +383,7 @@ def _plan(events: Events, sub: dict, account: Account) -> str:
     prices = [(item.get("price") or {}).get("id") for item in items if isinstance(item, dict)]
     plan = next((events.plans[p] for p in prices if p in events.plans), None)
     if plan is None:  # a price retired from STRIPE_PRICE_*: do not take away what was paid
-        log.warning("subscription %s has no price of STRIPE_PRICE_PRO or STRIPE_PRICE_TEAM "
+        log.warning("subscription %s has no price of a STRIPE_PRICE_<PLAN> setting "
                     "(%s); account %d keeps plan %s", sub["id"], prices, account.id, account.plan)
         return account.plan
     return plan

@@ -51,6 +51,7 @@ def account_paths() -> dict:
             "responses": {"200": _ok("The caller", {"owner": False, "account": _ACCOUNT,
                                                     "scopes": ["read"], "plan": _PLAN,
                                                     "billing": True,
+                                                    "plan_order": ["free", "pro", "team"],
                                                     "for_sale": ["pro", "team"],
                                                     "repositories": 4}),
                           "401": _UNAUTHORIZED}}},
@@ -88,7 +89,8 @@ def account_paths() -> dict:
                             "description": "The account (the admin token must name one)"},
                            {"name": "days", "in": "query",
                             "schema": {"type": "integer", "minimum": 1, "maximum": 40}}],
-            "responses": {"200": _ok("Usage", {"account_id": 3, "plan": _PLAN, "days": [
+            "responses": {"200": _ok("Usage", {"account_id": 3, "plan": _PLAN,
+                                               "repositories": 4, "days": [
                 {"day": "2026-12-04", "ingests": 3, "queries": 120, "embeddings": 5400}]}),
                 "400": _error("bad_request", "days must be 1 to 40"),
                 "401": _UNAUTHORIZED, "404": _error("not_found", "no account with id '9'")}}},
@@ -105,7 +107,9 @@ def billing_paths() -> dict:
         "/api/v1/billing/checkout": {"post": {
             "summary": "Upgrade: a Stripe Checkout session (subscription) for a plan; open "
                        "its url", "security": _SECURED,
-            "requestBody": _body({"plan": {"enum": ["pro", "team"]}, **account},
+            "requestBody": _body({"plan": {"type": "string", "description":
+                                           "a plan with a STRIPE_PRICE_<PLAN> setting "
+                                           "(/api/v1/accounts/me says which)"}, **account},
                                  {"plan": "pro"}, ("plan",)),
             "responses": {"200": _ok("The Checkout page",
                                      {"url": "https://checkout.stripe.com/c/pay/cs_test_a1"}),

@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, fields, replace
 
+FREE = "free"  # the plan of an account that pays nothing
+
 # The metered limits, by the names shared.limits counts them under.
 LIMIT_FIELDS = {
     "ingests": "ingests_per_day",
@@ -47,7 +49,7 @@ _LIMITS = tuple(f.name for f in fields(Plan) if f.name != "name")
 # Pro is for one heavy user, team for an organisation's agents and CI: each step is
 # roughly 10x and 5x, so an upgrade is never a marginal gain.
 DEFAULT_PLANS = {
-    "free": Plan("free", repositories=3, ingests_per_day=20, queries_per_minute=60,
+    FREE: Plan(FREE, repositories=3, ingests_per_day=20, queries_per_minute=60,
                  embeddings_per_month=200_000),
     "pro": Plan("pro", repositories=30, ingests_per_day=200, queries_per_minute=600,
                 embeddings_per_month=2_000_000),
@@ -97,3 +99,13 @@ def _plan(name: str, limits: object, base: Plan | None) -> Plan:
             raise ValueError(f"PLANS[{name!r}].{field} must be a whole number >= 0 or null "
                              f"(unlimited), not {value!r}")
     return Plan(name=name, **limits) if base is None else replace(base, **limits)
+
+
+def smallest_first(plans: dict[str, Plan]) -> list[str]:
+    """Plan names from the smallest to the largest, by repositories, then chunks,
+    ingests and queries (unlimited is largest): the order upgrades go in."""
+    def size(plan: Plan) -> tuple:
+        return tuple(float("inf") if getattr(plan, f) is None else getattr(plan, f)
+                     for f in ("repositories", "embeddings_per_month", "ingests_per_day",
+                               "queries_per_minute"))
+    return sorted(plans, key=lambda name: (size(plans[name]), name))

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Mapping, TypeVar
 from urllib.parse import parse_qs, urlsplit
 
-from shared.plans import load_plans
+from shared.plans import DEFAULT_PLANS, FREE, load_plans
 
 
 # Directories a repository walk never enters (SKIP_DIRS replaces the list).
@@ -188,9 +188,7 @@ class Settings:
             plans_json=reader.text("PLANS"),
             stripe_secret_key=reader.text("STRIPE_SECRET_KEY"),
             stripe_webhook_secret=reader.text("STRIPE_WEBHOOK_SECRET"),
-            stripe_prices=tuple((plan, reader.text(f"STRIPE_PRICE_{plan.upper()}"))
-                                for plan in ("pro", "team")
-                                if reader.text(f"STRIPE_PRICE_{plan.upper()}")),
+            stripe_prices=_stripe_prices(reader, reader.text("PLANS")),
             stripe_api_base=reader.text("STRIPE_API_BASE").rstrip("/"),
             public_url=reader.text("PUBLIC_URL").rstrip("/"),
             neo4j_uri=reader.text("NEO4J_URI"),
@@ -266,6 +264,22 @@ class Settings:
         if self.redis_url:
             return "redis"
         return "sqlite"
+
+
+def price_variable(plan: str) -> str:
+    """The setting that holds a plan's Stripe price id: STRIPE_PRICE_PRO, STRIPE_PRICE_TEAM_PLUS."""
+    return "STRIPE_PRICE_" + plan.upper().replace("-", "_")
+
+
+def _stripe_prices(reader: _Reader, plans_json: str) -> tuple[tuple[str, str], ...]:
+    """(plan, price id) for every paid plan, the defaults and those PLANS adds, that has
+    a price set."""
+    try:
+        names = load_plans(plans_json)
+    except ValueError:  # validate() says what is wrong with PLANS
+        names = DEFAULT_PLANS
+    return tuple((plan, reader.text(price_variable(plan))) for plan in names
+                 if plan != FREE and reader.text(price_variable(plan)))
 
 
 class _Reader:

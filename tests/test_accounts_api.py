@@ -293,6 +293,9 @@ def test_ingests_and_repositories_are_limited_per_plan(world):
     assert int(fourth.headers["Retry-After"]) <= 86_400
     assert store.repos_of(tiny) == {"https://github.com/tiny/r1", "https://github.com/tiny/r2"}
     assert queue.pending_count() == 2
+    for who, query in ((bearer(secret), ""), (OWNER, f"?account_id={tiny}")):
+        used = client.get(f"/api/v1/usage{query}", headers=who).json()  # key and owner alike
+        assert (used["repositories"], used["plan"]["repositories"]) == (2, 2)
 
 
 def test_a_key_meets_an_unreachable_graph_store_with_the_api_s_503(tmp_path):
@@ -318,12 +321,17 @@ def test_me_says_which_plans_this_server_sells(tmp_path):
     queue = SqliteQueue(tmp_path / "queue.db")
     service = QueryService(lambda: store, lambda: None, lambda: None)
     priced = Settings(admin_token=TOKEN, stripe_secret_key="sk_test_only_pro",
-                      stripe_webhook_secret="whsec_test", stripe_prices=(("pro", "price_p"),))
-    for settings, sold in ((priced, ["pro"]), (Settings(admin_token=TOKEN), [])):
+                      stripe_webhook_secret="whsec_test", plans_json=PLANS,
+                      stripe_prices=(("team", "price_t"), ("pro", "price_p"),
+                                     ("tiny", "price_tiny")))
+    order = ["tiny", "free", "pro", "team"]  # smallest first: PLANS's tiny is below free
+    for settings, sold in ((priced, ["tiny", "pro", "team"]), (Settings(admin_token=TOKEN), [])):
         with TestClient(create_app(settings, queue=queue, query=service)) as client:
             octo = account(client)
             me = client.get("/api/v1/accounts/me", headers=bearer(key(client, octo)["key"]))
             assert me.json()["for_sale"] == sold and me.json()["billing"] == bool(sold)
-            assert client.get("/api/v1/accounts/me", headers=OWNER).json()["for_sale"] == sold
+            owner = client.get("/api/v1/accounts/me", headers=OWNER).json()
+            assert owner["for_sale"] == sold
+            assert owner["plan_order"] == (order if settings is priced else order[1:])
     queue.close()
     store.close()

@@ -420,7 +420,7 @@ def test_the_owner_creates_an_account_and_manages_its_keys(page: Page, world: Wo
     expect(field(page.locator("#account-facts"), "plan")).to_have_text("pro")
     # the usage asked for is this account's: the pro plan's limits
     expect(field(limit_row(page, "ingests"), "allowed")).to_have_text("200 a day", timeout=WAIT_MS)
-    expect(limit_row(page, "repositories")).to_have_count(0)  # /accounts/me says it to a key only
+    expect(field(limit_row(page, "repositories"), "allowed")).to_have_text("30 at once")
     expect(page.locator("#billing-buttons button[data-action=upgrade]")).to_have_text(
         ["Upgrade to Team"])  # only the plan above pro
     expect(page.locator("#no-keys")).to_be_visible()

@@ -13,12 +13,13 @@ from multiprocessing import get_context
 import pytest
 
 from shared.limits import USAGE_DAYS, Limiter, day_label, window
-from shared.plans import DEFAULT_PLANS, Plan, load_plans
+from shared.plans import DEFAULT_PLANS, Plan, load_plans, smallest_first
 from shared.queue import limit_scripts
 from shared.queue.keys import Keys
 from shared.queue.redis import RedisQueue
 from shared.queue.sqlite import SqliteQueue
 from shared.queue.transports import RedisProtocol, UpstashRest
+from shared.settings import Settings, SettingsError, price_variable
 from tests.queues import Clock
 
 ACCOUNT = "acct_1"
@@ -62,6 +63,23 @@ def test_plans_json_overrides_limits_and_adds_plans():
     assert plans["enterprise"] == Plan("enterprise", None, 5000, None, None)
     assert plans["free"] == DEFAULT_PLANS["free"]
     assert DEFAULT_PLANS["pro"].repositories == 30  # the defaults are not changed
+
+
+def test_plans_go_smallest_first_and_each_paid_plan_can_have_a_price():
+    plans_json = ('{"starter": {"repositories": 10, "ingests_per_day": 50,'
+                  ' "queries_per_minute": 100, "embeddings_per_month": 500000},'
+                  ' "team-plus": {"repositories": null, "ingests_per_day": 5000,'
+                  ' "queries_per_minute": null, "embeddings_per_month": null}}')
+    assert smallest_first(load_plans(plans_json)) == ["free", "starter", "pro", "team",
+                                                      "team-plus"]
+    assert price_variable("team-plus") == "STRIPE_PRICE_TEAM_PLUS"
+    settings = Settings.from_env({"PLANS": plans_json, "STRIPE_PRICE_STARTER": "price_s",
+                                  "STRIPE_PRICE_TEAM_PLUS": "price_tp",
+                                  "STRIPE_PRICE_PRO": "price_p", "STRIPE_PRICE_FREE": "price_f"})
+    assert dict(settings.stripe_prices) == {"starter": "price_s", "pro": "price_p",
+                                            "team-plus": "price_tp"}  # free is never sold
+    with pytest.raises(SettingsError, match="PLANS is not valid JSON"):  # said as a setting
+        Settings.from_env({"PLANS": "{", "STRIPE_PRICE_TEAM": "price_t"})
 
 
 def test_a_plan_names_its_maximum_by_limit():

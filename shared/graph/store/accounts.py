@@ -25,6 +25,8 @@ import secrets
 from dataclasses import dataclass, field
 from typing import Iterable
 
+from shared.plans import FREE
+
 KEY_PREFIX = "na_live_"
 SHOWN_PREFIX = 16  # characters of a key kept in the clear: na_live_ and 8 more
 _ACCOUNT_FIELDS = ("id", "name", "email", "plan", "state", "stripe_customer",
@@ -92,8 +94,6 @@ class ApiKey:
                 "created_at": self.created_at, "last_used_at": self.last_used_at or None,
                 "revoked": bool(self.revoked_at)}
 
-
-FREE = "free"
 
 
 def effective_plan(account: Account, now: float) -> str:
