@@ -94,7 +94,7 @@ class Inference:
                     self.children.setdefault((path, parent), []).append(definition)
         self._memo: dict[tuple, Values] = {}
         self._scopes: dict[int, tuple[dict, Definition | None]] = {}
-        # (path, file-level name called) -> targets.
+        # (path, callee whose first name is the file's) -> targets.
         self._callees: dict[tuple[str, str], list[Definition]] = {}
         self._line_used = False
         self._depth = 0
@@ -130,9 +130,11 @@ class Inference:
         run, in a stable order, with the lines each answer holds for. One evaluation
         answers every site unless the callee reads a local assigned more than once;
         then each line gets its own."""
-        # A file-level name (most calls) has the same answer in every function of the file.
-        shared = callee.isidentifier() and callee not in _SELF_KINDS \
-            and callee not in self._scope(path, caller)[0]
+        # A callee whose first name is the file's (most calls: `f()`, `mod.f()`,
+        # `Cls().m()`) has the same answer in every function of the file.
+        head = callee.partition(".")[0]
+        head = head[:-2] if head.endswith(_CALL) else head
+        shared = head not in _SELF_KINDS and head not in self._scope(path, caller)[0]
         if shared:
             known = self._callees.get((path, callee))
             if known is not None:
