@@ -14,6 +14,7 @@ The browser, the live server and the `page` fixture come from tests/test_status_
 """
 from __future__ import annotations
 
+import json
 import re
 import secrets
 import time
@@ -92,6 +93,12 @@ def billing() -> bool:
 
 
 @pytest.fixture
+def plans() -> tuple[str, tuple]:
+    """(PLANS, the Stripe prices): the default plans; a test adds one with parametrize."""
+    return "", PRICES
+
+
+@pytest.fixture
 def stripe_server() -> Iterator[StripeServer]:
     server = StripeServer(SECRET_KEY)
     yield server
@@ -99,17 +106,18 @@ def stripe_server() -> Iterator[StripeServer]:
 
 
 @pytest.fixture
-def server(stores, tmp_path: Path, billing: bool,
+def server(stores, tmp_path: Path, billing: bool, plans: tuple[str, tuple],
            stripe_server: StripeServer) -> Iterator[LiveServer]:
     """Overrides test_status_page's `server` for its `page` fixture. Its port is chosen
     first so that PUBLIC_URL (where Checkout sends the browser back) is this server."""
     store, vectors, queue = stores
     port = free_port()
     stripe = dict(stripe_secret_key=SECRET_KEY, stripe_webhook_secret=WEBHOOK_SECRET,
-                  stripe_prices=PRICES, stripe_api_base=stripe_server.url,
+                  stripe_prices=plans[1], stripe_api_base=stripe_server.url,
                   public_url=f"http://{LOOPBACK}:{port}") if billing else {}
     service = QueryService(lambda: store, lambda: vectors, lambda: None, owns_stores=False)
-    live = LiveServer(create_app(Settings(admin_token=TOKEN, data_dir=tmp_path / "cp", **stripe),
+    live = LiveServer(create_app(Settings(admin_token=TOKEN, data_dir=tmp_path / "cp",
+                                          plans_json=plans[0], **stripe),
                                  queue=queue, query=service))
     live.port = port
     live.start()
@@ -525,6 +533,33 @@ def test_the_owner_pays_for_the_account_chosen_and_manages_its_subscription(
     [portal] = stripe_server.calls("/v1/billing_portal/sessions")
     assert portal.form["customer"] == customer
     assert portal.form["return_url"] == f"{world.url}/"
+
+
+STARTER = json.dumps({"starter": {"repositories": 10, "ingests_per_day": 50,
+                                  "queries_per_minute": 120, "embeddings_per_month": 500_000}})
+
+
+@pytest.mark.parametrize("plans", [(STARTER, PRICES + (("starter", "price_starter_page"),))])
+def test_a_plan_added_by_plans_is_sold_in_its_place(page: Page, world: World, plans,
+                                                    stripe_server: StripeServer):
+    octo = world.account("Octo")
+    admin = world.key(octo, ALL_SCOPES, "console")["key"]
+    sign_in(page, admin)
+    open_account(page)
+    expect(page.locator("#billing-buttons button[data-action=upgrade]")).to_have_text(
+        ["Upgrade to Starter", "Upgrade to Pro", "Upgrade to Team"], timeout=WAIT_MS)
+    with world.as_key(admin) as client:
+        assert client.post("/api/v1/billing/checkout", json={"plan": "starter"}).status_code == 200
+    [session] = stripe_server.calls("/v1/checkout/sessions")
+    assert session.form["line_items[0][price]"] == "price_starter_page"
+    page.click("#signout")
+    sign_in(page, TOKEN)
+    open_account(page)
+    expect(page.locator("#accounts tbody tr")).to_have_count(1, timeout=WAIT_MS)
+    options = page.locator("#plan-names option")
+    expect(options).to_have_count(4)  # the new-account form suggests every plan, smallest first
+    assert [options.nth(i).get_attribute("value") for i in range(4)] == [
+        "free", "starter", "pro", "team"]
 
 
 @pytest.mark.parametrize("billing", [False])
