@@ -205,9 +205,9 @@ def _calls(symbols: Symbols, inference: Inference, file: ParsedFile,
     # (caller, callee) -> the lines of its sites: a callee is asked about once per
     # function, not once per site (sympy: 296K sites, 109K pairs).
     sites: dict[tuple[str, str], list[int]] = {}
-    for call in file.calls:
-        if call.caller:
-            sites.setdefault((call.caller, call.callee), []).append(call.line)
+    for caller, callee, line in file.calls:
+        if caller:
+            sites.setdefault((caller, callee), []).append(line)
     for (name, callee), lines in sites.items():
         caller = defs.get(name)
         if caller is None:
