@@ -26,8 +26,6 @@ import httpx
 import pytest
 from playwright.sync_api import Page, Route, expect
 
-from cloud.app import create_app
-from cloud.query import QueryService
 from shared.graph.store import SqliteGraphStore
 from shared.limits import Limiter
 from shared.queue.sqlite import SqliteQueue
@@ -35,7 +33,7 @@ from shared.settings import Settings
 from tests.servers import free_port
 from tests.stripe_server import StripeServer
 from tests.test_billing import event, sign, subscription
-from tests.test_repos_page import stores  # noqa: F401 - a fixture: the page's stores
+from tests.test_repos_page import served, stores  # noqa: F401 - stores: a fixture
 from tests.test_status_page import (  # noqa: F401 - page is a fixture used here
     LOOPBACK,
     TOKEN,
@@ -110,20 +108,14 @@ def server(stores, tmp_path: Path, billing: bool, plans: tuple[str, tuple],
            stripe_server: StripeServer) -> Iterator[LiveServer]:
     """Overrides test_status_page's `server` for its `page` fixture. Its port is chosen
     first so that PUBLIC_URL (where Checkout sends the browser back) is this server."""
-    store, vectors, queue = stores
     port = free_port()
     stripe = dict(stripe_secret_key=SECRET_KEY, stripe_webhook_secret=WEBHOOK_SECRET,
                   stripe_prices=plans[1], stripe_api_base=stripe_server.url,
                   public_url=f"http://{LOOPBACK}:{port}") if billing else {}
-    service = QueryService(lambda: store, lambda: vectors, lambda: None, owns_stores=False)
-    live = LiveServer(create_app(Settings(admin_token=TOKEN, data_dir=tmp_path / "cp",
-                                          plans_json=plans[0], **stripe),
-                                 queue=queue, query=service))
-    live.port = port
-    live.start()
-    yield live
-    live.stop()
-    service.close()
+    settings = Settings(admin_token=TOKEN, data_dir=tmp_path / "cp", plans_json=plans[0],
+                        **stripe)
+    with served(stores, settings, port) as live:
+        yield live
 
 
 @pytest.fixture

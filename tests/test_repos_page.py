@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -70,14 +71,24 @@ def stores(tmp_path: Path) -> Iterator[tuple[SqliteGraphStore, VectorStore, Sqli
 def server(stores, tmp_path: Path) -> Iterator[LiveServer]:
     """Overrides test_status_page's `server` for its `page` fixture: this app lists the
     registry of a graph store of its own."""
+    with served(stores, Settings(admin_token=TOKEN, data_dir=tmp_path / "cp")) as live:
+        yield live
+
+
+@contextmanager
+def served(stores, settings: Settings, port: int = 0) -> Iterator[LiveServer]:
+    """The control plane over `stores` (graph store, vectors, queue), live on loopback
+    (on `port`, or a free one)."""
     store, vectors, queue = stores
     service = QueryService(lambda: store, lambda: vectors, lambda: None, owns_stores=False)
-    live = LiveServer(create_app(Settings(admin_token=TOKEN, data_dir=tmp_path / "cp"),
-                                 queue=queue, query=service))
+    live = LiveServer(create_app(settings, queue=queue, query=service))
+    live.port = port
     live.start()
-    yield live
-    live.stop()
-    service.close()
+    try:
+        yield live
+    finally:
+        live.stop()
+        service.close()
 
 
 @pytest.fixture
