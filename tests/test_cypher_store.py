@@ -40,6 +40,7 @@ from tests.test_graph_store import (
     REPO,
     app_graph,
     big_graph,
+    closed_after,
     edge_key,
     fid,
     import_graph,
@@ -73,7 +74,6 @@ def falkordb_bolt_server():
 @pytest.fixture(params=ENGINES)
 def new_session(request: pytest.FixtureRequest):
     """Factory of sessions on one empty graph of the engine (each call: a new session)."""
-    opened = []
     if request.param == "falkordb":
         server = request.getfixturevalue("falkordb_server")
         graph = f"test-{uuid.uuid4().hex}"
@@ -95,14 +95,7 @@ def new_session(request: pytest.FixtureRequest):
         finally:
             wipe.close()
 
-    def factory():
-        session = make()
-        opened.append(session)
-        return session
-
-    yield factory
-    for session in opened:
-        session.close()
+    yield from closed_after(make)
 
 
 @pytest.fixture

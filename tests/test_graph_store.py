@@ -49,16 +49,22 @@ def open_store(graph_backend: str, tmp_path: Path, request: pytest.FixtureReques
         make = lambda **options: PostgresGraphStore(url, **options)  # noqa: E731
     else:
         make = lambda **options: SqliteGraphStore(tmp_path / "graph.db", **options)  # noqa: E731
-    opened: list[GraphStore] = []
+    yield from closed_after(make)
 
-    def factory(**options) -> GraphStore:
-        store = make(**options)
-        opened.append(store)
-        return store
+
+def closed_after(make):
+    """For a fixture to yield from: a factory of what `make` opens, each closed at the
+    test's end."""
+    opened = []
+
+    def factory(**options):
+        handle = make(**options)
+        opened.append(handle)
+        return handle
 
     yield factory
-    for store in opened:
-        store.close()
+    for handle in opened:
+        handle.close()
 
 
 @pytest.fixture
