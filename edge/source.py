@@ -120,7 +120,8 @@ def read_source(root: Path, file: SourceFile) -> bytes | Skipped:
     if b"\0" in data[:BINARY_SNIFF_BYTES]:
         return Skipped(file.path, "binary content (NUL bytes)")
     try:
-        data.decode("utf-8")
+        if not data.isascii():  # ASCII (most source) is UTF-8: no need to decode it to know
+            data.decode("utf-8")
     except UnicodeDecodeError as exc:
         recoded = _recode(data, file.language)
         if recoded is None:
