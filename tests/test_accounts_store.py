@@ -6,6 +6,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from shared.graph.store import base as store_base
 from shared.graph.store.accounts import (KEY_PREFIX, AccountState, EventClaim, Scope,
                                         key_digest)
 from tests.test_graph_store import graph_backend, open_store, store  # noqa: F401 (fixtures)
@@ -108,3 +109,14 @@ def test_a_claim_its_process_abandoned_expires_and_only_its_own_is_given_up(stor
     store.applied_stripe_event("evt_9")
     now[0] += 10 * LEASE  # an applied event never expires
     assert store.claim_stripe_event("evt_9", LEASE)[0] is EventClaim.APPLIED
+
+
+def test_events_recorded_before_claims_existed_count_as_applied(open_store, monkeypatch):
+    monkeypatch.setattr(store_base, "MIGRATIONS", store_base.MIGRATIONS[:7])
+    old = open_store()
+    old._write(lambda writer: writer.execute(  # as the code before migration 8 recorded it
+        "INSERT INTO stripe_events (id, received_at) VALUES (?, ?)", ("evt_old", 100.0)))
+    old.close()
+    monkeypatch.undo()
+    store = open_store()
+    assert store.claim_stripe_event("evt_old", LEASE)[0] is EventClaim.APPLIED
