@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from edge.parse.expression import _LAYOUT, drop_layout
+from edge.parse.expression import _LAYOUT, JAVASCRIPT, PYTHON, drop_layout
 from edge.parse.model import Binding, Import
 from edge.parse.python import DOCSTRING_CHARS, parse_python
 
@@ -380,6 +380,19 @@ def test_any_text_parses_to_consistent_records(source):
 
 @settings(max_examples=300, deadline=None)
 @given(st.text(alphabet=st.sampled_from(list("ab_(),.#/*\\ \t\n\r\x0b\x0c\x1c\x85\xa0\u2028\u3000")),
-               max_size=60))
-def test_dropping_layout_without_comments_is_the_full_rule(raw):
-    assert drop_layout(raw) == _LAYOUT.sub("", raw)
+               max_size=60), st.sampled_from([PYTHON, JAVASCRIPT]))
+def test_dropping_layout_without_comments_is_the_full_rule(raw, syntax):
+    assert drop_layout(raw, syntax) == _LAYOUT[syntax][0].sub("", raw)
+
+
+def test_floor_division_is_not_a_comment_and_a_comment_is_one_without_a_space():
+    parsed = parse("""\
+        def f(n):
+            box = Box(n // 2)
+            make(n // 2, 3).run()
+            other = Box(1,  #see Box(
+                        2)
+            return other
+        """)
+    assert {(f.target, f.value) for f in parsed.facts} >= {("box", "Box()"), ("other", "Box()")}
+    assert ("f", "make().run", 3) in [(c.caller, c.callee, c.line) for c in parsed.calls]

@@ -3,11 +3,12 @@
 An expression is a chain of names joined by dots, each maybe called, with the
 arguments dropped: `Builder(x, y=1).add(z).build` is "Builder().add().build".
 Both parsers write them from source text, one rule set for Python and
-JavaScript/TypeScript (neither language's callee text uses the other's
-syntax): JS `new X(…)` is a call of X, optional chaining `a?.b` and non-null
-assertions `a!.b` are plain member access, type arguments `f<T>()` and
-`await` are dropped. Anything else (subscripts, literals, operators, casts,
-lambdas) is not an expression: no type can be followed through it.
+JavaScript/TypeScript except for comments, whose syntax is each language's own
+(`//` is Python's floor division, `#x` a JS private name): JS `new X(…)` is a
+call of X, optional chaining `a?.b` and non-null assertions `a!.b` are plain
+member access, type arguments `f<T>()` and `await` are dropped. Anything else
+(subscripts, literals, operators, casts, lambdas) is not an expression: no type
+can be followed through it.
 """
 from __future__ import annotations
 
@@ -22,16 +23,22 @@ _STRING = re.compile(r"""[rRbBuUfF]{0,2}("""
                      r'''"""(?:\\.|[^\\])*?"""|\'\'\'(?:\\.|[^\\])*?\'\'\''''
                      r'''|"(?:\\.|[^"\\\n])*"|'(?:\\.|[^'\\\n])*'|`(?:\\.|[^`\\])*`)''',
                      re.DOTALL)
-# Spaces, line continuations and comments (Python `# …`, not a JS `#private` name).
-_LAYOUT = re.compile(r"\s+|#(?![\w$])[^\n]*|\\\n|//[^\n]*|/\*.*?\*/", re.DOTALL)
+PYTHON, JAVASCRIPT = "python", "javascript"  # the syntax of comments: JAVASCRIPT for TS too
+# Spaces, line continuations and comments, and the characters that start a comment or
+# a continuation (without any, dropping the layout is dropping spaces).
+_LAYOUT = {
+    PYTHON: (re.compile(r"\s+|#[^\n]*|\\\n"), ("#", "\\")),
+    JAVASCRIPT: (re.compile(r"\s+|//[^\n]*|/\*.*?\*/|\\\n", re.DOTALL), ("/", "\\")),
+}
 _INNERMOST_ARGUMENTS = re.compile(r"\([^()]*\)")
 _TYPE_ARGUMENTS = re.compile(r"<[\w$.,\s\[\]|&<>]*>(?=\x00)")
 _PREFIX = re.compile(r"\b(?:new|await)\s+")
 _HOLE = "\0"
 
 
-def expression(raw: str) -> str | None:
-    """`raw` (a callee or value as written) as an expression, or None."""
+def expression(raw: str, syntax: str) -> str | None:
+    """`raw` (a callee or value as written, in PYTHON or JAVASCRIPT) as an expression,
+    or None."""
     if _PLAIN.fullmatch(raw):
         return raw
     if len(raw) > MAX_EXPRESSION:
@@ -40,7 +47,7 @@ def expression(raw: str) -> str | None:
         raw = _STRING.sub("''", raw)
     if "new" in raw or "await" in raw:  # `new X()` builds an X, as calling a Python class does
         raw = _PREFIX.sub("", raw)
-    raw = drop_layout(raw)
+    raw = drop_layout(raw, syntax)
     while "(" in raw:  # innermost argument lists first, so nested calls collapse too
         collapsed = _INNERMOST_ARGUMENTS.sub(_HOLE, raw)
         if collapsed == raw:
@@ -54,8 +61,9 @@ def expression(raw: str) -> str | None:
     return raw if _EXPRESSION.fullmatch(raw) else None
 
 
-def drop_layout(raw: str) -> str:
+def drop_layout(raw: str, syntax: str) -> str:
     """`raw` without spaces, line continuations and comments."""
-    if "#" in raw or "/" in raw or "\\" in raw:
-        return _LAYOUT.sub("", raw)
+    layout, starters = _LAYOUT[syntax]
+    if any(starter in raw for starter in starters):
+        return layout.sub("", raw)
     return "".join(raw.split())  # only spaces: the same as the pattern, several times faster

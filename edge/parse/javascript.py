@@ -35,7 +35,7 @@ import tree_sitter_javascript
 import tree_sitter_typescript
 from tree_sitter import Language, Node, Parser, Query, QueryCursor
 
-from edge.parse.expression import expression
+from edge.parse.expression import JAVASCRIPT, expression
 from edge.parse.javascript_facts import PATTERNS as FACT_PATTERNS, Definitions, facts
 from edge.parse.model import Binding, Call, Import, ParsedFile, Symbol
 
@@ -410,7 +410,7 @@ def _calls(callees: list[Node], definitions: list[_Definition]) -> tuple[list[Ca
         elif dotted(text):
             text = text.decode("utf-8", "replace")
         else:  # `a?.b`, `f(x).g`, `a\n  .b`
-            text = expression(text.decode("utf-8", "replace"))
+            text = expression(text.decode("utf-8", "replace"), JAVASCRIPT)
             if text is None:
                 continue
         position = callee.start_byte

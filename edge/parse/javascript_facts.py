@@ -19,7 +19,7 @@ from bisect import bisect_right
 
 from tree_sitter import Node
 
-from edge.parse.expression import expression
+from edge.parse.expression import JAVASCRIPT, expression
 from edge.parse.model import RETURN, Fact
 
 _VALUE = ("[(new_expression) (call_expression) (identifier) (member_expression)"
@@ -93,7 +93,7 @@ def facts(captures: dict[str, list[Node]], definitions: Definitions) -> list[Fac
 
 def _fact(definitions: Definitions, node: Node, target: str, value: Node | None,
           annotation: Node | None) -> Fact:
-    rendered = expression(_text(value)) if value is not None else None
+    rendered = expression(_text(value), JAVASCRIPT) if value is not None else None
     return Fact(definitions.scope(node.start_byte), target, rendered or "", _type(annotation),
                 node.start_point.row + 1)
 
@@ -127,7 +127,7 @@ def _returns(definitions: Definitions, functions: list[Node], returns: list[Node
         while index >= 0 and functions[index].end_byte <= node.start_byte:
             index -= 1  # not nested in it: an earlier function may still hold it
         qualname = owned.get(functions[index].start_byte) if index >= 0 else None
-        value = expression(_text(node.named_child(0))) if qualname else None
+        value = expression(_text(node.named_child(0)), JAVASCRIPT) if qualname else None
         if value:
             found.append(Fact(qualname, RETURN, value, "", node.start_point.row + 1))
     return found

@@ -27,7 +27,8 @@ import tree_sitter_python
 from tree_sitter import Language, Node, Parser, Query, QueryCursor
 
 from edge.parse.model import Binding, Call, Import, ParsedFile, Symbol
-from edge.parse.python_facts import FACT_PATTERNS, expression, facts, signature
+from edge.parse.expression import PYTHON, expression
+from edge.parse.python_facts import FACT_PATTERNS, facts, signature
 
 LANGUAGE = Language(tree_sitter_python.language())
 DOCSTRING_CHARS = 1000
@@ -329,7 +330,7 @@ def _calls(text: _Text, names: list[Node], chains: list[Node], functions: _Funct
                 index = parents[index]
             callee = text_of(position, node.end_byte)
             if not plain:
-                callee = expression(callee)
+                callee = expression(callee, PYTHON)
                 if callee is None:  # a subscript, a literal: no type to follow
                     continue
             if callee in _IMPORTERS:

@@ -16,7 +16,7 @@ import re
 
 from tree_sitter import Node
 
-from edge.parse.expression import expression
+from edge.parse.expression import PYTHON, expression
 from edge.parse.model import PROPERTY, RETURN, Fact
 
 _INSTANCE_PARAMETERS = (b"self", b"cls")
@@ -59,7 +59,7 @@ def facts(text, captures: dict[str, list[Node]], scopes) -> list[Fact]:
                            node.child_by_field_name("value"), None))
     for node in captures.get("fact.with", ()):
         pattern = node.child_by_field_name("value")
-        value = expression(text.decoded(pattern.named_child(0)))
+        value = expression(text.decoded(pattern.named_child(0)), PYTHON)
         if value is not None:  # `with v as x` binds what v.__enter__() returns
             found.append(Fact(scopes.enclosing(node.start_byte), _alias(text, pattern),
                               value + ".__enter__()", "", node.start_point.row + 1))
@@ -109,7 +109,7 @@ def signature(text, node: Node, qualname: str, method: bool, decorators: bytes) 
 
 def _fact(text, scopes, node: Node, target: str, value: Node | None,
           annotation: Node | None) -> Fact:
-    rendered = expression(text.decoded(value)) if value is not None else None
+    rendered = expression(text.decoded(value), PYTHON) if value is not None else None
     return Fact(scopes.enclosing(node.start_byte), target, rendered or "",
                 text.decoded(annotation) if annotation is not None else "",
                 node.start_point.row + 1)
