@@ -38,8 +38,8 @@ from shared.graph.store import DEPENDENCY_KINDS, GraphStoreError, SqliteGraphSto
 from tests.test_graph_store import (
     CHAIN,
     REPO,
+    BigWalk,
     app_graph,
-    big_graph,
     closed_after,
     edge_key,
     fid,
@@ -517,28 +517,17 @@ def test_concurrent_writes_of_one_repository(new_store):
 
 
 def test_a_graph_of_fifty_thousand_edges(store):
-    graph, files, functions = big_graph()
-
+    walk = BigWalk.of(store)
     started = time.perf_counter()
-    snapshot = store.write_snapshot(graph)
-    wrote = time.perf_counter() - started
-    started = time.perf_counter()
-    everything = store.dependencies(snapshot, functions[0].id, depth=None)
-    impact = store.impact(snapshot, [files[0].path])
-    path = store.shortest_path(snapshot, functions[0].id, everything[-1].node.id)
-    queried = time.perf_counter() - started
-    started = time.perf_counter()
-    again = store.write_snapshot(graph)  # the replace deletes 10K nodes and 50K edges
+    again = store.write_snapshot(walk.graph)  # the replace deletes 10K nodes and 50K edges
     rewrote = time.perf_counter() - started
-    print(f"\n{engine_of(store)}: wrote 10K nodes + 50K edges in {wrote:.2f} s; walk of "
-          f"{len(everything)} + impact of {len(impact)} + path in {queried:.2f} s; "
-          f"rewrote in {rewrote:.2f} s")
+    print(walk.said(engine_of(store)) + f"; rewrote in {rewrote:.2f} s")
 
-    assert len(everything) > 5_000
-    assert len(path) == everything[-1].distance + 1
-    assert code_nodes_of(store, snapshot.id) == 0
-    assert code_nodes_of(store, again.id) == len(graph.nodes)
-    assert wrote < 30 and queried < 15 and rewrote < 45
+    assert len(walk.everything) > 5_000
+    assert len(walk.path) == walk.everything[-1].distance + 1
+    assert code_nodes_of(store, walk.snapshot.id) == 0
+    assert code_nodes_of(store, again.id) == len(walk.graph.nodes)
+    assert walk.wrote < 30 and walk.queried < 15 and rewrote < 45
 
 
 # --- migrations ------------------------------------------------------------------------------
