@@ -80,16 +80,25 @@ def stop_on_signals(worker: Worker) -> None:
 
 
 def close_worker(worker: Worker) -> None:
-    """After the loop ends: the queue and stores closed, no workspace left behind."""
+    """After the loop ends: the queue and stores closed, no workspace left behind.
+
+    A job given back whose pipeline is still inside a long call (a Node2Vec epoch, a
+    text batch) would have its stores closed under it, and an interpreter exiting
+    around native threads still at work aborts (SIGABRT). The job is back in the queue
+    and fenced, so the process ends here at once, its logs flushed."""
     from edge.fetch import remove_abandoned_workspaces
 
     worker.queue.close()
+    stuck = worker.pipeline_running
     close = getattr(worker.pipeline, "close", None)
-    if close is not None:
+    if close is not None and not stuck:
         close()
     abandoned = remove_abandoned_workspaces()
     if abandoned:
         log.info("removed %d workspace(s) of a job given back", len(abandoned))
+    if stuck:
+        logging.shutdown()
+        os._exit(0)
 
 
 def analyze_command(args, settings: Settings) -> int:

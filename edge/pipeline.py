@@ -17,7 +17,7 @@ from edge.embed.stages import Structure, Text, embed_structure, embed_text, uplo
 from edge.fetch import fetch, job_workspace
 from edge.parse.cache import ParseCache
 from edge.graph import stats
-from edge.worker import Cancelled, RetryLater
+from edge.worker import Cancelled, Dropped, RetryLater
 from shared.graph.cypher_store import CypherGraphStore
 from shared.graph.mirror import forget, open_mirror
 from shared.graph.store import (
@@ -38,8 +38,10 @@ log = logging.getLogger("edge.pipeline")
 # Where each stage starts and ends on the job's 0-100 progress bar.
 STAGES = {"fetch": (0, 10), "parse": (10, 35), "resolve": (35, 40), "graph": (40, 45),
           "store": (45, 50), "node2vec": (50, 65), "text": (65, 92), "upload": (92, 100)}
-SKIPPED_LISTED = 100
-UNOPENED = object()  # the mirror before its first use (None: there is none)  # the job record lists this many skipped files, and counts all
+SKIPPED_LISTED = 100  # the job record lists this many skipped files, and counts all
+UNOPENED = object()  # the mirror before its first use (None: there is none)
+# Why a forced job reuses nothing of the last ingest (the job's summary says it).
+FORCED = "a full rebuild was asked for"
 
 
 class IngestPipeline:
@@ -90,15 +92,14 @@ class IngestPipeline:
             return self._encoder
 
     def __call__(self, job: Job, report) -> JobResult:
-        forced: list[bool] = []  # whether this run took a forced rebuild's request
         try:
-            return self._run(job, report, forced)
-        except FencedOut:
-            self._clean_up_removed(job)  # a newer job's state, or a deleted repository
+            return self._run(job, report)
+        except FencedOut as exc:  # a newer job's state, or a deleted repository
+            if self._clean_up_removed(job):
+                raise Dropped(f"{split_index_key(job.repo_url)[0]} was deleted or archived "
+                              "while this job ran") from exc
             raise
         except BaseException as exc:
-            if any(forced):  # the rebuild was not done: the next job of the index does it
-                self._ask_force_again(job.repo_url)
             if isinstance(exc, (GraphStoreUnavailable, VectorStoreUnavailable)):
                 raise RetryLater(str(exc)) from exc
             if isinstance(exc, Cancelled):
@@ -123,31 +124,35 @@ class IngestPipeline:
         except GraphStoreError as exc:
             log.warning("registry not updated for %s (%s): %s", key, state, exc)
 
-    def _ask_force_again(self, key: str) -> None:
-        try:
-            self.store.request_sync(split_index_key(key)[0], force=True, key=key)
-        except GraphStoreError as exc:
-            log.warning("the forced rebuild of %s is lost: %s", key, exc)
+    def _remote_seen(self, key: str) -> str:
+        """Where the registry last had the remote head of the index `key` ("" unknown)."""
+        url, branch = split_index_key(key)
+        record = self.store.repo_record(url)
+        state = record.indexed(branch) if record is not None else None
+        return state.remote_commit if state is not None else ""
 
-    def _clean_up_removed(self, job: Job) -> None:
-        """Fenced out because the repository was deleted or archived while this job ran:
-        the vectors it uploaded meanwhile go too (a newer job's are left alone)."""
+    def _clean_up_removed(self, job: Job) -> bool:
+        """Fenced out because the repository was deleted or archived while this job ran
+        (True): the vectors it uploaded meanwhile go too (a newer job's are left alone)."""
         url = split_index_key(job.repo_url)[0]
         try:
             record = self.store.repo_record(url)
             if record is None or record.state is RepoState.ARCHIVED:
                 self.vectors.delete_repo(job.repo_url)
                 forget(self.mirror, [job.repo_url])
+                return True
         except (GraphStoreError, VectorStoreUnavailable) as exc:
             log.warning("vectors of the removed %s not cleaned up: %s", job.repo_url, exc)
+        return False
 
-    def _run(self, job: Job, report, forced: list[bool]) -> JobResult:
+    def _run(self, job: Job, report) -> JobResult:
         def progress(stage: str, fraction: float) -> None:
             low, high = STAGES[stage.split(" ", 1)[0]]
             report(stage, low + (high - low) * fraction)
 
         progress("fetch", 0.0)
         fence = job.fence or fence_now()  # a job not from a queue writes as the newest
+        seen = self._remote_seen(job.repo_url)  # before the fetch: it sees at least this
         with job_workspace() as workdir:
             url, branch = split_index_key(job.repo_url)
             checkout = fetch(url, workdir / "repo", self.settings, branch=branch)
@@ -155,9 +160,10 @@ class IngestPipeline:
             self.store.take(job.repo_url, fence)
             log.info("job %s: cloned %s at %s", job.id, job.repo_url, checkout.commit)
             self._record(job.repo_url, RepoState.INDEXING, default_branch=checkout.branch)
-            force = self._forced(job)
-            forced.append(bool(force))
-            cache = (ParseCache.empty(self.settings.data_dir, job.repo_url, force) if force
+            # Asked for until this job is done: a job that fails, dies or is given back
+            # leaves it to the next one.
+            force = self.store.forced(job.repo_url)
+            cache = (ParseCache.empty(self.settings.data_dir, job.repo_url, FORCED) if force
                      else ParseCache.open(self.settings.data_dir, job.repo_url))
             analysis = analyze(checkout.path, job.repo_url, commit=checkout.commit,
                                skip_dirs=self.settings.skip_dirs,
@@ -179,11 +185,13 @@ class IngestPipeline:
         if mirrored is not None:  # ready in Neo4j before SQL says so (shared.graph.mirror)
             self.mirror.mark_ready(mirrored)
         self.store.mark_ready(snapshot, fence=fence)
+        if force:
+            self.store.rebuilt(job.repo_url, force)
         cache.save(job.repo_url)
         summary = {**summarize(analysis), "embeddings": describe(structure, text),
                    "sync": describe_sync(cache, analysis, structure, text)}
         self._record(job.repo_url, RepoState.READY, branch=checkout.branch,
-                     commit=checkout.commit, snapshot_id=snapshot.id,
+                     commit=checkout.commit, snapshot_id=snapshot.id, remote_seen=seen,
                      default_branch=checkout.branch,
                      size={"files": len(analysis.files), "loc": analysis.graph.loc,
                            "nodes": summary["nodes"], "edges": summary["edges"],
@@ -202,11 +210,6 @@ class IngestPipeline:
                 self.meter(account_id, chunks)
         except Exception as exc:
             log.warning("chunks embedded for %s not metered: %s", key, exc)
-
-    def _forced(self, job: Job) -> str:
-        """Why this job rebuilds from nothing ("" when it may reuse the last ingest's
-        parse results and vectors)."""
-        return "a full rebuild was asked for" if self.store.take_force(job.repo_url) else ""
 
     def close(self) -> None:
         for resource in (self._store, self._vectors, self._mirror):

@@ -100,7 +100,12 @@ class Chores:
         except (FetchError, UnsafeTarget) as exc:
             log.warning("periodic sync of %s %s: %s", repo.url, branch or "HEAD", exc)
             return False
-        if head is None or (indexed is not None and indexed.commit == head):
+        if head is None:
+            return False
+        if indexed is not None and indexed.commit == head:
+            if indexed.remote_commit not in ("", head):  # an older head a push once told
+                self._store().set_repo_state(repo.url, None, remote_commit=head,
+                                             branch=branch or repo.default_branch)
             return False
         key = repo.index_key(branch)
         default = key == repo.url  # the repository's state follows its default branch

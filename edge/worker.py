@@ -36,6 +36,11 @@ class RetryLater(Exception):
     counted (dead-lettered after the last), instead of ending it as failed."""
 
 
+class Dropped(Exception):
+    """The job's repository was deleted or archived while it ran, as its owner asked:
+    the job ends skipped with this reason, and the worker is not in error."""
+
+
 class Report(Protocol):
     def __call__(self, stage: str, progress: float) -> None: ...
 
@@ -74,6 +79,10 @@ class _Run:
         self._thread.join(timeout)
         return not self._thread.is_alive()
 
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
 
 class Worker:
     def __init__(self, queue: JobQueue, pipeline: Pipeline, *, worker_id: str,
@@ -94,6 +103,7 @@ class Worker:
                                    heartbeat_seconds=self.poll_seconds)
         self._stop = threading.Event()
         self._stop_deadline = float("inf")
+        self._current: _Run | None = None  # the last job's run, maybe given back unfinished
 
     # --- control -----------------------------------------------------------------------
     def stop(self, grace: float | None = None) -> None:
@@ -107,6 +117,13 @@ class Worker:
     @property
     def stopping(self) -> bool:
         return self._stop.is_set()
+
+    @property
+    def pipeline_running(self) -> bool:
+        """A pipeline is still on its thread: after `run` returns, a job given back whose
+        pipeline is inside a call too long to wait for (edge.__main__ then ends the
+        process at once rather than close the stores under it)."""
+        return self._current is not None and self._current.alive
 
     def run(self) -> None:
         log.info("worker %s started on %s (queue: %s)", self.status.worker_id,
@@ -124,6 +141,7 @@ class Worker:
                 log.warning("queue unreachable (%s); retrying in %.1f s", exc, delay)
                 self._stop.wait(delay)
         self._report_offline()
+        self._let_pipeline_stop()
 
     def _idle(self) -> None:
         if self.on_idle is None or self._stop.is_set():
@@ -150,7 +168,7 @@ class Worker:
                               error="", job_id=job.id, stage="", progress=0.0,
                               heartbeat_seconds=self.heartbeat_seconds)
         self._beat(job)  # the page shows the job as running from its first second
-        run = _Run(job, self.pipeline)
+        run = self._current = _Run(job, self.pipeline)
         run.start()
         while not run.join(self.heartbeat_seconds):
             if self._stop.is_set() and time.monotonic() > self._stop_deadline:
@@ -167,10 +185,23 @@ class Worker:
             self._finish(job, JobState.COMPLETE, result=run.result or JobResult())
         elif isinstance(run.error, RetryLater):
             self._leave_to_lease(job, run.error)
+        elif isinstance(run.error, Dropped):
+            log.info("job %s skipped: %s", job.id, run.error)
+            self._finish(job, JobState.SKIPPED, reason=_one_line(run.error))
         else:
             message = _one_line(run.error)
             log.error("job %s failed: %s", job.id, message, exc_info=run.error)
             self._finish(job, JobState.FAILED, error=message)
+
+    def _let_pipeline_stop(self) -> None:
+        """A job given back stops at its pipeline's next progress report (its own clean-up
+        runs then); wait for that within what is left of the stop's budget, so that the
+        process does not end under it."""
+        run = self._current
+        if run is None or run.join(max(0.0, self._shutdown_left())):
+            return
+        log.warning("job %s: its pipeline is still in a long call (%s); the process ends "
+                    "without it", run.job.id, run.job.stage or "starting")
 
     def _wait_for(self, run: _Run) -> None:
         """A pipeline whose lease is lost stops at its next progress report; no other

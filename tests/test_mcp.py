@@ -179,7 +179,7 @@ def test_ingest_and_sync_go_through_the_same_queue_and_registry_as_the_api(serve
             by_id = structured(await client.call_tool("sync_repository", {
                 "repo": str(listed["id"]), "force": True}))
             forced = store.repo_record(shop.url).force_next
-            store.take_force(shop.url)
+            store.rebuilt(shop.url, store.forced(shop.url))
             by_url = structured(await client.call_tool("sync_repository", {"repo": shop.url}))
             unknown = await client.call_tool("sync_repository", {"repo": "github.com/a/b"})
             return ingest, listed, by_id, forced, by_url, unknown

@@ -72,12 +72,41 @@ def test_the_worker_s_transitions_and_branch_state(store):
     assert store.repo_record(REPO).branch_states == {}
 
 
-def test_a_forced_sync_is_taken_once(store):
+def test_a_forced_sync_stays_asked_for_until_a_job_has_done_it(store):
     store.register(REPO)
-    assert not store.take_force(REPO)
+    assert store.forced(REPO) == 0
     store.request_sync(REPO, force=True)
-    store.request_sync(REPO, force=True)  # two requests, one rebuild
-    assert store.take_force(REPO) and not store.take_force(REPO)
+    store.request_sync(REPO, force=True)  # two requests before a job: one rebuild
+    token = store.forced(REPO)
+    assert token and store.forced(REPO) == token  # a job that dies leaves it to the next
+    store.rebuilt(REPO, token)
+    assert store.forced(REPO) == 0 and not store.repo_record(REPO).force_next
+    store.request_sync(REPO, force=True)
+    seen = store.forced(REPO)
+    store.request_sync(REPO, force=True)  # asked for again while that job ran
+    store.rebuilt(REPO, seen)
+    assert store.forced(REPO) > seen  # the later request is still there
+
+
+def test_indexing_a_commit_clears_an_older_remote_head_but_not_a_newer_one(store):
+    """A push (or a periodic check) recorded where the remote was; a job that fetched
+    after that saw at least as far, so the index is not stale once it is at its commit,
+    unless another push told of a newer head while the job ran."""
+    store.register(REPO)
+    store.set_repo_state(REPO, RepoState.READY, branch="main", commit="a" * 40,
+                         default_branch="main")
+    store.request_sync(REPO, branch="main", remote_commit="b" * 40)
+    seen = store.repo_record(REPO).indexed().remote_commit
+    store.set_repo_state(REPO, RepoState.READY, branch="main", commit="c" * 40,
+                         remote_seen=seen)  # a manual sync went past b
+    record = store.repo_record(REPO)
+    assert not record.stale and record.indexed().remote_commit == "c" * 40
+    seen = record.indexed().remote_commit
+    store.request_sync(REPO, branch="main", remote_commit="d" * 40)  # pushed mid-job
+    store.set_repo_state(REPO, RepoState.READY, branch="main", commit="e" * 40,
+                         remote_seen=seen)
+    record = store.repo_record(REPO)
+    assert record.stale and record.indexed().remote_commit == "d" * 40
 
 
 def test_deliveries_are_recorded_once_even_at_once(open_store):

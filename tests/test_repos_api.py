@@ -123,7 +123,7 @@ def test_sync_merges_into_the_queued_job_and_force_reaches_the_registry(world):
     second = client.post(f"/api/v1/repos/{repo_id}/sync", headers=AUTH)
     assert first.status_code == second.status_code == 202
     assert first.json()["duplicate"] and second.json()["job_id"] == first.json()["job_id"]
-    assert queue.pending_count() == 1 and store.take_force(URL)
+    assert queue.pending_count() == 1 and store.forced(URL)
     assert client.post(f"/api/v1/repos/{repo_id}/sync", json={"force": "yes"},
                        headers=AUTH).status_code == 400
     assert client.post("/api/v1/repos/42/sync", headers=AUTH).status_code == 404
@@ -337,7 +337,7 @@ def test_syncing_a_branch_and_untracking_it(world):
                                                                 "force": True}, headers=AUTH)
     assert answer.status_code == 202 and answer.json()["branch"] == "develop"
     assert queue.claim(WorkerStatus("w2")).repo_url == URL + "#develop"
-    assert store.take_force(URL + "#develop") and not store.take_force(URL)
+    assert store.forced(URL + "#develop") and not store.forced(URL)
     assert client.post(f"/api/v1/repos/{repo_id}/sync", json={"branch": "gone"},
                        headers=AUTH).status_code == 400
     key = URL + "#develop"

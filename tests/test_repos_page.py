@@ -253,7 +253,7 @@ def test_sync_queues_a_job_and_the_row_says_queued(page: Page, world: World):
     body = answer.json()
     assert body["force"] is False and not body["duplicate"]
     assert world.queue.pending_count() == 1
-    assert world.store.take_force(READY) is False
+    assert world.store.forced(READY) == 0
 
     note = line.locator('[data-field="sync-note"]')
     expect(note).to_have_text(f"Sync queued as job {body['job_id'][:8]}, position 1 of 1")
@@ -325,7 +325,7 @@ def test_rebuild_asks_first_then_sends_force(page: Page, world: World):
     assert answer.json()["force"] is True
     assert len(sent) == 1
     assert world.queue.pending_count() == 1
-    assert world.store.take_force(READY) is True
+    assert world.store.forced(READY) > 0
     expect(line.locator('[data-field="sync-note"]')).to_contain_text("Rebuild queued as job")
     expect(rebuild).to_have_text("Rebuild")
     expect(line.locator('.badge[data-field="state"]')).to_have_text("queued", timeout=WAIT_MS)

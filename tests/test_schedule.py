@@ -85,6 +85,22 @@ def test_a_moved_head_queues_one_sync_and_an_unmoved_one_nothing(world):
     assert queue.pending_count() == 1 and chores.queue_commands == 1
 
 
+def test_a_head_a_push_told_of_and_the_index_has_passed_stops_being_stale(world):
+    """The registry had the remote at b (a push); the index went on to c by another
+    sync. The next check finds the remote where the index is: not stale, nothing queued."""
+    repo, url, clock, store, queue, _, chores = world
+    pushed = _commit(repo, "b.py")
+    store.request_sync(url, branch="main", remote_commit=pushed)
+    head = _commit(repo, "c.py")
+    store.set_repo_state(url, RepoState.READY, branch="main", commit=head)
+    assert store.repo_record(url).stale
+    clock.now += 601
+    chores()
+    record = store.repo_record(url)
+    assert not record.stale and record.indexed().remote_commit == head
+    assert queue.pending_count() == 0
+
+
 def test_repositories_without_an_interval_are_never_asked(world):
     repo, url, clock, store, queue, _, chores = world
     store.update_repo(url, sync_interval=0)

@@ -314,14 +314,39 @@ def test_a_forced_rebuild_is_not_lost_when_its_job_fails(tmp_path, repo, encoder
     pipeline = IngestPipeline(_settings(data), encoder=encoder)
     try:
         rebuilt = _ingest(pipeline, repo).summary["sync"]
+        assert pipeline.store.forced(repo.as_uri()) == 0  # done: the next sync reuses
     finally:
         pipeline.close()
     assert rebuilt["mode"] == "full" and rebuilt["reason"] == "a full rebuild was asked for"
 
 
+def test_a_sync_past_the_head_a_push_told_of_is_not_stale(tmp_path, repo, encoder):
+    """A push recorded head B; a manual sync later fetched C, past it: the index is at
+    the remote's head, not behind it."""
+    url = repo.as_uri()
+    pipeline = IngestPipeline(_settings(tmp_path / "a"), encoder=encoder)
+    try:
+        _ingest(pipeline, repo)
+        branch = pipeline.store.repo_record(url).default_branch
+        (repo / "pkg" / "later.py").write_text("def later():\n    return 1\n")
+        _commit(repo)
+        pushed = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True,
+                                text=True, check=True).stdout.strip()
+        pipeline.store.request_sync(url, branch=branch, remote_commit=pushed)
+        assert pipeline.store.repo_record(url).stale
+        (repo / "pkg" / "later.py").write_text("def later():\n    return 2\n")
+        _commit(repo)
+        _ingest(pipeline, repo)
+        record = pipeline.store.repo_record(url)
+        assert not record.stale and record.indexed().remote_commit == record.indexed().commit
+    finally:
+        pipeline.close()
+
+
 def test_a_repository_deleted_while_its_job_runs_stays_deleted(tmp_path, repo, encoder):
     """DELETE /api/v1/repos/{id} (as cloud/repos.py does it) while the job embeds: the
     job's later writes are fenced out and what it uploaded meanwhile goes too."""
+    from edge.worker import Dropped
     from shared.graph.store import FencedOut
     from shared.jobs import fence_now
 
@@ -338,8 +363,9 @@ def test_a_repository_deleted_while_its_job_runs_stays_deleted(tmp_path, repo, e
     job = Job(id=new_job_id(), repo_url=url, submitted_at=time.time(), ttl=60,
               fence=fence_now())
     try:
-        with pytest.raises(FencedOut):
+        with pytest.raises(Dropped) as raised:  # the worker ends the job skipped
             pipeline(job, report)
+        assert isinstance(raised.value.__cause__, FencedOut)
         assert pipeline.store.repo_record(url) is None and pipeline.store.snapshots(url) == []
         assert len(pipeline.vectors.collections()) == 2  # it did upload, then lost them
         for collection in pipeline.vectors.collections():

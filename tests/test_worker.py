@@ -101,7 +101,10 @@ def test_sigterm_lets_the_job_finish_then_reports_offline(redis_url, redis_queue
 
 def test_sigterm_past_the_grace_period_requeues_the_job(redis_url, redis_queue, tmp_path,
                                                         processes):
-    worker = start_worker(redis_url, "hasty", tmp_path, JOB_SECONDS=60, STOP_GRACE=1)
+    """The job goes back to the queue, and the process waits (within the stop's budget)
+    for the pipeline to reach its next progress report and clean up, not ending under it:
+    a pipeline in native code then (torch) would take the interpreter down (SIGABRT)."""
+    worker = start_worker(redis_url, "hasty", tmp_path, JOB_SECONDS=40, STOP_GRACE=1)
     processes.append(worker)
     job_id = redis_queue.enqueue("https://github.com/o/r").job.id
     wait_for(lambda: list(tmp_path.glob(f"{job_id}.hasty.started")), 20, "job to start")
@@ -111,6 +114,27 @@ def test_sigterm_past_the_grace_period_requeues_the_job(redis_url, redis_queue, 
     assert job.state is JobState.QUEUED and job.attempts == 0
     assert redis_queue.pending_count() == 1
     assert redis_queue.workers()[0].status == "Offline"
+    assert (tmp_path / f"{job_id}.hasty.cancelled").exists()  # 2 s between its reports
+
+
+def test_a_pipeline_stuck_past_the_stop_budget_ends_the_process_cleanly(
+        redis_url, redis_queue, tmp_path, processes):
+    """A pipeline inside a call longer than the stop's budget: the job is given back, the
+    stores are left open under it and the process ends at once with status 0."""
+    from edge.worker import SHUTDOWN_SECONDS
+
+    worker = start_worker(redis_url, "stuck", tmp_path, JOB_SECONDS=600, STOP_GRACE=1)
+    processes.append(worker)
+    job_id = redis_queue.enqueue("https://github.com/o/r").job.id
+    wait_for(lambda: list(tmp_path.glob(f"{job_id}.stuck.started")), 20, "job to start")
+    started = time.monotonic()
+    worker.send_signal(signal.SIGTERM)
+    assert worker.wait(30) == 0
+    assert time.monotonic() - started <= 1 + SHUTDOWN_SECONDS + 2
+    assert redis_queue.get_job(job_id).state is JobState.QUEUED
+    output = worker.stdout.read().decode()
+    assert "still in a long call (graph)" in output, output[-2000:]
+    assert not (tmp_path / f"{job_id}.stuck.cancelled").exists()
 
 
 def test_the_longest_stop_fits_the_service_stop_timeout(tmp_path, processes):
@@ -141,6 +165,27 @@ def test_the_longest_stop_fits_the_service_stop_timeout(tmp_path, processes):
         queue.close()
         server.stop()
     assert 75 >= 60 + bound - 1  # the unit's TimeoutStopSec against its 60 s grace
+
+
+def test_a_job_whose_repository_was_deleted_ends_skipped_not_failed(tmp_path):
+    """DELETE of a repository while its job runs: the job is skipped with the reason,
+    and the worker is Idle, not in error (its owner asked for it)."""
+    from edge.worker import Dropped
+
+    queue = SqliteQueue(tmp_path / "q.sqlite3")
+
+    def pipeline(job, report):
+        raise Dropped(f"{job.repo_url} was deleted or archived while this job ran")
+
+    worker = Worker(queue, pipeline, worker_id="w", heartbeat_seconds=0.05)
+    job = queue.enqueue("https://github.com/o/gone").job
+    try:
+        assert worker.run_once()
+        done = queue.get_job(job.id)
+        assert done.state is JobState.SKIPPED and "was deleted" in done.reason
+        assert worker.status.state is WorkerState.IDLE and worker.status.error == ""
+    finally:
+        queue.close()
 
 
 def test_after_a_lost_lease_no_job_starts_until_the_old_pipeline_has_stopped(tmp_path):

@@ -2,7 +2,8 @@
 
 It is the product's worker (settings from the environment, signal handling,
 queue) with a slow pipeline that leaves a marker file when a job starts, so a
-test can kill it mid-job. Extra environment: MARKER_DIR, JOB_SECONDS, STOP_GRACE.
+test can kill it mid-job (and one when a job given back stops). Extra environment:
+MARKER_DIR, JOB_SECONDS, STOP_GRACE.
 """
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import time
 from pathlib import Path
 
 from edge.__main__ import build_worker, serve
+from edge.worker import Cancelled
 from shared.jobs import JobResult
 from shared.settings import Settings
 
@@ -22,9 +24,13 @@ def slow_pipeline(job, report) -> JobResult:
     worker_id = os.environ.get("WORKER_ID", "worker")
     (marker_dir / f"{job.id}.{worker_id}.started").touch()
     steps = 20
-    for step in range(steps):
-        report("graph", 100.0 * step / steps)
-        time.sleep(seconds / steps)
+    try:
+        for step in range(steps):
+            report("graph", 100.0 * step / steps)
+            time.sleep(seconds / steps)
+    except Cancelled:  # given back: what a pipeline's own clean-up would do
+        (marker_dir / f"{job.id}.{worker_id}.cancelled").touch()
+        raise
     (marker_dir / f"{job.id}.{worker_id}.done").touch()
     return JobResult(files_processed=7, embeddings_generated=7)
 

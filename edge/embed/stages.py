@@ -185,4 +185,5 @@ def upload(vectors: VectorStore, graph: Graph, ingest: str, structure: Structure
                                     text.model,
                                     on_batch=moved(0 if structure.kept else len(structure.paths)),
                                     fence=fence, runtime=text.runtime, kept=text.kept)
+    progress("upload", 1.0)  # also when everything was kept and no batch reported
     return written

@@ -186,9 +186,13 @@ class RegistryMixin:
     def set_repo_state(self, url: str, state: RepoState | None, reason: str = "", *,
                        branch: str | None = None, commit: str | None = None,
                        snapshot_id: int | None = None, remote_commit: str | None = None,
-                       size: dict | None = None, default_branch: str | None = None) -> None:
+                       remote_seen: str | None = None, size: dict | None = None,
+                       default_branch: str | None = None) -> None:
         """The worker's and the scheduler's transitions; with `commit`, `branch` was
         indexed at it now (READY), with `remote_commit` its remote was seen there.
+        `remote_seen` (with `commit`): where the registry had the remote before the job
+        fetched; the job's fetch saw at least that far, so unless a push or a check has
+        told of another head since, the remote is now known to be at `commit`.
         `state` None leaves the repository's state and reason as they are (a branch
         other than the default one): `reason` is then the branch's (its job failed), and
         indexing it (`commit`) clears it."""
@@ -222,6 +226,11 @@ class RegistryMixin:
                         "UPDATE branches SET commit_sha = ?, snapshot_id = ?, synced_at = ?,"
                         " reason = '' WHERE repo_id = ? AND name = ?",
                         (commit, snapshot_id, now, repo_id, branch))
+                    if remote_seen is not None:
+                        writer.execute(
+                            "UPDATE branches SET remote_commit = ? WHERE repo_id = ?"
+                            " AND name = ? AND remote_commit = ?",
+                            (commit, repo_id, branch, remote_seen))
                 if branch_reason is not None:
                     writer.execute("UPDATE branches SET reason = ? WHERE repo_id = ? AND name = ?",
                                    (branch_reason, repo_id, branch))
@@ -240,8 +249,9 @@ class RegistryMixin:
         def work(writer) -> None:
             if force:
                 writer.execute(
-                    "INSERT INTO repositories (url, created_at, force_next) VALUES (?, ?, ?)"
-                    " ON CONFLICT (url) DO UPDATE SET force_next = excluded.force_next",
+                    "INSERT INTO repositories (url, created_at, force_next, force_asked)"
+                    " VALUES (?, ?, ?, 1) ON CONFLICT (url) DO UPDATE SET force_next ="
+                    " excluded.force_next, force_asked = repositories.force_asked + 1",
                     (key or url, self.clock(), True))
             if push_at is not None:
                 writer.execute("UPDATE repositories SET last_push_at = ? WHERE url = ?",
@@ -256,15 +266,20 @@ class RegistryMixin:
                         (rows[0][0], branch, remote_commit))
         self._write(work)
 
-    def take_force(self, key: str) -> bool:
-        """Whether a forced rebuild of the index `key` was asked for, clearing the
-        request (one job takes it; `request_sync(force=True)` gives it back)."""
-        def work(writer) -> bool:
-            rows = writer.execute(
-                "UPDATE repositories SET force_next = ? WHERE url = ? AND force_next = ?"
-                " RETURNING id", (False, key, True))
-            return bool(rows)
-        return self._write(work)
+    def forced(self, key: str) -> int:
+        """The forced rebuild of the index `key` asked for and not done yet, as a token
+        for `rebuilt` (0: none). A job that dies or is given back before it is done
+        leaves the request for the job that runs next."""
+        rows = self._query("SELECT force_asked FROM repositories WHERE url = ? AND force_next",
+                           (key,))
+        return int(rows[0][0]) if rows else 0
+
+    def rebuilt(self, key: str, token: int) -> None:
+        """The forced rebuild that `forced` gave `token` for is done; a request made
+        since stays asked for."""
+        self._write(lambda writer: writer.execute(
+            "UPDATE repositories SET force_next = ? WHERE url = ? AND force_asked = ?",
+            (False, key, token)))
 
     def drop_branch(self, url: str, branch: str, fence: int | None = None) -> str | None:
         """The remote deleted `branch`: forget its indexed state, and its index unless

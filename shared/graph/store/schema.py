@@ -224,6 +224,12 @@ MIGRATIONS: tuple[Migration, ...] = (
         "ALTER TABLE stripe_events ADD COLUMN applied_at {float} NOT NULL DEFAULT 0",
         "UPDATE stripe_events SET applied_at = received_at",
     )),
+    Migration(9, "a forced rebuild asked for until one is done", (
+        # Counts the requests, so that a job clears only the one it saw: a request made
+        # while it ran is left for the next job.
+        "ALTER TABLE repositories ADD COLUMN force_asked {bigint} NOT NULL DEFAULT 0",
+        "UPDATE repositories SET force_asked = 1 WHERE force_next",
+    )),
 )
 
 NODE_COLUMNS = ("snapshot_id", "id", "kind", "path", "name", "qualname", "start_line",
