@@ -60,7 +60,7 @@ def split_index_key(key: str) -> tuple[str, str | None]:
 
 def normalize_repo_url(raw: str, *, allow_local: bool = False) -> str:
     """Return the canonical form of raw, or raise InvalidRepoUrl saying why."""
-    _check_characters(raw)
+    _check_characters(raw, spaces=_is_local_path(raw))
     head = raw.split("/", 1)[0]  # "scheme:" or a bare host; never part of the path
     if "@" in head:
         if ":" in head.split("@", 1)[1]:
@@ -101,14 +101,22 @@ def is_public_address(address: str) -> bool:
     return _address_problem(ip) is None
 
 
-def _check_characters(raw: str) -> None:
+def _is_local_path(raw: object) -> bool:
+    return isinstance(raw, str) and (raw.startswith("/") or raw[:8].lower() == "file:///")
+
+
+def _check_characters(raw: str, spaces: bool = False) -> None:
+    """`spaces`: a local path may hold plain spaces (a folder such as "My Projects"), inside
+    it, never at its end; git gets it as one argument. Other whitespace is refused."""
     if not isinstance(raw, str):
         raise InvalidRepoUrl("repository URL must be a string")
     if len(raw) > MAX_LENGTH:  # before scanning, so a huge body costs nothing
         raise InvalidRepoUrl(f"repository URL is longer than {MAX_LENGTH} characters")
+    visible = raw.replace(" ", "") if spaces and not raw.endswith(" ") else raw
     problems = [
         (not raw, "repository URL is empty"),
-        (not all(_is_visible(c) for c in raw), "repository URL contains whitespace or a control character"),
+        (not all(_is_visible(c) for c in visible),
+         "repository URL contains whitespace or a control character"),
         ("\\" in raw, "backslashes are not allowed in repository URLs"),
         ("?" in raw or "#" in raw, "query strings and fragments are not allowed in repository URLs"),
         (raw.startswith("-"), "repository URL must not start with '-'"),  # git would read an option

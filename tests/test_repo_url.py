@@ -50,6 +50,7 @@ LOCAL_ACCEPTED = [
     ("/srv/repos/x/", "file:///srv/repos/x"),
     ("/srv/repos/x.git", "file:///srv/repos/x.git"),  # a bare repo dir keeps its name
     ("file:///srv/repos/x", "file:///srv/repos/x"),
+    ("/home/me/My Projects/x", "file:///home/me/My Projects/x"),  # a space, inside
     ("FILE:///srv/repos/x/", "file:///srv/repos/x"),
 ]
 
@@ -84,6 +85,9 @@ def test_local_paths_rejected_by_default(raw: str) -> None:
         "file:///srv/../x",
         "http://127.0.0.1/x",
         "https://localhost/x",
+        "/srv/x ",  # a space at the end
+        "/srv/a\tb",  # whitespace other than a space
+        "https://github.com/o/r x",  # spaces are for local paths only
     ],
 )
 def test_local_mode_still_rejects(raw: str) -> None:
