@@ -1,6 +1,6 @@
 // Reference call sites of a TypeScript project, resolved by the TypeScript type checker.
 //
-//   node bench/ts_calls.mjs ROOT --src src [--src lib ...] [--tsconfig tsconfig.json] > sites.json
+//   node bench/ts_calls.mjs ROOT --src src [--src lib ...] [--tsconfig tsconfig.json] [--js] > sites.json
 //
 // bench/ts_calls.py runs this and compares the result with `python -m edge analyze --graph`.
 //
@@ -8,12 +8,15 @@
 // - A Program is built from the corpus's tsconfig compiler options (when given) over the
 //   .ts/.tsx/.mts/.cts files under the --src folders; without a tsconfig, strict ESNext
 //   options with bundler resolution. `types: []` keeps whatever @types happen to be
-//   installed around the corpus out of the picture.
+//   installed around the corpus out of the picture. With --js the .js/.cjs/.mjs files are
+//   the sources (allowJs: the checker reads CommonJS `require` and `module.exports`, and
+//   types from JSDoc).
 // - Every file under --src (not .d.ts) is walked once, keeping a stack of the declarations
 //   that are nodes of our graph, with the conventions of edge/parse/javascript.py:
 //   classes (declarations, `const A = class {}`, default-exported), interfaces, enums,
 //   named function declarations, functions/arrows assigned to a variable, to `exports.x`
-//   or default-exported, class methods/constructors/accessors, and class fields whose
+//   or default-exported, classes and functions assigned to `module.exports` (their own
+//   name, else "default") or to `exports.x` / `module.exports.x` (named x), class methods/constructors/accessors, and class fields whose
 //   value is a function/arrow. Names nest by containment and join with dots; an
 //   anonymous default export is "default". Namespaces, object-literal members and
 //   anonymous functions are not nodes: calls inside them belong to the enclosing node.
@@ -52,13 +55,15 @@ const require = createRequire(import.meta.url);
 const ts = require("typescript"); // bench/node_modules/typescript (bench/setup_tools.sh)
 
 const TS_SUFFIX = /\.(ts|tsx|mts|cts)$/;
+const JS_SUFFIX = /\.(js|cjs|mjs)$/;
 const DTS_SUFFIX = /\.d\.(ts|mts|cts)$|\.d\.[^/]*\.ts$/;
 
 function parseArgs(argv) {
-  const args = { root: null, src: [], tsconfig: null };
+  const args = { root: null, src: [], tsconfig: null, js: false };
   for (let i = 0; i < argv.length; i++) {
     if (argv[i] === "--src") args.src.push(argv[++i]);
     else if (argv[i] === "--tsconfig") args.tsconfig = argv[++i];
+    else if (argv[i] === "--js") args.js = true;
     else args.root = argv[i];
   }
   if (!args.root || args.src.length === 0) {
@@ -69,11 +74,11 @@ function parseArgs(argv) {
   return args;
 }
 
-function walkFiles(dir, found = []) {
+function walkFiles(dir, suffix, found = []) {
   for (const entry of fs.readdirSync(dir, { withFileTypes: true })) {
     const full = path.join(dir, entry.name);
-    if (entry.isDirectory() && entry.name !== "node_modules") walkFiles(full, found);
-    else if (entry.isFile() && TS_SUFFIX.test(entry.name)) found.push(full);
+    if (entry.isDirectory() && entry.name !== "node_modules") walkFiles(full, suffix, found);
+    else if (entry.isFile() && suffix.test(entry.name)) found.push(full);
   }
   return found;
 }
@@ -98,9 +103,11 @@ function compilerOptions(args) {
 
 function buildProgram(args) {
   const srcDirs = args.src.map((d) => path.resolve(args.root, d));
-  const rootNames = srcDirs.flatMap((d) => walkFiles(d)).sort();
+  const suffix = args.js ? JS_SUFFIX : TS_SUFFIX;
+  const rootNames = srcDirs.flatMap((d) => walkFiles(d, suffix)).sort();
   // The tsconfig's own file list would pull in dist/*.d.ts as well; the sources are enough.
   const options = { ...compilerOptions(args), noEmit: true, types: [], incremental: false };
+  if (args.js) options.allowJs = true;
   delete options.tsBuildInfoFile;
   return { program: ts.createProgram(rootNames, options), srcDirs, rootNames };
 }
@@ -116,10 +123,11 @@ function memberName(member) {
   return member.name ? member.name.getText() : null;
 }
 
-function exportsTarget(left) {
-  // `exports.f = …` / `module.exports.f = …`
+function exportsTarget(left, value) {
+  // `exports.f = …` / `module.exports.f = …`: f; `module.exports = …`: the value's own name
   if (!ts.isPropertyAccessExpression(left)) return null;
   const object = left.expression.getText();
+  if (object === "module" && left.name.getText() === "exports") return value.name?.text ?? "default";
   return object === "exports" || object === "module.exports" ? left.name.getText() : null;
 }
 
@@ -151,9 +159,10 @@ function definitionOf(node) {
     return null;
   }
   if (ts.isBinaryExpression(node) && node.operatorToken.kind === ts.SyntaxKind.EqualsToken
-      && isFunctionValue(node.right)) {
-    const name = exportsTarget(node.left);
-    return name ? ["function", name, [node.right]] : null;
+      && (isFunctionValue(node.right) || ts.isClassExpression(node.right))) {
+    const name = exportsTarget(node.left, node.right);
+    const kind = ts.isClassExpression(node.right) ? "class" : "function";
+    return name ? [kind, name, [node.right]] : null;
   }
   if (node.parent && ts.isClassLike(node.parent)) {
     const isMethod = (ts.isMethodDeclaration(node) || ts.isConstructorDeclaration(node)
@@ -259,12 +268,36 @@ class Resolver {
       // (An interface merged with the const, `interface E` + `const E: ECtor`, is no value.)
       const holdsValue = ts.isVariableDeclaration(d) || ts.isPropertyDeclaration(d);
       if (holdsValue && this.nodes.byTsNode.has(d)) return this.classify(d);
+      const assigned = this.assignedDefinition(d);
+      if (assigned) return this.classify(assigned);
       const base = this.redeclaredMember(d);
       if (base) return { ...this.classify(base), redeclared: true };
     }
     if (!decl) return null;
     const found = this.classify(decl);
     return found.target === "node" ? { target: "value", decl } : found;
+  }
+
+  /**
+   * JS: a property or CommonJS export assigned a definition, `module.exports = f`,
+   * `exports.a = () => …`, `Cls.a = f`, `module.exports = { a: f }`: the node assigned
+   * (a function or class value, or a name declaring one), which is what runs.
+   */
+  assignedDefinition(decl) {
+    let value = null;
+    if (ts.isPropertyAssignment(decl)) value = decl.initializer;
+    else if (ts.isShorthandPropertyAssignment(decl)) value = decl.name;
+    else {
+      const assignment = ts.isBinaryExpression(decl) ? decl
+        : decl.parent && ts.isBinaryExpression(decl.parent) && decl.parent.left === decl ? decl.parent : null;
+      if (assignment?.operatorToken.kind === ts.SyntaxKind.EqualsToken) value = assignment.right;
+    }
+    if (!value) return null;
+    if (this.nodes.byTsNode.has(value)) return value;
+    if (!ts.isIdentifier(value)) return null;
+    const symbol = ts.isShorthandPropertyAssignment(decl)
+      ? this.checker.getShorthandAssignmentValueSymbol(decl) : this.symbolOf(value);
+    return (symbol?.declarations ?? []).find((d) => this.nodes.byTsNode.has(d)) ?? null;
   }
 
   redeclaredMember(decl) {
@@ -281,7 +314,8 @@ class Resolver {
   }
 
   classDeclOf(symbol) {
-    for (const decl of symbol?.declarations ?? []) {
+    for (let decl of symbol?.declarations ?? []) {
+      decl = this.assignedDefinition(decl) ?? decl; // JS: `Cls.Template = TemplateClass`
       if (ts.isClassDeclaration(decl) || ts.isClassExpression(decl)) return decl;
       if (ts.isVariableDeclaration(decl) && decl.initializer && ts.isClassExpression(decl.initializer)) {
         return decl.initializer;

@@ -3,6 +3,9 @@
     python3 bench/ts_calls.py [CORPUS ...] [--refresh] [--examples N] [--json PATH]
                               [--edge-from DIR [--edge-label TEXT]]
 
+Corpora: rxjs and tanstack-query-core by default (TypeScript); webpack (plain
+CommonJS JavaScript, read with allowJs) when named.
+
 Reference (bench/ts_calls.mjs, typescript 5.9.3 from bench/node_modules, installed by
 bench/setup_tools.sh): a Program over the corpus's source folder, with its tsconfig's
 compiler options when it has one; every call and `new` inside one of our nodes is
@@ -64,7 +67,11 @@ CORPUS_LIST: tuple[Corpus, ...] = (
            "TypeScript classes holding each other in fields (`this.#cache.find()`), no tsconfig "
            "shipped", source_dirs=("src",)),
 )
-CORPORA = {c.name: c for c in CORPUS_LIST}
+# Plain JavaScript corpora, measured only when named: the checker reads their .js
+# sources (allowJs; CommonJS require/module.exports, JSDoc types).
+JS_CORPUS_LIST: tuple[Corpus, ...] = (BY_NAME["webpack"],)
+PLAIN_JS = frozenset(c.name for c in JS_CORPUS_LIST)
+CORPORA = {c.name: c for c in CORPUS_LIST + JS_CORPUS_LIST}
 
 UNSCORED = ("interface", "abstract")  # dispatch: no single in-project body to point at
 
@@ -128,6 +135,8 @@ def reference(corpus: Corpus, refresh: bool) -> dict:
     command += [arg for d in corpus.source_dirs for arg in ("--src", d)]
     if corpus.tsconfig:
         command += ["--tsconfig", corpus.tsconfig]
+    if corpus.name in PLAIN_JS:
+        command.append("--js")
     stdout, seconds = run(command)
     data = json.loads(stdout)
     data["meta"].update(script=script_digest(), wall_seconds=round(seconds, 2),
@@ -437,7 +446,8 @@ def as_json(result: Result) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("names", nargs="*", help=f"corpora (default: {', '.join(CORPORA)})")
+    parser.add_argument("names", nargs="*", help=(
+        f"corpora (default: {', '.join(c.name for c in CORPUS_LIST)}; also: {', '.join(PLAIN_JS)})"))
     parser.add_argument("--refresh", action="store_true", help="rerun the type checker")
     parser.add_argument("--examples", type=int, default=0, metavar="N",
                         help="print N examples per (cause, shape)")
@@ -452,7 +462,7 @@ def main() -> None:
         parser.error(f"unknown corpora: {sorted(unknown)}; known: {sorted(CORPORA)}")
     started = time.perf_counter()
     results = []
-    for name in args.names or list(CORPORA):
+    for name in args.names or [c.name for c in CORPUS_LIST]:
         try:
             results.append(compare(CORPORA[name], args.refresh, args.edge_from.resolve()))
         except BenchError as error:

@@ -25,7 +25,7 @@ from contextlib import contextmanager
 from typing import Iterable
 
 from edge.infer import Inference
-from edge.parse.model import PROPERTY, ParsedFile, Skipped
+from edge.parse.model import EXPORTS, PROPERTY, Fact, ParsedFile, Skipped
 from edge.resolve.model import FileImports
 from edge.symbols import Symbols
 from shared.graph.model import Edge, EdgeKind, Graph, NodeKind
@@ -110,7 +110,8 @@ def drop_unresolvable(file: ParsedFile) -> ParsedFile:
     for fact in file.facts:
         if (fact.value and _head(fact.value) in known) or fact.scope in classes \
                 or (fact.annotation and not heads.isdisjoint(_NAMES.findall(fact.annotation))) \
-                or _head(fact.target) in _INSTANCE_NAMES or fact.target == PROPERTY:
+                or _head(fact.target) in _INSTANCE_NAMES or fact.target == PROPERTY \
+                or _module_member(fact, file):
             facts.append(fact)
         elif fact.target in heads:  # a local that shadows a name known here: untyped
             facts.append(fact._replace(value="", annotation=""))
@@ -123,6 +124,13 @@ def drop_unresolvable(file: ParsedFile) -> ParsedFile:
 
 
 _NAMES = re.compile(r"[^\W\d]\w*")
+
+
+def _module_member(fact: Fact, file: ParsedFile) -> bool:
+    """JS `module.exports = …`, `exports.a = …`, `Cls.x = …` at module level: they hide
+    names even untyped (what a CommonJS module exports, a static member)."""
+    return fact.scope is None and file.language != "python" \
+        and (fact.target.startswith(EXPORTS) or "." in fact.target)
 
 
 def _head(expression: str) -> str:

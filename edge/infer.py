@@ -23,6 +23,13 @@ or without one the values it returns; calling a class gives an instance. A
 method read as an attribute and then used (`obj.prop.m()`) is taken for a
 property: its return value.
 
+CommonJS (edge/symbols.py): a binding to a whole module that assigns
+`module.exports` is the value assigned (a class, a function, an instance),
+plus the module itself when it also exports members; a member of such a module
+is only what it exports (`exports.a = …`, `module.exports = { a }`). Static
+members a JS file gives its own classes and functions (`Cls.x = v`) are found
+on the class or function, before any method of that name.
+
 Annotations understood: names and dotted names of classes (quoted or not),
 `Optional[X]`, `Union[X, Y]`, `X | Y`, `type[X]`, `Self`, `Annotated`/
 `Final`/`ClassVar` wrappers, a repository generic `Box[T]` as `Box`; in
@@ -39,7 +46,7 @@ from __future__ import annotations
 import re
 from typing import Iterable, NamedTuple, Sequence
 
-from edge.parse.model import PROPERTY, RETURN, Fact, ParsedFile
+from edge.parse.model import EXPORTS, PROPERTY, RETURN, Fact, ParsedFile
 from edge.resolve.model import FileImports, Target
 from edge.symbols import REEXPORT_HOPS, Definition, Symbols, enclosing_class
 from shared.graph.model import NodeKind
@@ -83,6 +90,8 @@ class Inference:
         self.attributes: dict[int, dict[str, list[tuple[str, str | None, Fact]]]] = {}
         # node ids of methods that are properties.
         self.properties: set[int] = set()
+        # JS class or function node id -> static member (`Cls.x = v`) -> [(path, None, fact)].
+        self.statics: dict[int, dict[str, list[tuple[str, None, Fact]]]] = {}
         for file in files:
             self._index(file)
         # (path, function qualname) -> functions and classes defined directly in it.
@@ -113,6 +122,10 @@ class Inference:
                 cls = enclosing_class(self.symbols, file.path, scope) if scope else None
                 if cls is not None and scope is not cls:
                     self._attribute(cls, attribute, file.path, fact)
+                continue
+            if dot and scope is None and owner in defs and file.language != "python":
+                statics = self.statics.setdefault(defs[owner].node.id, {})  # JS `Cls.x = v`
+                statics.setdefault(attribute, []).append((file.path, None, fact))
                 continue
             if scope is not None and scope.node.kind is NodeKind.CLASS and target != RETURN:
                 self._attribute(scope, target, file.path, fact)
@@ -326,6 +339,11 @@ class Inference:
     def _target(self, target: Target, hops: int) -> Values:
         if not target.path:  # bound to something outside the repository
             return NOTHING
+        if target.path in self.symbols.exports:  # CommonJS: what module.exports holds
+            values = self._module(target.path)
+            for part in target.name.split(".") if target.name else ():
+                values = self._member(values, part)
+            return values
         if not target.name or target.name == "*":
             return frozenset((Value(MODULE, target.path),))
         head, *rest = target.name.split(".")
@@ -333,6 +351,27 @@ class Inference:
         for part in rest:
             values = self._member(values, part)
         return values
+
+    def _module(self, path: str) -> Values:
+        """A CommonJS module's `module.exports`: the value assigned to it, and the
+        module itself when it has members (`exports.a = …`)."""
+        values = self._exported(path, EXPORTS)
+        if any(target != EXPORTS for target in self.symbols.exports[path]):
+            values |= {Value(MODULE, path)}
+        return values
+
+    def _exported(self, path: str, target: str) -> Values:
+        """The values exported as `target`, each evaluated as the module has run: a
+        function declared after the export is hoisted."""
+        key = ("exported", path, target)
+        known = self._memo.get(key)
+        if known is None:
+            self._memo[key] = NOTHING
+            known = frozenset().union(*(
+                self.evaluate(path, None, fact.value, None)
+                for fact in self.symbols.exports[path].get(target, ()) if fact.value))
+            self._memo[key] = known
+        return known
 
     # -- members and calls ------------------------------------------------------
 
@@ -345,6 +384,8 @@ class Inference:
     def _member_of(self, value: Value, name: str) -> Values:
         kind, target = value
         if kind == MODULE:
+            if target in self.symbols.exports:
+                return self._exported(target, f"{EXPORTS}.{name}")
             return self.name(target, name)
         if kind == SUPER:
             for base in self.symbols.bases(target):
@@ -352,6 +393,8 @@ class Inference:
                 if method is not None:
                     return _values_of(method)
             return NOTHING
+        if kind in (CLASS, FUNCTION) and name in self.statics.get(target.node.id, ()):
+            return self._assigned(self.statics[target.node.id][name])  # JS `Cls.x = v`
         if kind == FUNCTION:  # a method used as a value's holder: a property
             return self._member(self._returns(target), name)
         return self._class_member(target, name)
@@ -371,14 +414,18 @@ class Inference:
                     break
                 assigned = self.attributes.get(owner.node.id, {}).get(name)
                 if assigned:
-                    declared = [a for a in assigned if a[2].annotation]
-                    values: set[Value] = set()
-                    for path, scope, fact in declared or assigned:
-                        values |= self._fact(path, self.symbols.defs[path].get(scope), fact)
-                    known = frozenset(values)
+                    known = self._assigned(assigned)
                     break
             self._memo[key] = known
         return known
+
+    def _assigned(self, assigned: list[tuple[str, str | None, Fact]]) -> Values:
+        """The values of an attribute's assignments (its declared types, if any)."""
+        declared = [a for a in assigned if a[2].annotation]
+        values: set[Value] = set()
+        for path, scope, fact in declared or assigned:
+            values |= self._fact(path, self.symbols.defs[path].get(scope), fact)
+        return frozenset(values)
 
     def _mro(self, cls: Definition) -> list[Definition]:
         """The class, then its repository bases depth first, each once."""

@@ -4,17 +4,26 @@ Names resolve through a file's own definitions, then its import scope (longest
 dotted prefix), following re-exports (`from .base import Model` in a package
 `__init__`, `export {x} from './x'`) up to a few hops. Classes know their
 repository bases, and methods are found along them (see `Symbols.method`).
+
+A CommonJS module (one that assigns `module.exports` or `exports.a` at module
+level) is what it exports: a name bound to the whole module (`const X =
+require('./x')`) names the value of `module.exports`, a member (`const {a} =
+require('./x')`, `x.a`) the value exported as `a`, and nothing else of the file.
+Here, for bases, only an export that is a plain name counts; edge/infer.py
+evaluates the rest.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
-from edge.parse.model import ParsedFile, Symbol
+from edge.parse.model import EXPORTS, Fact, ParsedFile, Symbol
 from edge.resolve.model import FileImports, Target
 from shared.graph.model import Node, NodeKind, node_id
 
 REEXPORT_HOPS = 4
 CONSTRUCTORS = ("__init__", "constructor")
+_NAME = re.compile(r"(?:[^\W\d]|\$)[\w$]*(?:\.(?:[^\W\d]|\$)[\w$]*)*")
 
 
 @dataclass(slots=True, eq=False)  # identity: values hold definitions in sets
@@ -34,9 +43,15 @@ class Symbols:
         self._bases: dict[int, list[Definition]] = {}
         self._methods: dict[tuple[int, str], Definition | None] = {}
         self._lookups: dict[tuple[str, str], Definition | None] = {}
+        # path of a CommonJS module -> EXPORTS or "<exports>.a" -> its module-level facts.
+        self.exports: dict[str, dict[str, list[Fact]]] = {}
         for file in files:
             self.file_ids[file.path] = node_id(repo, file.path)
             self.defs[file.path] = self._index(file)
+            for fact in file.facts:
+                if fact.scope is None and fact.target.startswith(EXPORTS):
+                    by_target = self.exports.setdefault(file.path, {})
+                    by_target.setdefault(fact.target, []).append(fact)
 
     def _index(self, file: ParsedFile) -> dict[str, Definition]:
         defs: dict[str, Definition] = {}
@@ -87,10 +102,25 @@ class Symbols:
         return None
 
     def _follow(self, target: Target, rest: str, hops: int) -> Definition | None:
+        if target.path in self.exports:
+            target, rest = self._exported(target, rest)
+            if target is None:
+                return None
         member = ".".join(p for p in (target.name, rest) if p and p != "*")
         if not member:
             return None
         return self.lookup(target.path, member, hops)
+
+    def _exported(self, target: Target, rest: str) -> tuple[Target | None, str]:
+        """What a CommonJS module exports under target.name (None: `module.exports`)
+        as a name of the module, when it is one plain name."""
+        exports = self.exports[target.path]
+        facts = exports.get(f"{EXPORTS}.{target.name}" if target.name else EXPORTS)
+        if not facts and target.name:  # `module.exports = X`: the member is X's
+            facts, rest = exports.get(EXPORTS), ".".join(p for p in (target.name, rest) if p)
+        if not facts or len(facts) > 1 or not _NAME.fullmatch(facts[0].value):
+            return None, ""
+        return Target(target.path, facts[0].value), rest
 
     def bases(self, cls: Definition) -> list[Definition]:
         """The repository classes `cls` names as bases (memoized: calls ask often)."""

@@ -353,6 +353,125 @@ def test_javascript_receivers_from_new_and_this_fields(tmp_path):
     assert _callees(_calls(root), "App.start") == {"lib/store.js:Store", "lib/store.js:Store.load"}
 
 
+COMMONJS = {
+    "lib/template/Template.js": """\
+        class Template {
+          static toIdentifier(str) { return str; }
+          render() {}
+        }
+        function unexported() {}
+        module.exports = Template;
+        """,
+    "lib/Base.js": """\
+        module.exports = class Base {
+          constructor() {}
+          close() {}
+        };
+        """,
+    "lib/Compilation.js": """\
+        const Base = require("./Base");
+        module.exports = class Compilation extends Base {
+          constructor(compiler, params) { super(); }
+          seal() { this.close(); }
+        };
+        """,
+    "lib/anonymous.js": """\
+        module.exports = class {
+          go() {}
+        };
+        """,
+    "lib/helper.js": """\
+        function format() {}
+        function unexported() {}
+        const impl = () => 1;
+        module.exports = { format, other: impl, wrapped: wrap(unexported) };
+        """,
+    "lib/named.js": """\
+        exports.format = function () {};
+        module.exports.Widget = class Widget { render() {} };
+        exports.Gadget = class { use() {} };
+        """,
+    "lib/build.js": """\
+        module.exports = function build() {};
+        """,
+    "lib/errors.js": """\
+        class HookError {
+          canWrap() {}
+        }
+        const makeError = () => new HookError();
+        HookError.makeError = makeError;
+        HookError.canWrap = (error) => error.canWrap();
+        module.exports = HookError;
+        """,
+}
+
+
+def test_calls_through_commonjs_require(tmp_path):
+    root = _write(tmp_path, dict(COMMONJS, **{"lib/Compiler.js": """\
+        const Template = require("./template/Template");
+        const Compilation = require("./Compilation");
+        const helper = require("./helper");
+        const named = require("./named");
+        const { format, Widget } = require("./named");
+        const build = require("./build");
+        const Anonymous = require("./anonymous");
+        const { makeError, canWrap } = require("./errors");
+        const HookError = require("./errors");
+        class Compiler {
+          newCompilation(params) {
+            const compilation = new Compilation(this, params);
+            compilation.seal();
+            Template.toIdentifier("x");
+            helper.format();
+            helper.other();
+            named.format();
+            format();
+            const w = new Widget();
+            w.render();
+            new named.Gadget().use();
+            build();
+            new Anonymous().go();
+            makeError();
+          }
+          unknown(Template) {
+            Template.render();
+            helper.unexported();
+            helper.wrapped();
+            HookError.canWrap();  // the static arrow, not the method
+            canWrap();
+          }
+        }
+        module.exports = Compiler;
+        """}))
+    calls = _calls(root)
+    assert _callees(calls, "Compiler.newCompilation") == {
+        "lib/Compilation.js:Compilation.constructor", "lib/Compilation.js:Compilation.seal",
+        "lib/template/Template.js:Template.toIdentifier", "lib/helper.js:format",
+        "lib/helper.js:impl", "lib/named.js:format", "lib/named.js:Widget",
+        "lib/named.js:Widget.render", "lib/named.js:Gadget", "lib/named.js:Gadget.use",
+        "lib/build.js:build", "lib/anonymous.js:default", "lib/anonymous.js:default.go",
+        "lib/errors.js:makeError"}
+    # Only what a module exports is reachable; `Template.render` on the class is no method.
+    assert _callees(calls, "Compiler.unknown") == set()
+    assert _callees(calls, "Compilation.constructor") == {"lib/Base.js:Base.constructor"}
+    assert _callees(calls, "Compilation.seal") == {"lib/Base.js:Base.close"}
+    assert set(calls.values()) == {1}
+
+
+def test_commonjs_exported_classes_contain_their_methods_and_extend_required_bases(tmp_path):
+    graph = analyze(_write(tmp_path, COMMONJS), workers=1).graph
+    names = {n.id: f"{n.path}:{n.qualname or n.name}" for n in graph.nodes}
+    edges = {(e.kind, names[e.src], names[e.dst]) for e in graph.edges}
+    assert (EdgeKind.EXTENDS, "lib/Compilation.js:Compilation", "lib/Base.js:Base") in edges
+    contained = {dst for kind, src, dst in edges
+                 if kind is EdgeKind.CONTAINS and src == "lib/Compilation.js:Compilation"}
+    assert contained == {"lib/Compilation.js:Compilation.constructor",
+                         "lib/Compilation.js:Compilation.seal"}
+    assert (EdgeKind.CONTAINS, "lib/anonymous.js:anonymous.js", "lib/anonymous.js:default") \
+        in edges
+    assert (EdgeKind.CONTAINS, "lib/anonymous.js:default", "lib/anonymous.js:default.go") in edges
+
+
 def test_analyze_graph_prints_every_node_and_edge_as_json(tmp_path):
     root = _write(tmp_path, {"pkg/__init__.py": "", "pkg/models.py": MODELS, "pkg/client.py": """\
         from .models import Session

@@ -197,6 +197,76 @@ def test_function_forms_and_nesting():
     assert symbols["handler"].parent is None
 
 
+def test_commonjs_exported_classes_and_functions_are_symbols():
+    parsed = parse("""\
+        const Base = require("./Base");
+        /** Runs many compilers. */
+        module.exports = class MultiCompiler extends Base {
+          constructor(compilers) { super(); }
+          run(callback) { helper(); }
+        };
+        exports.Plain = class { go() {} };
+        module.exports.Named = class Inner extends Base.Sub { stop() {} };
+        Other.notExported = class { hidden() {} };
+        """, "javascript", "lib/MultiCompiler.js")
+    symbols = symbols_by_qualname(parsed)
+    assert set(symbols) == {"MultiCompiler", "MultiCompiler.constructor", "MultiCompiler.run",
+                            "Plain", "Plain.go", "Named", "Named.stop", "hidden"}
+    assert symbols["MultiCompiler"].kind == "class"
+    assert symbols["MultiCompiler"].bases == ("Base",)
+    assert symbols["MultiCompiler"].docstring == "Runs many compilers."
+    assert (symbols["MultiCompiler"].start_line, symbols["MultiCompiler"].end_line) == (3, 6)
+    assert symbols["MultiCompiler.run"].parent == "MultiCompiler"
+    assert symbols["MultiCompiler.run"].kind == "method"
+    assert symbols["Named"].bases == ("Base.Sub",)
+    assert [c for c in parsed.calls if c.callee == "helper"][0].caller == "MultiCompiler.run"
+
+
+@pytest.mark.parametrize("value, name", [
+    ("class { run() {} }", "default"),
+    ("class Named { run() {} }", "Named"),
+    ("function build() { function run() {} }", "build"),
+    ("function () { function run() {} }", "default"),
+    ("() => { function run() {} }", "default"),
+])
+def test_whatever_module_exports_is_named_by_itself_or_default(value, name):
+    parsed = parse(f"module.exports = {value};\n", "javascript", "lib/a.js")
+    assert [(s.qualname, s.parent) for s in parsed.symbols] == [(name, None), (f"{name}.run", name)]
+    assert [(f.scope, f.target, f.value) for f in parsed.facts] == [(None, "<exports>", name)]
+
+
+def test_commonjs_exports_and_static_members_are_facts():
+    parsed = parse("""\
+        const Template = require("./Template");
+        const { a } = require("./a");
+        function format() {}
+        const impl = () => 1;
+        class Store {}
+        Store.create = makeStore;
+        Store.VERSION = 3;
+        Store.build = () => new Store();
+        exports.helper = function () {};
+        exports.store = new Store();
+        module.exports.render = Template.render;
+        module.exports = { format, other: impl, "quoted": format, method() {}, ...rest };
+        module.exports = require("./other");
+        function later() { module.exports.inner = format; Store.late = format; }
+        """, "javascript", "lib/a.js")
+    assert [(f.scope, f.target, f.value) for f in parsed.facts if f.target != "<return>"] == [
+        (None, "Store.create", "makeStore"),
+        (None, "Store.VERSION", ""),  # untyped, still a static member
+        (None, "Store.build", ""),
+        (None, "<exports>.helper", "helper"),
+        (None, "<exports>.store", "Store()"),
+        (None, "<exports>.render", "Template.render"),
+        (None, "<exports>", ""),
+        (None, "<exports>.format", "format"),
+        (None, "<exports>.other", "impl"),
+        (None, "<exports>.quoted", "format"),
+        (None, "<exports>", ""),  # a re-export: CommonJS, of no value known here
+    ]
+
+
 def test_jsdoc_must_touch_the_declaration():
     parsed = parse("""\
         /** File header. */

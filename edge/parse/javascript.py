@@ -9,10 +9,15 @@ walks the whole tree.
 What is recorded:
 - symbols: class declarations and named/assigned/default-exported class
   expressions, abstract classes, interfaces and enums (kind "class"); function
-  declarations, functions and arrows assigned to a variable, to `exports.x` /
-  `module.exports.x`, or default-exported (kind "function"); class methods and
-  arrow-valued class fields (kind "method"). Anonymous defaults are named
-  "default". The docstring is the JSDoc block right above the declaration.
+  declarations, functions and arrows assigned to a variable or default-exported
+  (kind "function"); class methods and arrow-valued class fields (kind
+  "method"). CommonJS exports define classes and functions too: `exports.x =`
+  / `module.exports.x =` one named x (what callers write, as for `const x =
+  class Y {}`), `module.exports =` one named by its own name (`class X {}`,
+  `function f() {}`). Anonymous defaults, `export default class {}` and
+  `module.exports = class {}` alike, are named "default": both are what an
+  importer of the module gets. The docstring is the JSDoc block right above
+  the declaration.
 - imports, one Import per statement or call: `import` (incl. side-effect,
   `import type`, `/// <reference path>`; TS `import x = require()` has kind
   "require"), `export … from` (kind "export"), `require('m')` and `import('m')`
@@ -36,7 +41,8 @@ import tree_sitter_typescript
 from tree_sitter import Language, Node, Parser, Query, QueryCursor
 
 from edge.parse.expression import JAVASCRIPT, expression
-from edge.parse.javascript_facts import PATTERNS as FACT_PATTERNS, Definitions, facts
+from edge.parse.javascript_facts import (
+    PATTERNS as FACT_PATTERNS, Definitions, exported_name, facts)
 from edge.parse.model import Binding, Call, Import, ParsedFile, Symbol
 
 _GRAMMARS = {
@@ -54,6 +60,7 @@ _COMMON_PATTERNS = f"""
 (class_declaration) @class
 (variable_declarator name: (identifier) value: (class)) @class.declarator
 (export_statement value: (class) @class.default)
+(assignment_expression left: (member_expression) right: (class)) @class.assigned
 (function_declaration) @function
 (generator_function_declaration) @function
 (variable_declarator name: (identifier) value: {_FUNCTION_VALUE}) @function.declarator
@@ -253,6 +260,7 @@ _DEFINITION_CAPTURES = (
     ("class", "class", "own"),
     ("class.declarator", "class", "declarator"),
     ("class.default", "class", "default"),
+    ("class.assigned", "class", "assigned"),
     ("function", "function", "own"),
     ("function.declarator", "function", "declarator"),
     ("function.default", "function", "default"),
@@ -287,8 +295,8 @@ def _name_and_declared(node: Node, form: str) -> tuple[str, Node] | None:
         name, value = node.child_by_field_name("name"), node.child_by_field_name("value")
         return (_text(name), value) if name is not None and value is not None else None
     if form == "assigned":
-        name = _exported_name(node.child_by_field_name("left"))
         value = node.child_by_field_name("right")
+        name = exported_name(node.child_by_field_name("left"), value)
         return (name, value) if name is not None and value is not None else None
     if form == "member":  # methods: "name"; JS class fields: "property"
         name = node.child_by_field_name("name") or node.child_by_field_name("property")
@@ -297,17 +305,6 @@ def _name_and_declared(node: Node, form: str) -> tuple[str, Node] | None:
     if name is not None:
         return _text(name), node
     return ("default", node) if form == "default" else None
-
-
-def _exported_name(left: Node | None) -> str | None:
-    """`exports.f = …` / `module.exports.f = …` define f; other targets are left out."""
-    if left is None or left.type != "member_expression":
-        return None
-    target = left.child_by_field_name("object")
-    prop = left.child_by_field_name("property")
-    if target is None or prop is None or target.text not in (b"exports", b"module.exports"):
-        return None
-    return _text(prop)
 
 
 def _symbols(definitions: list[_Definition], jsdocs: list[Node], source: bytes) -> list[Symbol]:

@@ -8,6 +8,15 @@ parameters (`this: Subscriber<T>` included), return types of declared
 functions and methods, and the values those return. Patterns join the
 parser's single query; no code here walks the tree.
 
+Module-level assignments in the CommonJS style are facts too: what the module
+exports (target EXPORTS for `module.exports = v`, "<exports>.a" for `exports.a
+= v`, `module.exports.a = v` and each property of `module.exports = { a, b: c
+}`), and static members given to a name (`Cls.x = v`, target "Cls.x"). Both
+are kept untyped when the value is no expression: the name is taken all the
+same. `const x = require('m')` is no fact: the import's binding says what x
+is. Untyped JavaScript parameters are facts without a value: they hide the
+file's names of the same spelling.
+
 A fact's scope is the innermost definition (class, function, method) around
 it, so a parameter of an anonymous callback is a local of the function that
 holds the callback, the way its calls are. A return statement counts only
@@ -20,7 +29,7 @@ from bisect import bisect_right
 from tree_sitter import Node
 
 from edge.parse.expression import JAVASCRIPT, expression
-from edge.parse.model import RETURN, Fact
+from edge.parse.model import EXPORTS, RETURN, Fact
 
 _VALUE = ("[(new_expression) (call_expression) (identifier) (member_expression)"
           " (await_expression) (this)]")
@@ -35,6 +44,12 @@ PATTERNS = {
 (field_definition property: (_) value: {_VALUE}) @fact.field
 (return_statement {_VALUE}) @fact.return
 {_FUNCTIONS} @fact.function
+(assignment_expression left: (member_expression) right: (_)) @fact.member
+""",
+    # Untyped parameters: in JavaScript only (TypeScript ones are `required_parameter`).
+    "javascript.parameters": """
+(formal_parameters (identifier) @fact.untyped)
+(arrow_function parameter: (identifier) @fact.untyped)
 """,
     "typescript": f"""
 (variable_declarator name: (identifier) type: (type_annotation)) @fact.declarator
@@ -48,7 +63,11 @@ PATTERNS["typescript"] = PATTERNS["javascript"].replace(
     "(field_definition property: (_) value: " + _VALUE + ") @fact.field\n", "").replace(
     _VALUE, _TS_VALUE) + PATTERNS["typescript"]
 PATTERNS["tsx"] = PATTERNS["typescript"]
+PATTERNS["javascript"] += PATTERNS.pop("javascript.parameters")
 _PROPERTY_MODIFIERS = frozenset(("accessibility_modifier", "readonly", "override_modifier"))
+# Values of an export assignment that the parser makes a symbol of.
+_DEFINED = frozenset(("class", "function_expression", "arrow_function", "generator_function"))
+_KEYS = frozenset(("property_identifier", "string"))
 
 
 class Definitions:
@@ -67,6 +86,13 @@ class Definitions:
             index = self.parents[index]
         return index
 
+    def outside(self, position: int) -> str | None:
+        """The scope of a definition starting at `position`: around it, not itself."""
+        index = self.around(position)
+        while index >= 0 and self.starts[index] == position:
+            index = self.parents[index]
+        return self.qualnames[index] if index >= 0 else None
+
     def scope(self, position: int) -> str | None:
         index = self.around(position)
         return self.qualnames[index] if index >= 0 else None
@@ -75,6 +101,8 @@ class Definitions:
 def facts(captures: dict[str, list[Node]], definitions: Definitions) -> list[Fact]:
     found: list[Fact] = []
     for node in captures.get("fact.declarator", ()):
+        if _is_require(node.child_by_field_name("value")):
+            continue  # the import's binding says what the name is
         found.append(_fact(definitions, node, _text(node.child_by_field_name("name")),
                            node.child_by_field_name("value"), node.child_by_field_name("type")))
     for node in captures.get("fact.this", ()):
@@ -88,7 +116,14 @@ def facts(captures: dict[str, list[Node]], definitions: Definitions) -> list[Fac
         found.extend(_parameter(definitions, node))
     functions = sorted(captures.get("fact.function", ()), key=_start)
     found.extend(_returns(definitions, functions, captures.get("fact.return", ())))
-    return [f for f in found if f.value or f.annotation]
+    found = [f for f in found if f.value or f.annotation]
+    # Kept untyped: a parameter takes its name, an export makes the module CommonJS.
+    for node in captures.get("fact.untyped", ()):
+        found.append(Fact(definitions.scope(node.start_byte), _text(node), "", "",
+                          node.start_point.row + 1))
+    for node in sorted(captures.get("fact.member", ()), key=_start):
+        found.extend(_member_assignment(definitions, node))
+    return found
 
 
 def _fact(definitions: Definitions, node: Node, target: str, value: Node | None,
@@ -106,6 +141,91 @@ def _parameter(definitions: Definitions, node: Node) -> list[Fact]:
     if any(child.type in _PROPERTY_MODIFIERS for child in node.children):
         found.append(Fact(scope, f"this.{name}", "", kind, line))  # a parameter property
     return found
+
+
+def exported_name(left: Node | None, value: Node | None) -> str | None:
+    """The name of a class or function a CommonJS export defines: f for `exports.f =
+    …` / `module.exports.f = …`; for `module.exports = …` its own name, else "default"
+    (what an anonymous default export is called). Other targets are left out."""
+    member = _export_target(left)
+    if member is None or value is None:
+        return None
+    if member == EXPORTS:
+        own = value.child_by_field_name("name")
+        return _text(own) if own is not None else "default"
+    return member[len(EXPORTS) + 1:]
+
+
+def _export_target(left: Node | None) -> str | None:
+    """EXPORTS for `module.exports`, "<exports>.a" for `exports.a` / `module.exports.a`."""
+    if left is None or left.type != "member_expression":
+        return None
+    target = left.child_by_field_name("object")
+    prop = left.child_by_field_name("property")
+    if target is None or prop is None:
+        return None
+    if target.text == b"module" and prop.text == b"exports":
+        return EXPORTS
+    if target.text in (b"exports", b"module.exports"):
+        return f"{EXPORTS}.{_text(prop)}"
+    return None
+
+
+def _member_assignment(definitions: Definitions, node: Node) -> list[Fact]:
+    """What a module-level assignment to `module.exports` / `exports.a` exports, or
+    a static member it gives a class or function (`X.a = v`, target "X.a")."""
+    left, value = node.child_by_field_name("left"), node.child_by_field_name("right")
+    if value is None or definitions.outside(node.start_byte) is not None:
+        return []  # made inside a function: runs late, if at all
+    line = node.start_point.row + 1
+    target = _export_target(left)
+    if target is None:
+        owner = left.child_by_field_name("object") if left is not None else None
+        prop = left.child_by_field_name("property") if left is not None else None
+        if owner is None or owner.type != "identifier" or prop is None \
+                or prop.type != "property_identifier":
+            return []
+        # Kept untyped too: a static `Cls.m = () => …` hides an instance method m.
+        rendered = expression(_text(value), JAVASCRIPT) if value.type not in _DEFINED else None
+        return [Fact(None, f"{_text(owner)}.{_text(prop)}", rendered or "", "", line)]
+    if value.type in _DEFINED:  # the class or function the assignment defines
+        return [Fact(None, target, exported_name(left, value), "", line)]
+    if value.type == "object" and target == EXPORTS:  # no value itself: a namespace
+        return [Fact(None, EXPORTS, "", "", line)] + [
+            Fact(None, f"{EXPORTS}.{key}", rendered, "", line)
+            for key, rendered in _properties(value)]
+    rendered = expression(_text(value), JAVASCRIPT) if not _is_require(value) else None
+    return [Fact(None, target, rendered or "", "", line)]
+
+
+def _properties(literal: Node) -> list[tuple[str, str]]:
+    """(key, value expression) of `{ a, b: c.d }`; methods, spreads and computed keys
+    are left out."""
+    found = []
+    for child in literal.named_children:
+        if child.type == "shorthand_property_identifier":
+            found.append((_text(child), _text(child)))
+        elif child.type == "pair":
+            key, value = child.child_by_field_name("key"), child.child_by_field_name("value")
+            if key is None or value is None or key.type not in _KEYS:
+                continue
+            rendered = expression(_text(value), JAVASCRIPT)
+            if rendered:
+                found.append((_text(key).strip("'\""), rendered))
+    return found
+
+
+def _is_require(value: Node | None) -> bool:
+    """`require('m')`, or a member of it: its value comes from an import binding."""
+    while value is not None and value.type == "member_expression":
+        value = value.child_by_field_name("object")
+    if value is None or value.type != "call_expression":
+        return False
+    function = value.child_by_field_name("function")
+    arguments = value.child_by_field_name("arguments")
+    return (function is not None and function.text == b"require" and arguments is not None
+            and arguments.named_child_count == 1
+            and arguments.named_children[0].type in ("string", "template_string"))
 
 
 def _returns(definitions: Definitions, functions: list[Node], returns: list[Node]) -> list[Fact]:

@@ -75,6 +75,10 @@ RETURN = "<return>"
 # The target of a Fact that marks a method read as an attribute (a property): `obj.p`
 # is what p returns, and `obj.p()` calls that.
 PROPERTY = "<property>"
+# The target of a module-level Fact that holds what a CommonJS module exports:
+# EXPORTS for `module.exports = v`, "<exports>.a" for `exports.a = v` and the
+# properties of `module.exports = { a }`.
+EXPORTS = "<exports>"
 
 
 class Fact(NamedTuple):
