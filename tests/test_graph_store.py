@@ -283,6 +283,36 @@ def test_node_at_line_with_nesting_and_unknown_files(store):
     assert store.node_at_line(snapshot, "nowhere.py", 3) is None
 
 
+def test_nodes_named_exactly_or_ignoring_case(store):
+    snapshot = store.write_snapshot(app_graph())
+    named = lambda *names, **options: [  # noqa: E731
+        n.qualname for n in store.nodes_named(snapshot, names, **options)]
+    assert named("User") == ["User"]
+    assert named("user") == [] and named("user", fold_case=True) == ["User"]
+    assert named("save") == named("Base.save") == ["Base.save"]  # own or qualified name
+    assert named("BASE.SAVE", "show.inner", fold_case=True) == ["Base.save", "show.inner"]
+    assert named("models.py") == named() == []  # files are not symbols
+
+
+def test_nodes_named_is_an_index_search(store, graph_backend, request):
+    snapshot = store.write_snapshot(app_graph())
+    statements = []
+    query = store._query
+    store._query = lambda sql, params=(): statements.append((sql, params)) or query(sql, params)
+    store.nodes_named(snapshot, ["User"], fold_case=True)
+    (sql, params), = statements
+    if graph_backend == "sqlite":
+        plan = " ".join(row[3] for row in query("EXPLAIN QUERY PLAN " + sql, params))
+        assert "USING INDEX nodes_by_name" in plan and "USING INDEX nodes_by_qualname" in plan
+        assert "SCAN nodes" not in plan, plan
+    else:  # a few rows: only with sequential scans off does the plan show what can be used
+        with psycopg.connect(request.getfixturevalue("postgres_url")) as conn:
+            conn.execute("SET enable_seqscan = off")
+            plan = " ".join(row[0] for row in conn.execute(
+                "EXPLAIN " + sql.replace("?", "%s"), params))
+        assert "nodes_by_name" in plan and "nodes_by_qualname" in plan, plan
+
+
 # --- walks -----------------------------------------------------------------------------------
 
 CHAIN = [("a.py", "b.py"), ("b.py", "c.py"), ("c.py", "d.py"), ("d.py", "a.py"),

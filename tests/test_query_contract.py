@@ -27,6 +27,8 @@ QUESTIONS = [
     ("search", {"query": "email the customer", "mode": "hybrid", "limit": 5}),
     ("search", {"query": "price", "mode": "keyword", "path": "shop/**", "kind": "function"}),
     ("search", {"query": "shop/cart.py", "mode": "structural"}),
+    ("search", {"query": "Item", "mode": "hybrid"}),  # exact names: nodes_named
+    ("search", {"query": "`cart.cart`", "mode": "keyword"}),
     ("dependencies", {"path": "shop/cart.py", "kinds": "IMPORTS", "depth": "3"}),
     ("dependents", {"path": "shop/models.py", "depth": "10"}),
     ("dependents", {"path": "shop/pricing.py", "symbol": "apply_discount", "depth": "2"}),

@@ -333,15 +333,30 @@ class GraphStore(RegistryMixin, AccountsMixin, abc.ABC):
             "SELECT language, COUNT(*) FROM nodes WHERE snapshot_id = ? AND kind = 'file'"
             " GROUP BY language ORDER BY language", (_sid(snapshot),)))
 
-    def nodes_named(self, snapshot: SnapshotRef, names: Sequence[str]) -> list[Node]:
-        """Symbols whose own name or qualified name is one of `names` (exact)."""
+    def nodes_named(self, snapshot: SnapshotRef, names: Sequence[str],
+                    fold_case: bool = False) -> list[Node]:
+        """Symbols whose own name or qualified name is one of `names`: exactly, or
+        (fold_case) ignoring case. One read of the lowercased-name indexes (migration 10).
+
+        The database lowercases with its own LOWER (SQLite: ASCII letters only), so
+        both Python's and ASCII's lowercase of each name are looked up and the rows are
+        then matched here: an exact name is found wherever the database lowercases it as
+        Python or ASCII does (all but a few exotic capitals); a case-folded match of a
+        non-ASCII capital may be missed on SQLite.
+        """
         if not names:
             return []
-        sid, packed = _sid(snapshot), self._pack(list(names))
-        return self._nodes(
-            f"snapshot_id = ? AND kind <> 'file' AND ({self._in('name', 'text')}"
-            f" OR {self._in('qualname', 'text')}) ORDER BY path, start_line, qualname",
-            (sid, packed, packed))
+        folded = {n.lower() for n in names} | {_ascii_lower(n) for n in names}
+        sid, packed = _sid(snapshot), self._pack(sorted(folded))
+        # A UNION, not an OR, and sorted here, not by ORDER BY: either would lead SQLite
+        # (no ANALYZE statistics) to read the snapshot's every node through nodes_by_line.
+        by = [f"SELECT {_NODE_FIELDS} FROM nodes WHERE snapshot_id = ? AND kind <> 'file'"
+              f" AND {self._in(f'LOWER({column})', 'text')}" for column in ("name", "qualname")]
+        rows = self._query(f"{by[0]} UNION {by[1]}", (sid, packed, sid, packed))
+        wanted = {n.lower() for n in names} if fold_case else set(names)
+        key = str.lower if fold_case else str
+        found = [n for n in map(_node, rows) if key(n.name) in wanted or key(n.qualname) in wanted]
+        return sorted(found, key=lambda n: (n.path, n.start_line, n.qualname))
 
     # --- nodes -----------------------------------------------------------------------------
     def node(self, snapshot: SnapshotRef, node_id: int) -> Node | None:
@@ -536,6 +551,14 @@ def _node(row: tuple) -> Node:
 
 def _edge(row: tuple) -> Edge:
     return Edge(row[0], row[1], EdgeKind(row[2]), row[3], row[4], bool(row[5]), row[6])
+
+
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+
+
+def _ascii_lower(text: str) -> str:
+    """What SQLite's LOWER makes of `text`."""
+    return text.translate(_ASCII_LOWER)
 
 
 def _sid(snapshot: SnapshotRef) -> int:

@@ -30,6 +30,8 @@ and edges so that bulk loads do not pay a lookup per row):
   terms; postings (snapshot, term, node) with the term's weight in that document.
 - snapshots.ready: false from the snapshot's write until the worker has also
   stored its vectors; queries answer from the newest ready snapshot.
+- nodes are also indexed by (snapshot, lowercased name) and (snapshot, lowercased
+  qualname), migration 10: GraphStore.nodes_named.
 """
 from __future__ import annotations
 
@@ -229,6 +231,12 @@ MIGRATIONS: tuple[Migration, ...] = (
         # while it ran is left for the next job.
         "ALTER TABLE repositories ADD COLUMN force_asked {bigint} NOT NULL DEFAULT 0",
         "UPDATE repositories SET force_asked = 1 WHERE force_next",
+    )),
+    Migration(10, "symbols by name", (
+        # GraphStore.nodes_named: a symbol by its own or qualified name, any case, in one
+        # index lookup per name instead of a read of every node of the snapshot.
+        "CREATE INDEX nodes_by_name ON nodes (snapshot_id, LOWER(name))",
+        "CREATE INDEX nodes_by_qualname ON nodes (snapshot_id, LOWER(qualname))",
     )),
 )
 
