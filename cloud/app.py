@@ -69,12 +69,13 @@ def job_readers(queue: JobQueue, cache: OverviewCache):
     (from the status page's one-second cache: on Upstash every read is billed) and
     the recent history (for the repository list's last job)."""
     def busy_repos() -> dict[str, str]:
+        """repository -> the id of the job a worker is running for it."""
         try:
             view = cache.get(queue)
         except QueueError:
             return {}  # answers lose their 'indexing' hint, not their content
         # a worker whose heartbeat stopped is not ingesting anything
-        return {w.repo_url: "running" for w in view.workers
+        return {w.repo_url: w.job_id for w in view.workers
                 if w.repo_url and w.public(view.now)["state"] == WorkerState.RUNNING.value}
 
     def recent_jobs() -> list[dict]:

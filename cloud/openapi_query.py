@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from cloud.openapi_parts import error as _error, ok as _ok
+from cloud.query.requests import BUDGET_RANGE
 
 _REPO = "https://github.com/psf/requests"
 _COMMIT = "0e322af87745eff34caffe4df68456ebc20d9068"
@@ -88,8 +89,12 @@ def query_paths() -> dict:
                           "task": {"type": "string", "minLength": 1, "maxLength": 4000},
                           "repo": {"type": "string"}, "ref": _REF,
                           "files": {"type": "array", "items": {"type": "string"}},
-                          "budget_tokens": {"type": "integer", "minimum": 256,
-                                            "maximum": 32000, "default": 2048},
+                          "budget_tokens": {
+                              "type": "integer", "minimum": BUDGET_RANGE[0],
+                              "maximum": BUDGET_RANGE[1], "default": 2048,
+                              "description": "cl100k_base tokens of the answer's text "
+                                             "(markdown), or of its items array as "
+                                             "serialised, every field counted (json)"},
                           "format": {"enum": ["markdown", "json"], "default": "markdown"}}}
     impact_schema = {"type": "object", "required": ["repo"], "additionalProperties": False,
                      "properties": {"repo": {"type": "string"}, "ref": _REF,
@@ -191,8 +196,8 @@ def query_paths() -> dict:
                     "tokens": 1980, "budget_tokens": 2048,
                     "tokenizer": "cl100k_base (tiktoken, offline)", "notes": [],
                     "format": "json", "took_ms": 80.0, "index": _INDEX}),
-                "400": _error("bad_request", "budget_tokens must be between 256 and 32000, "
-                                             "got 100"),
+                "400": _error("bad_request", f"budget_tokens must be between {BUDGET_RANGE[0]} "
+                                             f"and {BUDGET_RANGE[1]}, got 100"),
                 **_COMMON}}},
         "/api/v1/impact": {"post": {
             "summary": "What depends on changed files (or on base..head), with risk",
@@ -200,13 +205,16 @@ def query_paths() -> dict:
             "requestBody": _body(impact_schema, {"repo": "github.com/psf/requests",
                                                  "files": ["src/requests/utils.py"]}),
             "responses": {
-                "200": _ok("Dependents with distance, risk per changed file, summary", {
+                "200": _ok("Dependents with distance (the first 500 of each list; "
+                           "total_files and total_symbols count them all), risk per changed "
+                           "file, summary", {
                     "changed": [{"path": "src/requests/utils.py", "change": "modified",
                                  "known": True, "direct_dependents": 6, "dependents": 9,
                                  "tests": ["tests/test_utils.py"], "risk": "medium"}],
                     "files": [{**_NODE, "path": "src/requests/models.py", "distance": 1,
                                "is_test": False, "via": "src/requests/utils.py"}],
-                    "symbols": [], "truncated": False, "base": None,
+                    "symbols": [], "truncated": False, "total_files": 9, "total_symbols": 0,
+                    "base": None,
                     "summary": "1 changed file(s); 9 file(s) (1 test(s)) and 0 symbol(s) "
                                "in other files depend on them; highest risk medium: ...",
                     "took_ms": 20.0, "index": _INDEX}),

@@ -49,8 +49,11 @@ def _webhook(summary: str, header: str) -> dict:
                        {"status": "duplicate"}),
             "202": _ok("Queued, or ignored", {"status": "queued", "job_id": _JOB["job_id"],
                                               "duplicate": False}),
-            "400": _error("bad_request", "the body is not valid JSON"),
-            "401": _error("unauthorized", "the github webhook's signature does not verify"),
+            # the signature is checked first: an unsigned body is 401 whatever it holds
+            "400": {**_error("bad_request", "the body is not valid JSON"),
+                    "description": "A correctly signed body that is not JSON"},
+            "401": {**_error("unauthorized", "the github webhook's signature does not verify"),
+                    "description": "A bad or missing signature, whatever the body holds"},
             "413": _error("too_large", "a webhook body is at most 1048576 bytes"),
             "429": _error("queue_full", "queue is full: 10 pending jobs, the cap is 10"),
         },

@@ -5,12 +5,15 @@
 
 Not behind the admin token (cloud/auth.py lets these two paths through): the signature
 is the authentication. The order of checks is what keeps a forged or replayed call from
-costing anything: the body's size (413 over 1 MB), then whether it is JSON at all (400),
-then the repository it names and its secret (the repository's own, else
-WEBHOOK_SECRET), then the signature in constant time (401), then the delivery id (a
-replay answers 200 and queues nothing). Only then is the event read. A repository that
-is not registered, or a branch not tracked, gets the same 202 "ignored" — which
-repositories exist is not for a caller without a secret to learn.
+costing anything: the body's size (413 over 1 MB), then the signature over the raw bytes
+in constant time (401), then whether the body is JSON at all (400), then the delivery
+id (a replay answers 200 and queues nothing). Only then is the event read. Which secret
+signs is the repository's own, else WEBHOOK_SECRET, and only the payload names the
+repository: so the body is looked at once before the check, for that name alone, and
+a body that names none (not JSON included) is checked against WEBHOOK_SECRET. Nothing
+unverified is answered on: a bad signature is 401 whatever the body holds. A
+repository that is not registered, or a branch not tracked, gets the same 202
+"ignored" — which repositories exist is not for a caller without a secret to learn.
 
 The answer comes as soon as a sync is queued (the registry told, one enqueue); which
 files changed is computed by the worker from git, never taken from the payload.
@@ -39,11 +42,12 @@ log = logging.getLogger("cloud.webhooks")
 MAX_BODY = 1024 * 1024
 IGNORED = {"status": "ignored"}
 ZERO_SHA = "0" * 40
+NOT_JSON = object()
 
 
 async def github(request: Request) -> JSONResponse:
     body = await _raw(request)
-    payload = _json(body)
+    payload = _unverified(body)
     repo = payload.get("repository") if isinstance(payload, dict) else None
     urls = [repo.get(k) for k in ("clone_url", "html_url")] if isinstance(repo, dict) else []
 
@@ -54,13 +58,13 @@ async def github(request: Request) -> JSONResponse:
 
     event = request.headers.get("x-github-event", "")
     delivery = request.headers.get("x-github-delivery", "")
-    return await run_in_threadpool(_handle, request, urls, check, delivery, "github",
+    return await run_in_threadpool(_handle, request, payload, urls, check, delivery, "github",
                                    lambda record: _github_event(event, payload, record))
 
 
 async def gitlab(request: Request) -> JSONResponse:
     body = await _raw(request)
-    payload = _json(body)
+    payload = _unverified(body)
     project = payload.get("project") if isinstance(payload, dict) else None
     urls = [project.get(k) for k in ("git_http_url", "web_url")] \
         if isinstance(project, dict) else []
@@ -72,7 +76,7 @@ async def gitlab(request: Request) -> JSONResponse:
     event = request.headers.get("x-gitlab-event", "")
     delivery = (request.headers.get("idempotency-key")
                 or request.headers.get("x-gitlab-event-uuid", ""))
-    return await run_in_threadpool(_handle, request, urls, check, delivery, "gitlab",
+    return await run_in_threadpool(_handle, request, payload, urls, check, delivery, "gitlab",
                                    lambda record: _gitlab_event(event, payload, record))
 
 
@@ -80,22 +84,26 @@ async def _raw(request: Request) -> bytes:
     return await bounded_bytes(request, MAX_BODY, "a webhook body")
 
 
-def _json(body: bytes) -> Any:
+def _unverified(body: bytes) -> Any:
+    """The payload, only to learn which repository's secret applies; NOT_JSON when the
+    body is not JSON (refused with 400 once, and only if, its signature verifies)."""
     try:
         return json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
-        raise ApiError(400, "bad_request", "the body is not valid JSON") from None
+        return NOT_JSON
 
 
-def _handle(request: Request, urls: list, check, delivery: str, source: str,
+def _handle(request: Request, payload: Any, urls: list, check, delivery: str, source: str,
             event) -> JSONResponse:
     store = request.app.state.query.store
     record = _registered(store, urls)
     secret = (store.webhook_secret(record.url) if record else None) \
         or request.app.state.settings.webhook_secret
     if not secret or not check(secret):
-        # the same answer whether the repository exists or not
+        # the same answer whether the repository exists or not, the body JSON or not
         raise ApiError(401, "unauthorized", f"the {source} webhook's signature does not verify")
+    if payload is NOT_JSON:
+        raise ApiError(400, "bad_request", "the body is not valid JSON")
     key = f"{source}:{delivery[:100]}" if delivery else ""
     if key and not store.record_delivery(key):
         return JSONResponse({"status": "duplicate"})

@@ -19,10 +19,9 @@ from dataclasses import dataclass
 
 from edge.parse.model import EXPORTS, Fact, ParsedFile, Symbol
 from edge.resolve.model import FileImports, Target
-from shared.graph.model import Node, NodeKind, node_id
+from shared.graph.model import CONSTRUCTORS, Node, NodeKind, node_id
 
 REEXPORT_HOPS = 4
-CONSTRUCTORS = ("__init__", "constructor")
 _NAME = re.compile(r"(?:[^\W\d]|\$)[\w$]*(?:\.(?:[^\W\d]|\$)[\w$]*)*")
 
 

@@ -21,6 +21,7 @@ from cloud.mcp_server.backends import LocalBackend
 from cloud.mcp_server.http import allowed_hosts
 from cloud.mcp_server.tools import build_server
 from cloud.query import QueryService
+from cloud.query import impact as impact_mod
 from edge.embed.minilm import MiniLMEncoder
 from shared.queue import open_queue
 from shared.queue.sqlite import SqliteQueue
@@ -80,6 +81,7 @@ def questions(repo: str) -> list[tuple[str, dict, tuple]]:
     graph = {"repo": repo, "path": "shop/cart.py", "kinds": ["IMPORTS"]}
     callers = {"repo": repo, "path": "shop/pricing.py", "symbol": "apply_discount",
                "kinds": ["CALLS"], "depth": 2}
+    comma = {**callers, "kinds": "calls,extends"}  # as the HTTP route takes them too
     return [
         ("search_code", search, ("POST", "/api/v1/search", {"json": search})),
         ("search_code", keyword, ("POST", "/api/v1/search", {"json": keyword})),
@@ -90,6 +92,8 @@ def questions(repo: str) -> list[tuple[str, dict, tuple]]:
             **graph, "kinds": "IMPORTS", "limit": 100}})),
         ("dependents", callers, ("GET", "/api/v1/graph/dependents", {"params": {
             **callers, "kinds": "CALLS", "limit": 100}})),
+        ("dependents", comma, ("GET", "/api/v1/graph/dependents", {"params": {
+            **comma, "limit": 100}})),
         ("list_repositories", {}, ("GET", "/api/v1/repos", {})),
     ]
 
@@ -160,8 +164,17 @@ def test_find_symbol(served, shop):
                 "repo": shop.url, "name": "Cart"}))
             total = structured(await client.call_tool("find_symbol", {
                 "repo": shop.url, "name": "Cart.total", "kind": "method"}))
-            return cart, total
-    cart, total = run_async(main)
+            on_main = structured(await client.call_tool("find_symbol", {
+                "repo": shop.url, "name": "Cart", "ref": "main"}))
+            elsewhere = await client.call_tool("find_symbol", {
+                "repo": shop.url, "name": "Cart", "ref": "nope"})
+            return cart, total, on_main, elsewhere
+    cart, total, on_main, elsewhere = run_async(main)
+    # ref as on every graph route: the default branch by name is the same index
+    assert untimed(on_main) == untimed(cart) == untimed(api(
+        served, "GET", "/api/v1/graph/symbols", params={"repo": shop.url, "name": "Cart",
+                                                        "ref": "main"}))
+    assert elsewhere.is_error and "branch nope of" in elsewhere.content[0].text
     assert untimed(cart) == untimed(served.query.symbols({"repo": shop.url, "name": "Cart"}))
     assert [(r["path"], r["kind"], r["start_line"]) for r in cart["results"]] == [
         ("shop/cart.py", "class", 5)]
@@ -227,6 +240,12 @@ def test_bad_arguments_and_unknown_repositories_are_tool_errors(served, shop):
                 ("find_symbol", {"repo": shop.url, "name": "Cart", "commit": "abcdef1"}),
                 ("ingest_repository", {"url": "ssh://github.com/psf/requests"}),
                 ("search_code", {}),
+                ("search_code", {"query": "price", "limit": 51}),
+                ("search_code", {"query": "price", "bogus": 1}),
+                ("dependents", {"repo": shop.url, "path": "shop/cart.py", "kinds": "CALLZ"}),
+                ("dependents", {"repo": shop.url, "path": "shop/cart.py", "kinds": 5}),
+                ("get_context", {"task": "x", "repo": shop.url, "budget_tokens": 16_001}),
+                ("find_symbol", {"repo": shop.url, "name": "Cart", "kind": "module"}),
             ]]
             after = structured(await client.call_tool("list_repositories", {}))
             return failures, after
@@ -240,7 +259,34 @@ def test_bad_arguments_and_unknown_repositories_are_tool_errors(served, shop):
     assert "[not_found]" in texts[4] and "ingest_repository" in texts[4]
     assert "is not an indexed commit" in texts[5]
     assert "[invalid_repo_url]" in texts[6] and "query" in texts[7]
+    # worded as the HTTP API words the same checks, with its code; never pydantic's report
+    assert texts[7].endswith("query is required [bad_request]")
+    assert texts[8].endswith("limit must be between 1 and 50, got 51 [bad_request]")
+    assert texts[9].endswith("unknown field 'bogus'; allowed: kind, language, limit, mode, "
+                             "path, query, ref, repo [bad_request]")
+    assert "kinds: 'CALLZ' is not one of IMPORTS" in texts[10]  # the query layer's check
+    assert texts[11].endswith("kinds must be a list of strings or a string [bad_request]")
+    assert texts[12].endswith("budget_tokens must be between 256 and 16000, got 16001 "
+                              "[bad_request]")
+    assert texts[13].endswith("kind must be one of function | method | class, got 'module' "
+                              "[bad_request]")
+    assert not any("pydantic" in text or "validation error" in text for text in texts)
+    http = httpx.post(served.url + "/api/v1/context", headers=AUTH, json={
+        "task": "x", "repo": shop.url, "budget_tokens": 16_001}).json()
+    assert texts[12].endswith(f"{http['detail']} [{http['error']}]")  # one limit, one message
     assert [repo["url"] for repo in after["repos"]] == [shop.url]  # the session goes on
+
+
+def test_every_tool_refuses_arguments_it_does_not_declare(served):
+    async def main():
+        async with http_client(f"{served.url}/mcp", TOKEN) as client:
+            listed = (await client.list_tools()).tools
+            return listed, [await client.call_tool(tool.name, {"bogus": 1}) for tool in listed]
+    listed, results = run_async(main)
+    for tool, result in zip(listed, results):
+        assert tool.input_schema["additionalProperties"] is False, tool.name
+        assert result.is_error and "unknown field 'bogus'; allowed: " in \
+            result.content[0].text, tool.name
 
 
 def test_a_full_queue_is_a_tool_error(served, tmp_path):
@@ -290,6 +336,31 @@ def test_answers_are_bounded_and_say_what_was_cut(served, shop, monkeypatch):
     # the query layer's cached answers are left whole
     full = api(served, "POST", "/api/v1/impact", json=impact)
     assert len(full["files"]) > 1 and full["truncated"] is False
+    assert f"dependent files: the first 1 of {full['total_files']} are listed" in \
+        dependents["notes"]
+
+
+def test_every_cut_says_so_with_the_true_totals(served, shop, monkeypatch):
+    """A graph answer cut at `limit`, and an impact answer the API cut before the tool
+    did: the notes give how many there are, not how many came."""
+    monkeypatch.setattr(impact_mod, "MAX_LISTED", 2)  # the API's cap, under the tool's
+    server = build_server(LocalBackend(served.query, served.queue, served.settings))
+    impact = {"repo": shop.url, "files": ["shop/models.py"]}
+    graph = {"repo": shop.url, "path": "shop/models.py", "depth": 10}
+
+    async def main():
+        async with Client(server) as client:
+            return [structured(await client.call_tool(tool, arguments)) for tool, arguments
+                    in [("impact_of_change", impact), ("dependents", {**graph, "limit": 1}),
+                        ("dependents", graph)]]
+    cut, capped, whole = run_async(main)
+    assert cut["total_files"] > 2 and len(cut["files"]) == 2 and cut["truncated"] is True
+    assert f"dependent files: the first 2 of {cut['total_files']} are listed" in cut["notes"]
+    assert str(cut["total_files"]) in cut["summary"]  # the summary counts them all too
+    assert capped["truncated"] and capped["total"] == whole["total"] > 1
+    assert capped["notes"] == [f"dependents: the first 1 of {whole['total']} are listed; "
+                               "a higher limit (at most 200) lists more"]
+    assert "notes" not in whole and whole["truncated"] is False
 
 
 # --- stdio -----------------------------------------------------------------------------------

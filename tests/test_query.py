@@ -4,12 +4,15 @@ use it. One ingest (real pipeline: tree-sitter, Node2Vec, MiniLM, SQLite, Qdrant
 mode) per module; the query encoder is the installed ONNX model."""
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
 
+from cloud.query.search import _exact_value, merge, symbol_query
 from cloud.query.tokens import count_tokens
 from edge.embed.minilm import MiniLMEncoder
+from shared.graph.model import Node, NodeKind
 from tests.query_repo import FILES, IndexedRepo, api_client, commit_all, indexed_repo
 
 TOKEN = "query-token"
@@ -105,6 +108,66 @@ def test_search_without_repo_covers_every_repository(http, shop):
     assert answer["results"][0]["name"] == "apply_discount"
 
 
+# --- exact names -----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("mode", ["keyword", "hybrid"])
+@pytest.mark.parametrize("query", ["Item", " `Item` ", "Item()"])
+def test_a_query_that_is_a_symbols_name_finds_it_first(http, shop, mode, query):
+    results = search(http, query=query, repo=shop.url, mode=mode, limit=20)["results"]
+    found = names({"results": results})
+    assert found[0] == "Item" and results[0]["signals"]["exact_name"] > 0.9, results[0]
+    # DigitalItem holds every term of the query too, but is not its name
+    partial = results[found.index("DigitalItem")]
+    assert "exact_name" not in partial["signals"]
+
+
+@pytest.mark.parametrize("mode", ["keyword", "hybrid"])
+def test_qualified_and_case_folded_names(http, shop, mode):
+    def first(query, **filters):
+        return search(http, query=query, repo=shop.url, mode=mode, **filters)["results"][0]
+
+    assert first("Cart.total")["name"] == first("total")["name"] == "Cart.total"
+    assert first("Cart.total")["signals"]["exact_name"] > first("total")["signals"]["exact_name"]
+    assert first("shop.cart.Cart")["name"] == first("cart.Cart")["name"] == "Cart"
+    assert "exact_name" not in first("orders.Cart")["signals"]  # Cart is not in orders.py
+    exact, folded = first("Cart"), first("cart")
+    assert exact["name"] == folded["name"] == "Cart"
+    assert exact["signals"]["exact_name"] - folded["signals"]["exact_name"] == pytest.approx(0.5)
+    functions = search(http, query="Cart", repo=shop.url, mode=mode, kind="function")
+    assert "Cart" not in names(functions)
+
+
+def test_what_counts_as_a_symbols_name():
+    assert [symbol_query(q) for q in ["Line", " `Line.append()` ", "black.lines.Line",
+                                      "Compiler#run", "fmt::Display", "'$http'"]] == [
+        "Line", "Line.append", "black.lines.Line", "Compiler.run", "fmt.Display", "$http"]
+    assert [symbol_query(q) for q in ["take a discount", "Line.", "a-b", "3d", ""]] == [
+        None] * 5
+
+
+def test_of_several_exact_matches_the_likeliest_meant_comes_first():
+    def node(path, qualname, kind=NodeKind.CLASS):
+        return Node(0, kind, path, qualname.rsplit(".", 1)[-1], qualname, 1, 2, "python")
+
+    ranked = [node("src/mode.py", "Mode"), node("src/util.py", "Mode"),
+              node("src/other.py", "Options.Mode", NodeKind.METHOD),
+              node("tests/test_mode.py", "Mode"), node("src/low.py", "mode")]
+    central = {"src/mode.py": 1.0, "src/util.py": 0.2, "src/other.py": 1.0,
+               "tests/test_mode.py": 1.0, "src/low.py": 1.0}
+    values = [_exact_value(n, ["Mode"], central[n.path]) for n in ranked]
+    assert values == sorted(values, reverse=True) and len(set(values)) == 5, values
+    assert values[0] == 1.0 and _exact_value(node("a.py", "Other"), ["Mode"], 1.0) == 0.0
+
+
+def test_exact_names_come_first_across_repositories():
+    def row(repo, score, **signals):
+        return {"repo": repo, "path": "a.py", "start_line": 1, "score": score,
+                "signals": signals}
+
+    merged = merge([[row("a", 9.0)], [row("b", 0.1, exact_name=0.9)]], 10)
+    assert [r["repo"] for r in merged] == ["b", "a"]
+
+
 # --- repositories and graph ------------------------------------------------------------------
 
 def test_repos_lists_what_is_indexed(http, shop):
@@ -132,8 +195,33 @@ def test_dependencies_and_dependents(http, shop):
                    symbol="apply_discount", kinds="CALLS", depth=3)
     assert {(r["name"], r["distance"]) for r in deeper["results"]} >= {
         ("Cart.total", 1), ("Order.checkout", 2)}
+    # `Cart()` calls Cart.__init__ (the edge goes there): still a user of the class
+    users = graph(http, "dependents", repo=shop.url, path="shop/cart.py", symbol="Cart",
+                  kinds="CALLS")
+    assert [r["name"] for r in users["results"]] == ["test_total_applies_the_discount"]
     capped = graph(http, "dependents", repo=shop.url, path="shop/models.py", depth=10, limit=1)
     assert len(capped["results"]) == 1 and capped["truncated"] and capped["total"] > 1
+
+
+GRAPH_ROUTES = {"dependencies": {"path": "shop/cart.py"}, "dependents": {"path": "shop/cart.py"},
+                "path": {"from": "tests/test_cart.py", "to": "shop/models.py"},
+                "hotspots": {}, "cycles": {}, "snapshot": {}, "symbols": {"name": "Cart"}}
+
+
+@pytest.mark.parametrize("route", sorted(GRAPH_ROUTES))
+def test_every_graph_route_takes_ref_and_commit_alike(http, shop, route):
+    params = {"repo": shop.url, **GRAPH_ROUTES[route]}
+    plain = graph(http, route, **params)
+    commit = plain["index"]["commit"]
+    for same in ({"ref": "main"}, {"commit": commit[:10]}, {"ref": "main", "commit": commit}):
+        again = graph(http, route, **params, **same)
+        assert again["index"] == plain["index"], same
+        assert {k: v for k, v in again.items() if k != "took_ms"} == \
+            {k: v for k, v in plain.items() if k != "took_ms"}, same
+    other = http.get(f"/api/v1/graph/{route}", headers=AUTH, params={**params, "ref": "nope"})
+    assert other.status_code == 404 and "branch nope of" in other.json()["detail"], other.text
+    bad = http.get(f"/api/v1/graph/{route}", headers=AUTH, params={**params, "ref": "-x"})
+    assert bad.status_code == 400 and "ref must be a branch" in bad.json()["detail"]
 
 
 def test_path_hot_spots_cycles_and_snapshot(http, shop):
@@ -162,6 +250,20 @@ def test_context_never_exceeds_its_budget(http, shop, budget):
     assert answer["tokens"] == count_tokens(answer["text"]) <= budget
     assert answer["budget_tokens"] == budget and answer["tokenizer"].startswith("cl100k")
     assert "apply_discount" in answer["text"]
+
+
+@pytest.mark.parametrize("budget", [256, 512, 1024, 2048, 4096])
+def test_json_context_never_exceeds_its_budget_as_serialised(http, shop, budget):
+    """format json counts what the agent reads: the items array as the answer carries
+    it (compact JSON, every field), not the markdown the same items would make."""
+    answer = http.post("/api/v1/context", headers=AUTH, json={
+        "task": "change how discounts are applied to the cart total and the checkout",
+        "repo": shop.url, "budget_tokens": budget, "format": "json"}).json()
+    serialised = json.dumps(answer["items"], ensure_ascii=False, separators=(",", ":"))
+    assert answer["tokens"] == count_tokens(serialised) <= budget
+    assert answer["items"] and "text" not in answer
+    texts = "\n".join(item["text"] for item in answer["items"])
+    assert count_tokens(texts) <= budget
 
 
 def test_context_items_seeded_by_search_names_and_edited_files(http, shop):
@@ -212,7 +314,7 @@ def test_impact_of_changed_files(http, shop):
     ("search", {"query": "x", "language": "cobol"}, "language must be one of"),
     ("search", {"query": "x", "mode": "structural"}, "structural search needs repo"),
     ("context", {"task": "x", "repo": "github.com/a/b", "budget_tokens": 100}, "between 256"),
-    ("context", {"task": "x", "repo": "github.com/a/b", "budget_tokens": 32001}, "32000"),
+    ("context", {"task": "x", "repo": "github.com/a/b", "budget_tokens": 16001}, "16000"),
     ("impact", {"repo": "github.com/a/b"}, "give files"),
     ("search", [1, 2], "JSON object"),
     ("search", {"query": "x", "ref": "dev"}, "ref needs repo"),
@@ -258,7 +360,7 @@ def test_a_new_snapshot_drops_the_cache_and_an_unready_one_is_not_answered_from(
     during = search(http, query="apply discount", repo=shop.url, mode="keyword")
     assert during["index"][0] | {"indexed_at": 0} == {
         "repo": shop.url, "ref": "main", "commit": old_commit, "indexed_at": 0, "stale": True,
-        "indexing": True}
+        "indexing": True, "remote_commit": new_commit}  # the commit on its way
     assert search(http, query="loyalty bonus", repo=shop.url, mode="keyword")["results"] == []
     # The whole ingest of the new commit: answers move to it, the cache is dropped.
     assert shop.ingest() == new_commit and pending.commit == new_commit
@@ -290,3 +392,31 @@ def test_an_answer_is_stale_once_the_remote_moved_past_it(http, shop):
     (fresh,) = search(http, query="apply discount", repo=shop.url)["index"]
     assert not fresh["stale"] and "remote_commit" not in fresh
     assert store.repo_record(shop.url).last_query_at > 0  # archiving counts queries
+
+
+def test_a_job_running_for_a_repository_is_named_and_is_not_staleness(shop, tmp_path):
+    """What the app reads of the queue (a worker's heartbeat at a job) reaches the list:
+    the running job's id, not only that one runs. Answers meanwhile say `indexing`, not
+    `stale`: the job may rebuild the same commit (a forced rebuild) or find nothing new."""
+    from cloud.app import job_readers
+    from cloud.query import QueryService
+    from cloud.routes import OverviewCache
+    from shared.jobs import WorkerState, WorkerStatus
+    from shared.queue.sqlite import SqliteQueue
+
+    queue = SqliteQueue(tmp_path / "queue.db")
+    try:
+        queue.enqueue(shop.url)
+        job = queue.claim(WorkerStatus(worker_id="w"))
+        queue.heartbeat(WorkerStatus(worker_id="w", state=WorkerState.RUNNING,
+                                     repo_url=shop.url, job_id=job.id), job)
+        service = QueryService(lambda: shop.pipeline.store, lambda: shop.pipeline.vectors,
+                               lambda: None, allow_local=True, owns_stores=False)
+        service.watch_jobs(*job_readers(queue, OverviewCache()))
+        (listed,) = [r for r in service.repos()["repos"] if r["url"] == shop.url]
+        assert listed["last_job"] == {"state": "running", "job_id": job.id}
+        assert listed["indexing"] and not listed["stale"]
+        index = service.hot_spots({"repo": shop.url})["index"]
+        assert index["indexing"] and not index["stale"] and "remote_commit" not in index
+    finally:
+        queue.close()

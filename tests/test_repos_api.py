@@ -196,6 +196,31 @@ def test_forged_missing_and_replayed_deliveries_queue_nothing(world):
     assert queue.pending_count() == 1  # the first delivery's sync only
 
 
+def test_the_signature_is_checked_before_the_body_is_judged(world):
+    """A body that is not JSON names no repository: only WEBHOOK_SECRET can sign it, and
+    anything else is 401 (not 400: nothing unverified is answered on)."""
+    client, _, _, queue = world
+    register(client)
+    queue.claim(WorkerStatus("w"))
+    for raw in (b"{not json", b"\xff\xfe", b"[1, 2]"):
+        forged = send_github(client, None, secret="wrong-secret-0000000", raw=raw)
+        assert forged.status_code == 401, (raw, forged.text)
+        unsigned = client.post("/api/v1/webhooks/github", content=raw,
+                               headers={"X-GitHub-Event": "push"})
+        assert unsigned.status_code == 401 and unsigned.json()["error"] == "unauthorized"
+    assert gitlab_raw(client, b"{not json", token="not-the-token-000000").status_code == 401
+    signed = send_github(client, None, raw=b"{not json")  # WEBHOOK_SECRET signed it
+    assert signed.status_code == 400 and "not valid JSON" in signed.json()["detail"]
+    assert gitlab_raw(client, b"{not json").status_code == 400
+    assert queue.pending_count() == 0
+
+
+def gitlab_raw(client, body: bytes, token: str = SECRET):
+    return client.post("/api/v1/webhooks/gitlab", content=body, headers={
+        "X-Gitlab-Token": token, "X-Gitlab-Event": "Push Hook",
+        "X-Gitlab-Event-UUID": str(uuid.uuid4())})
+
+
 def test_unknown_repositories_and_untracked_branches_look_the_same(world):
     client, _, _, queue = world
     register(client)

@@ -75,7 +75,8 @@ class ContextItem(Node):
 
 @with_config(OPEN)
 class ContextOutput(TypedDict):
-    """`text` (format markdown) or `items` (format json), never over budget_tokens."""
+    """`text` (format markdown) or `items` (format json), never over budget_tokens:
+    the tokens of `text`, or of `items` as serialised (every field counted)."""
     tokens: int
     budget_tokens: int
     tokenizer: str
@@ -110,6 +111,8 @@ class ImpactOutput(TypedDict):
     files: list[Dependent]
     symbols: list[Dependent]
     truncated: bool
+    total_files: NotRequired[int]  # how many depend, listed or not
+    total_symbols: NotRequired[int]
     summary: str
     base: str | None
     took_ms: float
@@ -128,6 +131,7 @@ class NeighboursOutput(TypedDict):
     truncated: bool
     took_ms: float
     index: Index
+    notes: NotRequired[list[str]]
 
 
 @with_config(OPEN)
@@ -144,8 +148,9 @@ class SymbolsOutput(TypedDict):
 
 @with_config(OPEN)
 class Repository(TypedDict):
-    """`commit` and `indexed_at` are null until a first ingest is complete; `stale`:
-    an ingest under way, or a remote that moved on, will replace the indexed commit.
+    """`commit` and `indexed_at` are null until a first ingest is complete; `stale`: a
+    newer commit is known (a push, a periodic check, a snapshot being written);
+    `indexing`: an ingest is under way.
     The repository registry adds its record's fields (id, state, branches, ...)."""
     url: str
     commit: str | None

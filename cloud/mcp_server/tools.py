@@ -1,9 +1,11 @@
 """The MCP tools for coding agents: thin adapters from a tool call to a Backend question.
 
 Each tool takes the HTTP API's parameters (the query layer checks them: one set of
-rules for every face), answers with the API's JSON bounded for an agent's context
-(lists capped, long texts cut, a `notes` entry saying what was cut) and keeps the
-answer's evidence: `index` (repository, commit, indexed_at, stale, indexing). A
+rules for every face; an argument the tool does not declare, or one its schema
+refuses, is a tool error worded as the API words it), answers with the API's JSON
+bounded for an agent's context (lists capped, long texts cut, a `notes` entry saying
+what was cut and how many there are) and keeps the answer's evidence: `index`
+(repository, commit, indexed_at, stale, indexing). A
 failure the agent can act on (bad argument, unknown repository, full queue, a store
 down) is a tool error carrying the API's message; a bug is a tool error too, without
 its text (the SDK logs it), so no call ends a session.
@@ -15,9 +17,10 @@ import logging
 from typing import Annotated, Any, Literal
 
 from mcp.server.mcpserver import Context, MCPServer
-from mcp.server.mcpserver.exceptions import ToolError
+from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
+from mcp.server.mcpserver.tools.base import Tool
 from mcp_types import CallToolResult, TextContent, ToolAnnotations
-from pydantic import Field
+from pydantic import Field, ValidationError
 
 from cloud.auth import OWNER, Principal
 from cloud.mcp_server.backends import Backend, BackendError
@@ -31,20 +34,21 @@ from cloud.mcp_server.shapes import (
     SymbolsOutput,
     SyncOutput,
 )
+from cloud.query import QueryError
+from cloud.query.requests import BUDGET_RANGE, DEFAULT_BUDGET, refuse_unknown
 
 NAME = "neo-alexandria"
 INSTRUCTIONS = (
     "Neo Alexandria answers questions about indexed code repositories from their "
     "dependency graph and embeddings. list_repositories shows what is indexed; "
     "ingest_repository indexes a new one. Every answer names the commit it comes from "
-    "(index.commit) and says when that commit is stale (an ingest under way will replace "
-    "it). Paths are repository-relative; lines are 1-based.")
+    "(index.commit), whether a newer commit is known (index.stale) and whether an ingest "
+    "is under way (index.indexing). Paths are repository-relative; lines are 1-based.")
 MAX_SEARCH = 50  # hits per search (the API allows 100)
 MAX_GRAPH = 200  # dependencies / dependents per call (the API allows 1,000)
 MAX_LISTED = 200  # impact: dependent files, dependent symbols
 MAX_REPOS = 200
 MAX_SYMBOLS = 100
-MAX_BUDGET = 16_000  # context tokens (the API allows 32,000)
 MAX_SNIPPET = 1_000  # characters of a search hit's snippet (six lines of minified code...)
 MAX_TEXT = 80_000  # characters of a context (16,000 tokens are ~64,000 of code)
 CUT = "\n… [cut]"
@@ -60,8 +64,11 @@ FilePath = Annotated[str, Field(description="The file, repository-relative")]
 SymbolIn = Annotated[str | None, Field(description=(
     "A symbol in that file, by qualified or own name (default: the file)"))]
 Paths = Annotated[list[str] | None, Field(description="Repository-relative paths (at most 200)")]
-EdgeKinds = Annotated[list[Literal["IMPORTS", "CALLS", "EXTENDS", "CONTAINS"]] | None, Field(
-    description="Edge kinds to follow (default IMPORTS, CALLS, EXTENDS)")]
+# A list or a comma-separated string, any case, as the HTTP route takes them: the query
+# layer checks them (its message names the kinds).
+EdgeKinds = Annotated[list[str] | str | None, Field(description=(
+    "Edge kinds to follow: IMPORTS, CALLS, EXTENDS, CONTAINS, as a list or comma-separated "
+    "(default IMPORTS, CALLS, EXTENDS)"))]
 Depth = Annotated[int, Field(ge=1, le=10, description="How many edges away, 1-10")]
 GraphLimit = Annotated[int, Field(ge=1, le=MAX_GRAPH, description=f"Result cap (1-{MAX_GRAPH})")]
 
@@ -117,8 +124,9 @@ class Tools:
             "or symbols you know"))],
         repo: Repo,
         ref: Ref = None,
-        budget_tokens: Annotated[int, Field(ge=256, le=MAX_BUDGET, description=(
-            f"The most tokens (cl100k_base) the context may take, 256-{MAX_BUDGET:,}"))] = 2_048,
+        budget_tokens: Annotated[int, Field(ge=BUDGET_RANGE[0], le=BUDGET_RANGE[1], description=(
+            "The most tokens (cl100k_base) the answer's text (markdown) or items (json, as "
+            f"serialised) may take, {BUDGET_RANGE[0]}-{BUDGET_RANGE[1]:,}"))] = DEFAULT_BUDGET,
         files: Annotated[list[str] | None, Field(description=(
             "Files being edited (repository-relative): their symbols come first"))] = None,
         format: Annotated[Literal["markdown", "json"], Field(description=(
@@ -158,9 +166,10 @@ class Tools:
                                                    head=head))
         notes: list[str] = []
         answer = {**answer,
-                  "files": _capped(answer["files"], MAX_LISTED, "dependent files", notes),
-                  "symbols": _capped(answer["symbols"], MAX_LISTED, "dependent symbols",
-                                     notes)}
+                  "files": _capped(answer["files"], MAX_LISTED, "dependent files", notes,
+                                   _total(answer, "total_files", "files")),
+                  "symbols": _capped(answer["symbols"], MAX_LISTED, "dependent symbols", notes,
+                                     _total(answer, "total_symbols", "symbols"))}
         if notes:
             answer["truncated"] = True
         return _result(answer, notes)
@@ -179,9 +188,9 @@ class Tools:
     ) -> NeighboursOutput:
         """What a file or symbol depends on (imports, calls, extends), up to depth edges
         away, nearest first."""
-        return _result(self._ask(ctx, "dependencies", _present(
+        return _listed(self._ask(ctx, "dependencies", _present(
             repo=repo, ref=ref, path=path, symbol=symbol, depth=depth, kinds=kinds, commit=commit,
-            limit=limit)))
+            limit=limit)), "dependencies", MAX_GRAPH)
 
     def dependents(
         self,
@@ -197,9 +206,9 @@ class Tools:
     ) -> NeighboursOutput:
         """What depends on a file or symbol (imports it, calls it, extends it), up to
         depth edges away, nearest first."""
-        return _result(self._ask(ctx, "dependents", _present(
+        return _listed(self._ask(ctx, "dependents", _present(
             repo=repo, ref=ref, path=path, symbol=symbol, depth=depth, kinds=kinds, commit=commit,
-            limit=limit)))
+            limit=limit)), "dependents", MAX_GRAPH)
 
     def find_symbol(
         self,
@@ -216,12 +225,14 @@ class Tools:
     ) -> SymbolsOutput:
         """Where a function, method or class is defined: every definition of that name,
         with its file and 1-based lines."""
-        return _result(self._ask(ctx, "symbols", _present(repo=repo, ref=ref, name=name, kind=kind,
-                                                     commit=commit, limit=limit)))
+        return _listed(self._ask(ctx, "symbols", _present(
+            repo=repo, ref=ref, name=name, kind=kind, commit=commit, limit=limit)),
+            "definitions", MAX_SYMBOLS)
 
     def list_repositories(self, ctx: Context | None = None) -> ReposOutput:
         """The indexed repositories: the commit each answers from, when it was indexed,
-        whether that is stale (an ingest is under way), sizes, languages and last job."""
+        whether a newer commit is known (stale), whether an ingest is under way, sizes,
+        languages and last job."""
         answer = self._ask(ctx, "repos")
         notes: list[str] = []
         repos = [{**repo, "stale": repo.get("stale", repo["indexing"])}
@@ -297,24 +308,102 @@ def _caller(ctx: Context | None) -> Principal:
     return who
 
 
+class _Server(MCPServer):
+    """MCPServer whose tools take only the arguments they declare, and whose argument
+    errors read as the HTTP API's (the SDK's own are pydantic's report, for a
+    programmer): checked once here, for every tool."""
+
+    def __init__(self, tools: list[Tool], **options: Any):
+        super().__init__(tools=tools, **options)
+        self._schemas = {tool.name: tool.parameters for tool in tools}
+
+    async def call_tool(self, name: str, arguments: dict[str, Any],
+                        context: Context | None = None) -> Any:
+        schema = self._schemas.get(name)
+        if schema is None:  # an unknown tool: the SDK says so
+            return await super().call_tool(name, arguments, context)
+        try:
+            refuse_unknown(arguments, schema["properties"].keys())
+        except QueryError as exc:
+            raise _bad_arguments(name, exc.detail) from None
+        try:
+            return await super().call_tool(name, arguments, context)
+        except ToolError as exc:
+            cause = exc.__cause__
+            if isinstance(exc, UnexpectedToolError) or not isinstance(cause, ValidationError):
+                raise
+            raise _bad_arguments(name, _worded(cause, schema)) from cause
+
+
 def build_server(backend: Backend) -> MCPServer:
     """An MCP server whose tools ask `backend` (~0.1 s: every schema is built)."""
+    tools = Tools(backend)
+    found = [_closed(Tool.from_function(tool, annotations=ToolAnnotations(**hints)))
+             for tool, hints in ((tools.search_code, READ), (tools.get_context, READ),
+                                 (tools.impact_of_change, READ), (tools.dependencies, READ),
+                                 (tools.dependents, READ), (tools.find_symbol, READ),
+                                 (tools.list_repositories, READ),
+                                 (tools.ingest_repository, QUEUE),
+                                 (tools.sync_repository, QUEUE))]
     # MCPServer() calls logging.basicConfig, which gives a root logger without handlers a
     # rich console handler of the SDK's; how this process logs is its entry point's call
     root, placeholder = logging.getLogger(), logging.NullHandler()
     root.addHandler(placeholder)
     try:
-        server = MCPServer(NAME, instructions=INSTRUCTIONS)
+        return _Server(found, name=NAME, instructions=INSTRUCTIONS)
     finally:
         root.removeHandler(placeholder)
-    tools = Tools(backend)
-    for tool, hints in ((tools.search_code, READ), (tools.get_context, READ),
-                        (tools.impact_of_change, READ), (tools.dependencies, READ),
-                        (tools.dependents, READ), (tools.find_symbol, READ),
-                        (tools.list_repositories, READ), (tools.ingest_repository, QUEUE),
-                        (tools.sync_repository, QUEUE)):
-        server.add_tool(tool, annotations=ToolAnnotations(**hints))
-    return server
+
+
+def _closed(tool: Tool) -> Tool:
+    """The tool's input schema says what _Server enforces: no argument it does not name."""
+    return tool.model_copy(update={"parameters": {**tool.parameters,
+                                                  "additionalProperties": False}})
+
+
+def _bad_arguments(tool: str, detail: str) -> ToolError:
+    """As a tool's own errors read: the SDK's prefix, the API's message and code."""
+    return ToolError(f"Error executing tool {tool}: {detail} [bad_request]")
+
+
+def _worded(error: ValidationError, schema: dict) -> str:
+    """pydantic's findings in the query layer's words for the same checks
+    (cloud/query/requests.py, Fields), bounds and choices read from the tool's schema."""
+    properties = schema["properties"]
+    found = []
+    for item in error.errors(include_url=False):
+        name = str(item["loc"][0]) if item["loc"] else "arguments"
+        found.append(_one_error(name, item, properties.get(name, {})))
+    return "; ".join(dict.fromkeys(found))
+
+
+def _one_error(name: str, item: dict, field: dict) -> str:
+    kind, given = item["type"], item.get("input")
+    options = [o for o in field.get("anyOf", [field]) if o.get("type") != "null"]
+    if kind == "missing":
+        return f"{name} is required"
+    if kind in ("greater_than_equal", "less_than_equal", "greater_than", "less_than"):
+        low, high = (next((o[k] for o in options if k in o), None)
+                     for k in ("minimum", "maximum"))
+        return f"{name} must be between {low} and {high}, got {given}"
+    choices = [str(v) for o in options for v in o.get("enum", ())]
+    if kind in ("literal_error", "enum") and choices:
+        return f"{name} must be one of {' | '.join(choices)}, got {given!r}"
+    if kind.endswith(("_type", "_parsing")) or kind == "int_from_float":
+        return f"{name} must be {' or '.join(dict.fromkeys(map(_a, options)))}"
+    return f"{name}: {item['msg']}"
+
+
+_TYPE_NAMES = {"integer": ("an integer", "integers"), "string": ("a string", "strings"),
+               "boolean": ("true or false", "booleans"), "number": ("a number", "numbers")}
+
+
+def _a(schema: dict) -> str:
+    """A JSON schema type as the API's messages name it ("must be an integer")."""
+    if schema.get("type") == "array":
+        items = schema.get("items", {}).get("type")
+        return f"a list of {_TYPE_NAMES.get(items, ('', 'values'))[1]}"
+    return _TYPE_NAMES.get(schema.get("type"), ("a value",))[0]
 
 
 def _present(**arguments: Any) -> dict:
@@ -329,11 +418,32 @@ def _cut(text: str, limit: int, what: str, notes: list[str]) -> str:
     return text[:limit] + CUT
 
 
-def _capped(rows: list, limit: int, what: str, notes: list[str]) -> list:
-    if len(rows) <= limit:
-        return rows
-    notes.append(f"{what}: the first {limit} of {len(rows)} are listed")
+def _capped(rows: list, limit: int, what: str, notes: list[str],
+            total: int | str | None = None) -> list:
+    """`rows` cut to `limit`, and a note when fewer than `total` (all there are: the
+    API may have cut them before) are listed."""
+    total = len(rows) if total is None else total
+    if len(rows) > limit or total != len(rows):
+        notes.append(f"{what}: the first {min(limit, len(rows))} of {total} are listed")
     return rows[:limit]
+
+
+def _total(answer: dict, field: str, rows: str) -> int | str:
+    """How many there are: the answer's count, or (a control plane that does not give
+    one) what it listed, "more than" it when it said it cut them."""
+    if field in answer:
+        return answer[field]
+    listed = len(answer[rows])
+    return f"more than {listed}" if answer.get("truncated") else listed
+
+
+def _listed(answer: dict, what: str, most: int) -> CallToolResult:
+    """A graph answer the API cut at the tool's `limit`: the note says how many there are."""
+    notes: list[str] = []
+    if answer.get("truncated"):
+        notes.append(f"{what}: the first {len(answer['results'])} of {answer['total']} are "
+                     f"listed; a higher limit (at most {most}) lists more")
+    return _result(answer, notes)
 
 
 def _result(answer: dict, notes: list[str] = ()) -> CallToolResult:

@@ -17,18 +17,19 @@ budget), driven by the task instead of by the files in a chat:
    the rendering still fits. Files appear by relevance, items in file order with a
    line marker, gaps shown as "⋮".
 
-Tokens are counted by cl100k_base (cloud/query/tokens.py) on the exact text
-returned (markdown) or on the markdown the same items make (json): never more
-than the budget.
+Tokens are counted by cl100k_base (cloud/query/tokens.py) on what the answer
+carries: the exact text returned (markdown), or the `items` array exactly as it is
+serialised, every field of it (json). Never more than the budget.
 """
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 
 import numpy as np
 
-from cloud.query.graph import pagerank
+from cloud.query.graph import describe, pagerank
 from cloud.query.tokens import count_tokens
 from shared.graph.chunks import chunk_nodes, node_lines, split_lines
 from shared.graph.model import EdgeKind, Graph, Node, NodeKind
@@ -43,7 +44,7 @@ EDITED_WEIGHT = 3.0
 # whole body in 74% -> 68%): more candidates seen beats fewer seen whole.
 BODY_SHARE = 0.5
 MAX_SIGNATURE_LINES = 8
-MAX_ITEMS_SCANNED = 150  # far more than a 32K budget holds; bounds the sources read
+MAX_ITEMS_SCANNED = 150  # far more than a 16K budget holds; bounds the sources read
 
 _IDENTIFIER = re.compile(r"`([^`\n]{1,200})`|\b([A-Za-z_$][\w$]*(?:\.[A-Za-z_$][\w$]*)+"
                          r"|[a-z$][\w$]*_[\w$]+|[A-Za-z$]+[a-z0-9][A-Z][\w$]*)\b")
@@ -129,13 +130,15 @@ def rank(symbols: SymbolGraph, seeds: dict[int, tuple[float, str]]) -> np.ndarra
 
 
 def fit(symbols: SymbolGraph, scores: np.ndarray, seeds: dict[int, tuple[float, str]],
-        texts: dict[str, list[str]], budget: int, header: str) -> tuple[list[Item], str, int]:
-    """The items that fit the budget, their markdown and its token count; `texts`
-    holds the lines of the files of `symbols.ranked_chunks(scores)`."""
+        texts: dict[str, list[str]], budget: int,
+        form: Markdown | Json) -> tuple[list[Item], str, int]:
+    """The items that fit the budget, the text `form` makes of them (what the answer
+    carries) and its token count; `texts` holds the lines of the files of
+    `symbols.ranked_chunks(scores)`."""
     order = symbols.ranked_chunks(scores)
     items: list[Item] = []
     covered: set[int] = set()
-    used = count_tokens(header)
+    used = form.start()
     body_budget = BODY_SHARE * budget
     body_used = 0
     for rank_, i in enumerate(order):
@@ -145,27 +148,79 @@ def fit(symbols: SymbolGraph, scores: np.ndarray, seeds: dict[int, tuple[float, 
         reason = _reason(symbols, scores, seeds, i)
         lines = texts[node.path]
         options = []
-        body = node_lines(node, lines)
-        if body_used + _estimate(body) <= body_budget:
-            options.append((True, body))
-        options.append((False, signature(node, lines)))
-        for is_body, chosen in options:
-            cost = _estimate(chosen) + (_estimate([node.path]) + 8
-                                        if not any(it.node.path == node.path for it in items)
-                                        else 2)
+        body = Item(node, rank_, reason, True, node_lines(node, lines))
+        if body_used + form.body_cost(body) <= body_budget:
+            options.append(body)
+        options.append(Item(node, rank_, reason, False, signature(node, lines)))
+        for item in options:
+            cost = form.cost(item, items)
             if used + cost <= budget:
-                items.append(Item(node, rank_, reason, is_body, chosen))
+                items.append(item)
                 used += cost
-                body_used += cost if is_body else 0
-                if is_body:
+                body_used += cost if item.body else 0
+                if item.body:
                     covered.update(_members(symbols, node))
                 break
-    while True:  # the estimate is per piece; the rendering is what counts
-        text = render(items, header)
+    while True:  # the estimate is per piece; the text made of them is what counts
+        text = form.text(items)
         tokens = count_tokens(text)
         if tokens <= budget or not items:
             return items, text, tokens
         items.remove(max(items, key=lambda it: it.rank))
+
+
+class Markdown:
+    """format "markdown": one text, the header then each file's items in line order."""
+
+    def __init__(self, header: str):
+        self.header = header
+
+    def start(self) -> int:
+        return count_tokens(self.header)
+
+    def body_cost(self, item: Item) -> int:
+        return _estimate(item.lines)
+
+    def cost(self, item: Item, chosen: list[Item]) -> int:
+        new_file = not any(it.node.path == item.node.path for it in chosen)
+        return _estimate(item.lines) + (_estimate([item.node.path]) + 8 if new_file else 2)
+
+    def text(self, items: list[Item]) -> str:
+        return render(items, self.header)
+
+
+class Json:
+    """format "json": the `items` array as the answer serialises it (compact JSON, as
+    Starlette's JSONResponse and the MCP tools write it), every field of every item
+    counted: what an agent reads is all of it, not only the code."""
+
+    def start(self) -> int:
+        return count_tokens("[]")
+
+    def body_cost(self, item: Item) -> int:
+        return self.cost(item, [])
+
+    def cost(self, item: Item, chosen: list[Item]) -> int:
+        return count_tokens(_compact(json_item(item))) + 1  # and its comma
+
+    def text(self, items: list[Item]) -> str:
+        return _compact(json_items(items))
+
+
+def json_items(items: list[Item]) -> list[dict]:
+    """The answer's `items`, best first."""
+    return [json_item(item) for item in sorted(items, key=lambda it: it.rank)]
+
+
+def json_item(item: Item) -> dict:
+    node = item.node
+    end = node.end_line if item.body else node.start_line + len(item.lines) - 1
+    return {**describe(node), "end_line": end, "text": "\n".join(item.lines),
+            "reason": item.reason, "form": "body" if item.body else "signature"}
+
+
+def _compact(value) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
 def render(items: list[Item], header: str) -> str:

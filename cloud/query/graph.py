@@ -16,7 +16,7 @@ import numpy as np
 from cloud.query.errors import bad_request
 from cloud.query.requests import NodeRequest, PathRequest
 from cloud.query.resolve import Target
-from shared.graph.model import Graph, Node, NodeKind
+from shared.graph.model import CONSTRUCTORS, Graph, Node, NodeKind
 from shared.graph.store import GraphStore, Reached
 
 DAMPING = 0.85  # PageRank: the chance a walk follows an edge rather than restarting
@@ -161,9 +161,15 @@ def find_node(store: GraphStore, target: Target, path: str, symbol: str | None) 
 
 def neighbours(store: GraphStore, target: Target, request: NodeRequest,
                reverse: bool) -> dict:
+    """A class's dependents include its constructor's: instantiating a class calls the
+    `__init__`/`constructor` that runs, and that is where the CALLS edge goes."""
     node = find_node(store, target, request.path, request.symbol)
-    walk = store.dependents if reverse else store.dependencies
-    found: list[Reached] = walk(target.snapshot, node.id, request.depth, request.kinds)
+    starts = [node.id]
+    if reverse and node.kind is NodeKind.CLASS:
+        starts += [n.id for n in store.nodes_in_file(target.snapshot, node.path)
+                   if n.qualname in {f"{node.qualname}.{name}" for name in CONSTRUCTORS}]
+    found: list[Reached] = store.reach(target.snapshot, starts, request.depth, request.kinds,
+                                       reverse)
     return {"node": describe(node), "direction": "dependents" if reverse else "dependencies",
             "depth": request.depth, "kinds": list(request.kinds),
             "results": [{**describe(r.node), "distance": r.distance}

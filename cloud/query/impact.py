@@ -82,6 +82,7 @@ def impact(store: GraphStore, head: Target, changes: dict[str, str],
     return {"changed": per_file,
             "files": listed_files[:MAX_LISTED], "symbols": listed_symbols[:MAX_LISTED],
             "truncated": len(listed_files) > MAX_LISTED or len(listed_symbols) > MAX_LISTED,
+            "total_files": len(listed_files), "total_symbols": len(listed_symbols),
             "summary": summary(per_file, listed_files, listed_symbols)}
 
 

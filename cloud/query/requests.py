@@ -29,7 +29,10 @@ MAX_LIMIT = 100
 MAX_DEPTH = 10
 MAX_RESULTS = 1_000  # graph answers are capped here and say when they were cut
 MAX_FILES = 200
-BUDGET_RANGE = (256, 32_000)
+# Context budgets, for every face (HTTP, page, MCP): 16,000 cl100k tokens is about 64,000
+# characters of code, and keeps an MCP answer under agent clients' own caps (Claude
+# Code refuses tool output over 25,000 tokens by default).
+BUDGET_RANGE = (256, 16_000)
 DEFAULT_BUDGET = 2_048
 
 
@@ -91,16 +94,27 @@ class SnapshotRequest:
     limit: int = 20
 
 
+# Where a question about one snapshot reads it: a repository, its branch's index (`ref`)
+# and an indexed commit of it. Every graph question takes all three (Fields.repo reads
+# `ref`, Fields.commit `commit`): one set, so no route can forget one of them.
+SNAPSHOT_FIELDS = frozenset({"repo", "ref", "commit"})
+
+
+def refuse_unknown(raw: Mapping, allowed: set[str] | frozenset[str]) -> None:
+    """The rule of the module's docstring; the MCP tools refuse unknown arguments with it."""
+    unknown = sorted(set(raw) - set(allowed))
+    if unknown:
+        raise bad_request(f"unknown field {unknown[0]!r}; allowed: "
+                          f"{', '.join(sorted(allowed))}")
+
+
 class Fields:
     """Typed reads of one request's fields; `strings` when it came as a query string."""
 
     def __init__(self, raw: Any, allowed: set[str], *, strings: bool, allow_local: bool):
         if not isinstance(raw, Mapping):
             raise bad_request("the body must be a JSON object")
-        unknown = sorted(set(raw) - allowed)
-        if unknown:
-            raise bad_request(f"unknown field {unknown[0]!r}; allowed: "
-                              f"{', '.join(sorted(allowed))}")
+        refuse_unknown(raw, allowed)
         self.raw, self.strings, self.allow_local = raw, strings, allow_local
 
     def text(self, name: str, maximum: int, required: bool = False) -> str | None:
@@ -246,7 +260,7 @@ def parse_impact(raw: Any, allow_local: bool = False) -> ImpactRequest:
 
 
 def parse_node(raw: Any, allow_local: bool = False) -> NodeRequest:
-    fields = Fields(raw, {"repo", "ref", "path", "symbol", "commit", "depth", "kinds", "limit"},
+    fields = Fields(raw, SNAPSHOT_FIELDS | {"path", "symbol", "depth", "kinds", "limit"},
                     strings=True, allow_local=allow_local)
     return NodeRequest(
         repo=fields.repo(), path=clean_path(fields.text("path", 1_000, required=True)),
@@ -258,7 +272,7 @@ def parse_node(raw: Any, allow_local: bool = False) -> NodeRequest:
 
 
 def parse_path(raw: Any, allow_local: bool = False) -> PathRequest:
-    fields = Fields(raw, {"repo", "ref", "from", "to", "commit", "kinds", "max_depth"},
+    fields = Fields(raw, SNAPSHOT_FIELDS | {"from", "to", "kinds", "max_depth"},
                     strings=True, allow_local=allow_local)
     return PathRequest(
         repo=fields.repo(), source=clean_path(fields.text("from", 1_000, True), "from"),
@@ -269,6 +283,7 @@ def parse_path(raw: Any, allow_local: bool = False) -> PathRequest:
 
 def parse_snapshot(raw: Any, allow_local: bool = False, default_limit: int = 20,
                    max_limit: int = MAX_LIMIT) -> SnapshotRequest:
-    fields = Fields(raw, {"repo", "ref", "commit", "limit"}, strings=True, allow_local=allow_local)
+    fields = Fields(raw, SNAPSHOT_FIELDS | {"limit"}, strings=True,
+                    allow_local=allow_local)
     return SnapshotRequest(repo=fields.repo(), commit=fields.commit(),
                            limit=fields.integer("limit", default_limit, 1, max_limit))

@@ -37,7 +37,10 @@ class Target:
 
     @property
     def stale(self) -> bool:
-        return self.indexing or self.snapshot.id != self.latest.id or bool(self.remote_commit)
+        """A newer commit is known to be on its way, or an older one was asked for. An
+        ingest under way (`indexing`) is not enough: a forced rebuild of the same commit,
+        or a sync that finds nothing new, is not."""
+        return self.snapshot.id != self.latest.id or bool(self.remote_commit)
 
     def index(self) -> dict:
         """How an answer names its evidence."""
@@ -75,7 +78,7 @@ def resolve(store: GraphStore, repo: str, commit: str | None, busy: dict[str, st
     latest = ready[0]
     # A newer snapshot that is not ready yet is an ingest between its graph and vectors.
     indexing = repo in busy or snapshots[0].id != latest.id
-    moved = _remote_moved(record, branch, latest)
+    moved = _remote_moved(record, branch, latest) or _coming(snapshots[0], latest)
     ref = branch or (record.default_branch if record is not None else "")
     if commit is None:
         return Target(repo, latest, latest, indexing, moved, ref)
@@ -90,6 +93,12 @@ def resolve(store: GraphStore, repo: str, commit: str | None, busy: dict[str, st
 def _not_indexed(url: str):
     return not_found(f"repository {url} is not indexed; ingest it first "
                      "(POST /api/v1/ingestion/ingest/...)")
+
+
+def _coming(newest: Snapshot, latest: Snapshot) -> str:
+    """The commit of a snapshot being written past the newest ready one, when it is
+    another commit ("" when none is, or when it rebuilds the same commit)."""
+    return newest.commit if newest.id != latest.id and newest.commit != latest.commit else ""
 
 
 def _remote_moved(record: Repository | None, branch: str | None, latest: Snapshot) -> str:

@@ -84,7 +84,8 @@ class QueryService:
 
     def watch_jobs(self, busy_repos: Callable[[], dict[str, str]],
                    recent_jobs: Callable[[], list[dict]]) -> None:
-        """Where answers learn of ingests under way (repo -> state) and of recent jobs."""
+        """Where answers learn of ingests under way (repo -> the running job's id) and of
+        recent jobs."""
         self._busy_repos, self._recent_jobs = busy_repos, recent_jobs
 
     # --- resources -------------------------------------------------------------------------
@@ -319,7 +320,7 @@ class QueryService:
             stats = ready.stats if ready else {}
             nodes = stats.get("nodes", {})
             record = last.get(repo)
-            job = ({"state": busy[repo]} if repo in busy else
+            job = ({"state": "running", "job_id": busy[repo] or None} if repo in busy else
                    {"state": record.get("status"), "job_id": record.get("job_id"),
                     "finished_at": record.get("timestamp")} if record else None)
             found.append({
@@ -354,21 +355,18 @@ class QueryService:
         scores = context_mod.rank(symbols, seeds)
         paths = {symbols.nodes[i].path for i in symbols.ranked_chunks(scores)}
         texts = context_mod.text_lines(self.store.sources(target.snapshot, paths))
-        header = (f"# Context: {request.task.splitlines()[0][:120]}\n"
-                  f"{target.repo} @ {target.snapshot.commit[:12]}\n")
+        if request.format == "markdown":
+            form = context_mod.Markdown(f"# Context: {request.task.splitlines()[0][:120]}\n"
+                                        f"{target.repo} @ {target.snapshot.commit[:12]}\n")
+        else:
+            form = context_mod.Json()
         items, text, tokens = context_mod.fit(symbols, scores, seeds, texts,
-                                              request.budget_tokens, header)
+                                              request.budget_tokens, form)
         answer = {"tokens": tokens, "budget_tokens": request.budget_tokens,
                   "tokenizer": tokenizer_name(), "notes": notes, "format": request.format}
         if request.format == "markdown":
             return {**answer, "text": text}
-        return {**answer, "items": [
-            {**graph_mod.describe(item.node), "name": item.node.qualname or item.node.path,
-             "end_line": item.node.end_line if item.body
-             else item.node.start_line + len(item.lines) - 1,
-             "text": "\n".join(item.lines), "reason": item.reason,
-             "form": "body" if item.body else "signature"}
-            for item in sorted(items, key=lambda it: it.rank)]}
+        return {**answer, "items": context_mod.json_items(items)}
 
     def _context_seeds(self, target: Target, request: ContextRequest,
                        symbols: context_mod.SymbolGraph) -> tuple[dict, list[str]]:

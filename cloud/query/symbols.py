@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from cloud.query.graph import describe
-from cloud.query.requests import MAX_LIMIT, Fields
+from cloud.query.requests import MAX_LIMIT, SNAPSHOT_FIELDS, Fields
 from cloud.query.resolve import Target
 from shared.graph.store import GraphStore
 
@@ -28,7 +28,7 @@ class SymbolRequest:
 
 
 def parse_symbols(raw: Any, allow_local: bool = False) -> SymbolRequest:
-    fields = Fields(raw, {"repo", "name", "commit", "kind", "limit"}, strings=True,
+    fields = Fields(raw, SNAPSHOT_FIELDS | {"name", "kind", "limit"}, strings=True,
                     allow_local=allow_local)
     return SymbolRequest(repo=fields.repo(), name=fields.text("name", MAX_NAME, True).strip(),
                          commit=fields.commit(), kind=fields.choice("kind", SYMBOL_KINDS, None),

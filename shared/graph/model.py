@@ -19,6 +19,11 @@ class NodeKind(str, enum.Enum):
     METHOD = "method"
 
 
+# The methods that run when a class is called (Python, JS/TS): a call to a class is a
+# CALLS edge to the one that runs (edge/graph.py), so a class's users include its callers.
+CONSTRUCTORS = ("__init__", "constructor")
+
+
 class EdgeKind(str, enum.Enum):
     IMPORTS = "IMPORTS"  # file -> file
     CONTAINS = "CONTAINS"  # file -> symbol, class -> method, function -> nested def
