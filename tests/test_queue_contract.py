@@ -180,6 +180,7 @@ def test_finish_records_history_and_is_idempotent(new_queue):
     time.sleep(0.3)
     me.state = WorkerState.IDLE
     summary = {"commit": "abc", "nodes": 5, "skipped": ["x" * 100] * 50}
+    job.stage, job.progress = "upload", 100.0  # reported after the last heartbeat
     assert queue.finish(job, JobState.COMPLETE, me, result=JobResult(36, 72, summary))
     assert queue.finish(job, JobState.COMPLETE, me)  # a resent finish: done, not lost
     [record] = queue.history(10)
@@ -192,6 +193,7 @@ def test_finish_records_history_and_is_idempotent(new_queue):
     }
     assert 0.3 <= record["duration_seconds"] < 5
     assert stored.state is JobState.COMPLETE and stored.summary == summary
+    assert (stored.stage, stored.progress) == ("upload", 100.0)  # where it ended
     assert queue.overview().running == 0
 
 

@@ -112,6 +112,8 @@ class RedisQueue(JobQueue):
             "files_processed": job.files_processed,
             "embeddings_generated": job.embeddings_generated,
             "summary": json.dumps(job.summary),
+            # where it ended: the last report after the last heartbeat is kept too
+            "stage": job.stage, "progress": job.progress,
         }
         reply = self._run(
             _FINISH,

@@ -186,10 +186,11 @@ class SqliteQueue(JobQueue):
                 db.execute(
                     "UPDATE jobs SET state = ?, finished_at = ?, error = ?, reason = ?,"
                     " files_processed = ?, embeddings_generated = ?, summary = ?,"
-                    " lease_deadline = 0, expires_at = ? WHERE id = ?",
+                    " stage = ?, progress = ?, lease_deadline = 0, expires_at = ?"
+                    " WHERE id = ?",
                     (job.state.value, now, job.error, job.reason,
                      job.files_processed, job.embeddings_generated, json.dumps(job.summary),
-                     now + RECORD_RETENTION, job.id))
+                     job.stage, job.progress, now + RECORD_RETENTION, job.id))
                 _remember(db, job.id, history_summary(job.summary))
             return True
 
