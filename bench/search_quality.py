@@ -46,6 +46,7 @@ import json
 import os
 import platform
 import random
+import re
 import shutil
 import statistics
 import subprocess
@@ -250,12 +251,11 @@ def _context(service, repo: str, task: Task, budget: int, records: dict) -> None
     started = time.perf_counter()
     entry = records[_key(task)]
     try:
-        ctx = service.context({"task": task.query, "repo": repo, "budget_tokens": budget,
-                               "format": "json"})
+        ctx = service.context({"task": task.query, "repo": repo, "budget_tokens": budget})
     except Exception as exc:
         entry["context"] = {"error": repr(exc), "seconds": _since(started)}
         return
-    items = ctx.get("items", [])
+    items = markdown_items(ctx.get("text", ""))
     entry["context"] = {
         "found": any(overlaps(task, i) for i in items),
         "exact": any(answers(task, i.get("path"), i.get("name"), i.get("start_line"))
@@ -264,6 +264,29 @@ def _context(service, repo: str, task: Task, budget: int, records: dict) -> None
         "tokens": ctx.get("tokens"), "budget": ctx.get("budget_tokens", budget),
         "items": len(items), "seconds": _since(started),
     }
+
+
+_FILE = re.compile(r"^## (.+)$")
+_MARKER = re.compile(r"^(?:#|//) (.+):(\d+)-(\d+)( \(signature\))?$")
+
+
+def markdown_items(text: str) -> list[dict]:
+    """The items of a markdown context (the default format, what an agent gets), from
+    its `path:start-end` markers under each `## path` heading: budgets are measured on
+    the text an agent reads, as the query layer counts them (a json answer counts its
+    JSON too, so it holds fewer items)."""
+    items, path = [], None
+    for line in text.splitlines():
+        heading = _FILE.match(line)
+        if heading:
+            path = heading[1]
+            continue
+        marker = _MARKER.match(line)
+        if marker and marker[1] == path:
+            items.append({"path": path, "start_line": int(marker[2]),
+                          "end_line": int(marker[3]),
+                          "form": "signature" if marker[4] else "body"})
+    return items
 
 
 def _since(started: float) -> float:

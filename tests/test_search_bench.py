@@ -250,3 +250,27 @@ def test_tasks_leave_out_dunders_tests_short_and_shared_queries():
     tasks = function_tasks("p", "a.py", source, "python")
     assert [t.qualname for t in tasks] == ["A.one", "A.two", "A.three"]
     assert [t.qualname for t in unique_queries(tasks)] == ["A.three"]
+
+
+def test_the_benchmark_reads_back_every_item_of_a_markdown_context():
+    """bench/search_quality.py scores the default (markdown) context: its reading of the
+    `path:start-end` markers gives back exactly the items the query layer rendered, and
+    a look-alike line inside the code is not one."""
+    from bench.search_quality import markdown_items
+    from cloud.query.context import Item, render
+    from shared.graph.model import Node, NodeKind
+
+    def node(i, kind, path, start, end, language):
+        return Node(id=i, kind=kind, path=path, name="n", qualname="n", start_line=start,
+                    end_line=end, language=language)
+
+    items = [Item(node(1, NodeKind.FUNCTION, "pkg/a b.py", 3, 5, "python"), 0, "seed", True,
+                  ["def f():", "    # pkg/a b.py:1-2", "    return 1"]),
+             Item(node(2, NodeKind.CLASS, "src/x.ts", 10, 40, "typescript"), 1, "seed", False,
+                  ["class C {"]),
+             Item(node(3, NodeKind.FUNCTION, "pkg/a b.py", 20, 21, "python"), 2, "seed", True,
+                  ["def g():", "    pass"])]
+    assert markdown_items(render(items, "# Context: x\n")) == [
+        {"path": "pkg/a b.py", "start_line": 3, "end_line": 5, "form": "body"},
+        {"path": "pkg/a b.py", "start_line": 20, "end_line": 21, "form": "body"},
+        {"path": "src/x.ts", "start_line": 10, "end_line": 10, "form": "signature"}]
