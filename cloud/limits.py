@@ -73,9 +73,10 @@ class PlanLimits:
         plan = self.plan_of(account)
         if url in owned or plan.repositories is None or len(owned) < plan.repositories:
             return
+        # No Retry-After: a count, not a rate; waiting frees nothing.
         raise ApiError(429, "limit_exceeded", f"repositories: the {plan.name} plan allows "
                        f"{plan.repositories}; delete one or upgrade",
-                       {"Retry-After": "86400", "X-Limit": "repositories"})
+                       {"X-Limit": "repositories"})
 
 
 def refusal(limit: str, plan: Plan, verdict: Verdict) -> ApiError:

@@ -24,6 +24,7 @@ import hashlib
 import hmac
 import json
 import logging
+import re
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
@@ -174,9 +175,7 @@ def _github_event(event: str, payload: dict, record: Repository):
             return None
         if payload.get("deleted") is True:
             return "deleted", branch, None, default
-        after = payload.get("after")
-        return ("push", branch, after if isinstance(after, str) and after != ZERO_SHA else None,
-                default)
+        return "push", branch, _commit(payload.get("after")), default
     if event == "delete" and payload.get("ref_type") == "branch":
         branch = payload.get("ref")
         if isinstance(branch, str) and _tracked(record, branch, default):
@@ -197,4 +196,15 @@ def _gitlab_event(event: str, payload: dict, record: Repository):
     after = payload.get("after")
     if after == ZERO_SHA:
         return "deleted", branch, None, default
-    return "push", branch, after if isinstance(after, str) else None, default
+    return "push", branch, _commit(after), default
+
+
+_SHA = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")  # SHA-1, or SHA-256 object names
+
+
+def _commit(after) -> str | None:
+    """The pushed head, when the payload gives a commit id (it is stored and shown as the
+    remote's head); anything else is left unknown, the sync still queued."""
+    if isinstance(after, str) and _SHA.fullmatch(after) and after != ZERO_SHA:
+        return after
+    return None

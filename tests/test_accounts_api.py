@@ -285,6 +285,7 @@ def test_ingests_and_repositories_are_limited_per_plan(world):
     assert send(1).status_code == 200 and send(2).status_code == 200
     third = send(3)  # a third repository: the plan has room for two
     assert third.status_code == 429 and third.headers["X-Limit"] == "repositories"
+    assert "Retry-After" not in third.headers  # a count: waiting frees nothing
     bad = client.post("/api/v1/ingestion/ingest/not a url", headers=bearer(secret))
     assert bad.status_code == 400  # refused and malformed submissions count nothing
     assert send(1).status_code == 200  # its own again: the third ingest of the day

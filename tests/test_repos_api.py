@@ -342,6 +342,11 @@ def test_a_push_to_another_tracked_branch_queues_that_branch_s_own_index(world):
     assert store.repo_record(URL).state.value == "queued"  # the default branch's state
     again = send_github(client, github_push(branch="develop", after="f" * 40))
     assert again.json()["status"] == "queued"  # the running job does not swallow it
+    # A head that is no commit id is not stored (it is shown as the remote's head): the
+    # sync is still queued, the last known head kept.
+    odd = send_github(client, github_push(branch="develop", after="not-a-sha; rm -rf /"))
+    assert odd.status_code == 202
+    assert store.repo_record(URL).branch_states["develop"].remote_commit == "f" * 40
 
 
 def test_before_the_first_ingest_the_payload_names_the_default_branch(world):

@@ -250,6 +250,10 @@ def test_the_submit_form_shows_the_answer(page: Page, api: httpx.Client):
     result = page.locator("#submit-result")
     expect(result).to_have_text(detail)
     expect(result).to_have_attribute("data-kind", "error")
+    # A '..' reaches the API as typed (the browser must not resolve it to github.com/x)
+    dotted = submit_on_page("github.com/psf/../x")
+    assert dotted.status == 400 and "'..'" in dotted.json()["detail"]
+    expect(result).to_have_text(dotted.json()["detail"])
 
     accepted = submit_on_page(REPO)
     assert accepted.status == 200
