@@ -330,7 +330,7 @@ class Inference:
         scope = self.imports.get(path)
         if scope is None or hops == 0:
             return NOTHING
-        target = scope.scope.get(name)
+        target = self.symbols.scope_target(path, name)  # imports, then JS re-exports
         if target is not None:
             return self._target(target, hops)
         star = scope.scope.get("*")

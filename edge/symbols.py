@@ -2,7 +2,8 @@
 
 Names resolve through a file's own definitions, then its import scope (longest
 dotted prefix), following re-exports (`from .base import Model` in a package
-`__init__`, `export {x} from './x'`) up to a few hops. Classes know their
+`__init__`; in JS/TS `export {x as y} from './x'` and `export * as ns from
+'./x'`, not `export *`) up to a few hops. Classes know their
 repository bases, and methods are found along them (see `Symbols.method`).
 
 A CommonJS module (one that assigns `module.exports` or `exports.a` at module
@@ -44,9 +45,13 @@ class Symbols:
         self._lookups: dict[tuple[str, str], Definition | None] = {}
         # path of a CommonJS module -> EXPORTS or "<exports>.a" -> its module-level facts.
         self.exports: dict[str, dict[str, list[Fact]]] = {}
+        # path -> name a JS module re-exports (`export {a as b} from`, `export * as ns
+        # from`) -> what it names; scope holds local names only.
+        self.reexports: dict[str, dict[str, Target]] = {}
         for file in files:
             self.file_ids[file.path] = node_id(repo, file.path)
             self.defs[file.path] = self._index(file)
+            self._reexports(file)
             for fact in file.facts:
                 if fact.scope is None and fact.target.startswith(EXPORTS):
                     by_target = self.exports.setdefault(file.path, {})
@@ -65,6 +70,29 @@ class Symbols:
                         symbol.end_line, file.language, symbol.docstring)
             defs[symbol.qualname] = Definition(node, symbol)
         return defs
+
+    def _reexports(self, file: ParsedFile) -> None:
+        statements = [i for i in file.imports if i.kind == "export"]
+        resolved = self.imports.get(file.path)
+        if not statements or resolved is None:
+            return
+        by_line: dict[int, list[str]] = {}
+        for imp in resolved.imports:
+            by_line.setdefault(imp.line, []).append(imp.target)
+        names = self.reexports.setdefault(file.path, {})
+        for statement in statements:
+            targets = by_line.get(statement.line, ())
+            if len(targets) != 1 or targets[0] is None:
+                continue  # external, unresolved, or two statements on one line
+            for binding in statement.bindings:
+                if binding.local != "*":  # `export *` names nothing by itself
+                    names.setdefault(binding.local, Target(targets[0], binding.name))
+
+    def scope_target(self, path: str, name: str) -> Target | None:
+        """What a module-level import or re-export of `path` binds `name` to."""
+        scope = self.imports.get(path)
+        found = scope.scope.get(name) if scope is not None else None
+        return found if found is not None else self.reexports.get(path, {}).get(name)
 
     def file_node(self, file: ParsedFile) -> Node:
         name = file.path.rsplit("/", 1)[-1]
@@ -93,6 +121,8 @@ class Symbols:
         if scope is None:
             return None
         target, rest = longest_prefix(scope.scope, dotted)
+        if target is None and path in self.reexports:
+            target, rest = longest_prefix(self.reexports[path], dotted)
         if target is not None:
             return self._follow(target, rest, hops - 1)
         star = scope.scope.get("*")

@@ -491,3 +491,45 @@ def test_analyze_graph_prints_every_node_and_edge_as_json(tmp_path):
     assert ("run", "Session.__init__", 4, 1) in calls and ("run", "Session.get", 4, 1) in calls
     imports = [e for e in graph["edges"] if e["kind"] == "IMPORTS"]
     assert imports and all("type_only" in e and "line" not in e for e in imports)
+
+
+def test_typescript_wrapped_consts_and_namespace_re_exports(tmp_path):
+    root = _write(tmp_path, {
+        "src/core/util.ts": """\
+            export function floatSafeRemainder(a: number, b: number) { return a % b; }
+            export function shallowClone(x: object) { return x; }
+            """,
+        "src/core/core.ts": """\
+            export class Box { open(): void {} }
+            export function $constructor(name: string, init: (inst: any) => void): Box {
+              return new Box();
+            }
+            """,
+        "src/core/index.ts": """\
+            export * as util from "./util.js";
+            export { $constructor as make } from "./core.js";
+            """,
+        "src/core/checks.ts": """\
+            import * as core from "./core.js";
+            import * as util from "./util.js";
+            export const $ZodCheckMultipleOf = core.$constructor("m", (inst) => {
+              util.floatSafeRemainder(1, 2);
+            });
+            export function use() {
+              $ZodCheckMultipleOf();
+              $ZodCheckMultipleOf.open();
+            }
+            """,
+        "src/classic/schemas.ts": """\
+            import { util, make } from "../core/index.js";
+            export function _default(x: object) { return util.shallowClone(x); }
+            export function build() { make("x", () => {}); }
+            """,
+    })
+    calls = _calls(root)
+    assert _callees(calls, "$ZodCheckMultipleOf") == {"src/core/util.ts:floatSafeRemainder"}
+    # X() is the node; X.m() reads the value the wrapping call returns.
+    assert _callees(calls, "use") == {
+        "src/core/checks.ts:$ZodCheckMultipleOf", "src/core/core.ts:Box.open"}
+    assert _callees(calls, "_default") == {"src/core/util.ts:shallowClone"}
+    assert _callees(calls, "build") == {"src/core/core.ts:$constructor"}

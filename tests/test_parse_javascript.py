@@ -453,3 +453,54 @@ def test_any_input_parses_without_raising_and_lines_stay_in_the_file(pieces, lan
 @given(data=st.binary(max_size=2000))
 def test_arbitrary_bytes_never_raise(data):
     parse_javascript("b.js", data, "typescript")
+
+
+def test_module_level_const_from_a_call_with_a_callback_is_a_function():
+    parsed = parse("""\
+        export const $ZodCheck = core.$constructor("$ZodCheck", (inst, def) => {
+          util.floatSafeRemainder(1, 2);
+          const inner = () => { helper(); };
+        });
+        const Button = React.forwardRef((props, ref) => render(props));
+        const Memo = memo(function Inner() { work(); });
+        const nested = memo(forwardRef(() => deep()));
+        const cast = (await load(async () => fetchIt())) as Foo;
+        const EMPTY = new Observable((s) => s.complete());
+        const plain = compute(1);
+        const tagged = css`a`;
+        const f = () => g();
+        function outer() { const local = debounce(() => inside()); local(); }
+        """)
+    symbols = symbols_by_qualname(parsed)
+    assert set(symbols) == {"$ZodCheck", "$ZodCheck.inner", "Button", "Memo", "nested", "cast",
+                            "EMPTY", "f", "outer"}
+    assert all(symbols[q].kind == "function" for q in symbols)
+    assert (symbols["$ZodCheck"].start_line, symbols["$ZodCheck"].end_line) == (1, 4)
+    assert symbols["$ZodCheck.inner"].parent == "$ZodCheck"
+    # Calls in the callbacks have the declared name as caller; the wrapping call
+    # itself stays module level; inside a function nothing changes.
+    assert [(c.caller, c.callee) for c in parsed.calls] == [
+        (None, "core.$constructor"), ("$ZodCheck", "util.floatSafeRemainder"),
+        ("$ZodCheck.inner", "helper"), (None, "React.forwardRef"), ("Button", "render"),
+        (None, "memo"), ("Memo", "work"), (None, "memo"), (None, "forwardRef"),
+        ("nested", "deep"), (None, "load"), ("cast", "fetchIt"), (None, "Observable"),
+        ("EMPTY", "s.complete"), (None, "compute"), (None, "css"), ("f", "g"),
+        ("outer", "debounce"), ("outer", "inside"), ("outer", "local")]
+    # The value is what the symbol returns: `EMPTY.pipe()` still reads `new Observable`.
+    facts = {(f.scope, f.target, f.value) for f in parsed.facts}
+    assert ("EMPTY", "<return>", "Observable()") in facts
+    assert ("$ZodCheck", "<return>", "core.$constructor()") in facts
+    assert (None, "plain", "compute()") in facts and ("outer", "local", "debounce()") in facts
+    assert not any(f.target in ("EMPTY", "$ZodCheck") for f in parsed.facts)
+
+
+def test_wrapped_definitions_in_javascript():
+    parsed = parse("""\
+        const handler = debounce(() => { go(); }, 100);
+        export const useStore = create((set) => ({ inc: () => set(1) }));
+        const m = require('./m');
+        """, "javascript", "a.js")
+    assert [(s.qualname, s.kind) for s in parsed.symbols] == [
+        ("handler", "function"), ("useStore", "function")]
+    assert [(c.caller, c.callee) for c in parsed.calls] == [
+        (None, "debounce"), ("handler", "go"), (None, "create"), ("useStore", "set")]

@@ -18,6 +18,24 @@ What is recorded:
   `module.exports = class {}` alike, are named "default": both are what an
   importer of the module gets. The docstring is the JSDoc block right above
   the declaration.
+- wrapped definitions: a module-level `const X = call(…)` (export or not)
+  whose call, or `new`, possibly awaited, parenthesised or cast (`as`,
+  `satisfies`, `!`), passes at least one function value (arrow, function or
+  generator expression) as an argument, directly or through calls nested in
+  its arguments, is a symbol X of kind "function": `const Button =
+  forwardRef((props, ref) => …)`, `const Memo = memo(function Inner() {…})`,
+  `export const $ZodX = core.$constructor("$ZodX", (inst, def) => {…})`,
+  `const onScroll = debounce(() => {…}, 100)`. The value is usually callable
+  (a component, a constructor, a hook) and has no other symbol; calls inside
+  the callbacks get X as their caller (else module-level code, which has no
+  caller), the wrapping call itself stays module level, and `X(…)` / `new
+  X(…)` resolve to X, while `X.m()` reads the value (a RETURN fact of X,
+  edge/parse/javascript_facts.py). With a definition around it such a
+  declarator is no symbol: its callbacks' calls belong to that definition
+  already; in an anonymous callback at module level (`describe(…, () => {…})`)
+  it is one, as `const f = () => {}` is there. `const f = () => {}` stays
+  what it was. A TS `interface X` of the same name, declared first, keeps the
+  node (one node per qualname, the first symbol's kind).
 - imports, one Import per statement or call: `import` (incl. side-effect,
   `import type`, `/// <reference path>`; TS `import x = require()` has kind
   "require"), `export … from` (kind "export"), `require('m')` and `import('m')`
@@ -64,6 +82,8 @@ _COMMON_PATTERNS = f"""
 (function_declaration) @function
 (generator_function_declaration) @function
 (variable_declarator name: (identifier) value: {_FUNCTION_VALUE}) @function.declarator
+(variable_declarator name: (identifier)
+  value: [(call_expression) (new_expression) (await_expression) (parenthesized_expression)]) @function.wrapped
 (export_statement value: {_FUNCTION_VALUE} @function.default)
 (assignment_expression left: (member_expression) right: {_FUNCTION_VALUE}) @function.assigned
 (class_body (method_definition) @method)
@@ -80,6 +100,8 @@ _EXTRA_PATTERNS = {
     "javascript": f"(class_body (field_definition value: {_FUNCTION_VALUE}) @method)",
     "typescript": f"""
 (class_body (public_field_definition value: {_FUNCTION_VALUE}) @method)
+(variable_declarator name: (identifier)
+  value: [(as_expression) (satisfies_expression) (non_null_expression)]) @function.wrapped
 (abstract_class_declaration) @class
 (interface_declaration) @class
 (enum_declaration) @class
@@ -110,6 +132,15 @@ _TYPE_NODES = frozenset({
     "type_annotation", "type_alias_declaration", "interface_declaration",
     "type_arguments", "type_query", "generic_type", "lookup_type", "extends_type_clause",
 })
+
+# What may wrap the call that makes a wrapped definition's value, and the nodes
+# that are function values (see _callbacks).
+_VALUE_WRAPPERS = frozenset({
+    "await_expression", "parenthesized_expression", "as_expression", "satisfies_expression",
+    "non_null_expression",
+})
+_FUNCTION_VALUES = frozenset({"arrow_function", "function_expression", "generator_function"})
+_WRAPPED_DEPTH = 4  # `memo(forwardRef(() => …))`: calls nested in arguments, this deep
 
 # Kinds of "class" symbol that have no constructor to call.
 _NOT_CONSTRUCTIBLE = frozenset(("interface_declaration", "enum_declaration"))
@@ -242,9 +273,11 @@ def _special_comments(comments: list[Node], source: bytes) -> tuple[list[Node], 
 
 class _Definition:
     """A symbol's node (its whole extent) and what the sweep learns about it."""
-    __slots__ = ("node", "kind", "name", "start", "end", "qualname", "parent", "declared")
+    __slots__ = ("node", "kind", "name", "start", "end", "qualname", "parent", "declared",
+                 "bodies")
 
-    def __init__(self, node: Node, kind: str, name: str, declared: Node) -> None:
+    def __init__(self, node: Node, kind: str, name: str, declared: Node,
+                 bodies: list[tuple[int, int]] | None = None) -> None:
         self.node = node
         self.kind = kind
         self.name = name
@@ -253,6 +286,9 @@ class _Definition:
         self.end = node.end_byte
         self.qualname = name
         self.parent: str | None = None
+        # A wrapped definition (`const X = f(() => …)`): the byte ranges of its
+        # callbacks, the only code of it that runs as X.
+        self.bodies = bodies
 
 
 # capture name -> (symbol kind, how the capture gives the name and the declared node)
@@ -265,6 +301,7 @@ _DEFINITION_CAPTURES = (
     ("function.declarator", "function", "declarator"),
     ("function.default", "function", "default"),
     ("function.assigned", "function", "assigned"),
+    ("function.wrapped", "function", "wrapped"),
     ("method", "method", "member"),
 )
 
@@ -273,19 +310,53 @@ def _definitions(captures: dict[str, list[Node]]) -> list[_Definition]:
     found = []
     for capture, kind, form in _DEFINITION_CAPTURES:
         for node in captures.get(capture, ()):
+            if form == "wrapped":
+                bodies = _callbacks(node.child_by_field_name("value"), _WRAPPED_DEPTH)
+                if bodies:
+                    found.append(_Definition(node, kind, _text(node.child_by_field_name("name")),
+                                             node.child_by_field_name("value"), bodies))
+                continue
             named = _name_and_declared(node, form)
             if named is not None:
                 found.append(_Definition(node, kind, named[0], named[1]))
     found.sort(key=lambda d: (d.start, -d.end))
-    # Nesting by byte range gives each definition its parent's qualname.
+    # Nesting by byte range gives each definition its parent's qualname. A wrapped
+    # definition counts at module level only: inside a function its callbacks'
+    # calls already have a caller.
+    kept: list[_Definition] = []
     stack: list[_Definition] = []
     for definition in found:
         while stack and stack[-1].end <= definition.start:
             stack.pop()
         if stack:
+            if definition.bodies is not None:
+                continue
             definition.parent = stack[-1].qualname
             definition.qualname = f"{definition.parent}.{definition.name}"
         stack.append(definition)
+        kept.append(definition)
+    return kept
+
+
+def _callbacks(value: Node | None, depth: int) -> list[tuple[int, int]]:
+    """Byte ranges of the function values passed to the call (or `new`) that makes
+    `value`, under await/parentheses/`as`/`satisfies`/`!`, and to calls in its
+    arguments; empty when it is no such call or passes no function."""
+    while value is not None and value.type in _VALUE_WRAPPERS:
+        value = value.named_children[0] if value.named_child_count else None
+    if value is None or value.type not in ("call_expression", "new_expression") or depth == 0:
+        return []
+    arguments = value.child_by_field_name("arguments")
+    if arguments is None or arguments.type != "arguments":  # tagged templates
+        return []
+    found: list[tuple[int, int]] = []
+    for argument in arguments.named_children:
+        while argument.type in _VALUE_WRAPPERS and argument.named_child_count:
+            argument = argument.named_children[0]
+        if argument.type in _FUNCTION_VALUES:
+            found.append((argument.start_byte, argument.end_byte))
+        else:
+            found.extend(_callbacks(argument, depth - 1))
     return found
 
 
@@ -421,6 +492,9 @@ def _calls(callees: list[Node], definitions: list[_Definition]) -> tuple[list[Ca
         while stack and stack[-1].end <= position:
             stack.pop()
         caller = stack[-1].qualname if stack else None
+        if stack and stack[-1].bodies is not None and not any(
+                start <= position < end for start, end in stack[-1].bodies):
+            caller = None  # the wrapping call itself runs at module level
         calls.append(Call(caller, text, callee.start_point.row + 1))
     return calls, requires
 

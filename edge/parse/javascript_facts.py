@@ -19,7 +19,10 @@ file's names of the same spelling.
 
 A fact's scope is the innermost definition (class, function, method) around
 it, so a parameter of an anonymous callback is a local of the function that
-holds the callback, the way its calls are. A return statement counts only
+holds the callback, the way its calls are. A wrapped definition (`const X =
+f(() => …)`, see edge/parse/javascript.py) has no declarator fact: its value
+is the RETURN fact of X, so that `X.m()` reads what `f(…)` returns while `X()`
+calls the node X. A return statement counts only
 when no anonymous function stands between it and the definition.
 """
 from __future__ import annotations
@@ -79,6 +82,8 @@ class Definitions:
         self.qualnames = [d.qualname for d in definitions]
         index = {d.qualname: i for i, d in enumerate(definitions)}
         self.parents = [index.get(d.parent, -1) if d.parent else -1 for d in definitions]
+        # Start byte of a wrapped definition (`const X = f(() => …)`) -> its qualname.
+        self.wrapped = {d.start: d.qualname for d in definitions if d.bodies is not None}
 
     def around(self, position: int) -> int:
         index = bisect_right(self.starts, position) - 1
@@ -103,6 +108,12 @@ def facts(captures: dict[str, list[Node]], definitions: Definitions) -> list[Fac
     for node in captures.get("fact.declarator", ()):
         if _is_require(node.child_by_field_name("value")):
             continue  # the import's binding says what the name is
+        wrapped = definitions.wrapped.get(node.start_byte)
+        if wrapped is not None:  # X is the function the parser made of it: X holds the value
+            fact = _fact(definitions, node, RETURN, node.child_by_field_name("value"),
+                         node.child_by_field_name("type"))
+            found.append(fact._replace(scope=wrapped))
+            continue
         found.append(_fact(definitions, node, _text(node.child_by_field_name("name")),
                            node.child_by_field_name("value"), node.child_by_field_name("type")))
     for node in captures.get("fact.this", ()):
