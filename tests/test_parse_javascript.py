@@ -393,9 +393,15 @@ def test_variance_annotations_parse():
         export interface Cache<in out K, out V = unknown> extends Base<K> { get(k: K): V }
         export class Box<in T, out U extends string> implements Holder<T> {}
         const inside = "a <in b> string";
+        export interface Shaped<
+          /** @ts-ignore Cast variance */
+          out Shape extends Base<string> = Base<string>, // the shape
+          out Config = unknown,
+        > extends Base<Shape> {}
         """)
     assert parsed.error is None
-    assert {s.name: s.bases for s in parsed.symbols} == {"Cache": ("Base",), "Box": ("Holder",)}
+    assert {s.name: s.bases for s in parsed.symbols} == {
+        "Cache": ("Base",), "Box": ("Holder",), "Shaped": ("Base",)}
 
 
 def test_overloads_with_type_parameters_on_their_own_line_parse():
