@@ -118,6 +118,30 @@ function buildProgram(args) {
 
 const isFunctionValue = (n) => !!n && (ts.isArrowFunction(n) || ts.isFunctionExpression(n));
 
+// edge/parse/javascript.py's wrapped definition: a module-level `const X = f(…, () => …)`
+// (awaited, parenthesised, cast; the function argument possibly in a nested call) is a
+// function node X, unless the file declares an interface or class X (that node is X).
+function isWrappedDefinition(node) {
+  const statement = node.parent?.parent;
+  if (!statement || !ts.isVariableStatement(statement) || !ts.isSourceFile(statement.parent)) {
+    return false;
+  }
+  const shadowed = statement.parent.statements.some((s) =>
+    (ts.isInterfaceDeclaration(s) || ts.isClassDeclaration(s)) && s.name?.text === node.name.text);
+  return !shadowed && holdsCallback(node.initializer);
+}
+
+function holdsCallback(value) {
+  while (value && (ts.isParenthesizedExpression(value) || ts.isAwaitExpression(value)
+                   || ts.isAsExpression(value) || ts.isNonNullExpression(value)
+                   || (ts.isSatisfiesExpression?.(value)))) {
+    value = value.expression;
+  }
+  if (!value || !(ts.isCallExpression(value) || ts.isNewExpression(value))) return false;
+  if (ts.isIdentifier(value.expression) && value.expression.text === "require") return false;
+  return (value.arguments ?? []).some((a) => isFunctionValue(a) || holdsCallback(a));
+}
+
 function memberName(member) {
   if (ts.isConstructorDeclaration(member)) return "constructor";
   return member.name ? member.name.getText() : null;
@@ -150,6 +174,7 @@ function definitionOf(node) {
     const value = node.initializer;
     if (ts.isClassExpression(value)) return ["class", node.name.text, [node, value]];
     if (isFunctionValue(value)) return ["function", node.name.text, [node, value]];
+    if (isWrappedDefinition(node)) return ["function", node.name.text, [node]];
     return null;
   }
   if (ts.isExportAssignment(node) && !node.isExportEquals) {
