@@ -276,6 +276,25 @@ def test_the_submit_form_shows_the_answer(page: Page, api: httpx.Client):
     expect(page.locator("#queue")).to_contain_text("10 / 10 queued", timeout=WAIT_MS)
 
 
+def test_a_job_leased_to_a_silent_worker_is_explained(page: Page, queue: SqliteQueue):
+    """kill -9 mid-job: the job stays leased until its lease runs out while its worker
+    shows Offline; the page says why a job runs with no worker at it."""
+    past = SqliteQueue(queue.path, clock=lambda: time.time() - 30)  # its last beat: 30 s ago
+    try:
+        queue.enqueue(REPO)
+        gone = WorkerStatus(worker_id="killed", device="cpu")
+        job = past.claim(gone)
+        assert past.heartbeat(replace(gone, state=WorkerState.RUNNING, repo_url=REPO,
+                                      job_id=job.id), job)
+    finally:
+        past.close()
+    sign_in(page)
+    running = page.locator('#queue [data-field="running"]')
+    expect(running).to_have_text("1 running (1 on a worker that stopped answering: back in "
+                                 "the queue when its lease runs out)", timeout=WAIT_MS)
+    expect(page.locator('.worker[data-state="offline"]')).to_be_visible()
+
+
 def test_a_banner_shows_while_the_control_plane_is_down(page: Page, server: LiveServer):
     sign_in(page)
     banner = page.locator("#banner")
