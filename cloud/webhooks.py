@@ -43,6 +43,7 @@ log = logging.getLogger("cloud.webhooks")
 MAX_BODY = 1024 * 1024
 IGNORED = {"status": "ignored"}
 ZERO_SHA = "0" * 40
+_SHA = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")  # SHA-1, or SHA-256 object names
 NOT_JSON = object()
 
 
@@ -197,9 +198,6 @@ def _gitlab_event(event: str, payload: dict, record: Repository):
     if after == ZERO_SHA:
         return "deleted", branch, None, default
     return "push", branch, _commit(after), default
-
-
-_SHA = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")  # SHA-1, or SHA-256 object names
 
 
 def _commit(after) -> str | None:

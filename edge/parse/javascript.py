@@ -109,12 +109,11 @@ _EXTRA_PATTERNS = {
 }
 _EXTRA_PATTERNS["tsx"] = _EXTRA_PATTERNS["typescript"]
 
-# A variance modifier: after `<` or `,`, before a type parameter name that is
-# followed by `,`, `>`, `=` or `extends`.
-# (Matching the `<`/`,` instead of looking behind for it is 3x faster.)
-# `<` or `,`, blanks and comments (`/** @ts-ignore */`), the modifiers, a type parameter.
-# Each blank or comment matches one way only (a line comment runs to its line's end), so
-# a failed match backtracks linearly, never exponentially (Python 3.10 has no possessive).
+# A variance modifier: after `<` or `,` and any blanks and comments (`/** @ts-ignore */`),
+# before a type parameter name that is followed by `,`, `>`, `=` or `extends`.
+# (Matching the `<`/`,` instead of looking behind for it is 3x faster.) Each blank or
+# comment matches one way only (a line comment runs to its line's end), so a failed match
+# backtracks linearly, never exponentially (Python 3.10 has no possessive quantifiers).
 _VARIANCE = re.compile(
     rb"([<,](?:\s|/\*[^*]*\*+(?:[^/*][^*]*\*+)*/|//[^\n]*(?![^\n]))*)"
     rb"((?:in|out)(?:\s+out)?)(\s+)"
