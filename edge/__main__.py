@@ -86,7 +86,7 @@ def close_worker(worker: Worker) -> None:
     text batch) would have its stores closed under it, and an interpreter exiting
     around native threads still at work aborts (SIGABRT). The job is back in the queue
     and fenced, so the process ends here at once, its logs flushed."""
-    from edge.fetch import remove_abandoned_workspaces
+    from edge.workspace import remove_abandoned_workspaces
 
     worker.queue.close()
     stuck = worker.pipeline_running

@@ -18,7 +18,7 @@ from dataclasses import replace
 from importlib import metadata
 from pathlib import Path
 
-from edge.fetch import remove_tree
+from edge.workspace import remove_tree
 from edge.graph import stats
 from shared.graph.model import NodeKind
 from shared.jobs import Job

@@ -14,7 +14,8 @@ from typing import Any, Callable
 from edge.analyze import Analysis, analyze
 from edge.embed.chunks import TextEncoder, read_sources
 from edge.embed.stages import Structure, Text, embed_structure, embed_text, upload
-from edge.fetch import fetch, job_workspace
+from edge.fetch import fetch
+from edge.workspace import job_workspace
 from edge.parse.cache import ParseCache
 from edge.graph import stats
 from edge.worker import Cancelled, Dropped, RetryLater

@@ -21,8 +21,8 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from edge.fetch import (Checkout, FetchError, UnsafeTarget, check_clone_target, clone, fetch,
-                        job_workspace, remove_abandoned_workspaces, remove_tree,
                         remote_head, token_for)
+from edge.workspace import job_workspace, remove_abandoned_workspaces, remove_tree
 from edge.pipeline import IngestPipeline
 from shared.jobs import Job
 from shared.settings import Settings
