@@ -118,16 +118,16 @@ function buildProgram(args) {
 
 const isFunctionValue = (n) => !!n && (ts.isArrowFunction(n) || ts.isFunctionExpression(n));
 
-// edge/parse/javascript.py's wrapped definition: a module-level `const X = f(…, () => …)`
-// (awaited, parenthesised, cast; the function argument possibly in a nested call) is a
-// function node X, unless the file declares an interface or class X (that node is X).
-function isWrappedDefinition(node) {
-  const statement = node.parent?.parent;
-  if (!statement || !ts.isVariableStatement(statement) || !ts.isSourceFile(statement.parent)) {
-    return false;
-  }
-  const shadowed = statement.parent.statements.some((s) =>
-    (ts.isInterfaceDeclaration(s) || ts.isClassDeclaration(s)) && s.name?.text === node.name.text);
+// edge/parse/javascript.py's wrapped definition: `const X = f(…, () => …)` (awaited,
+// parenthesised, cast; the function argument possibly in a nested call) with no node
+// around it (module level, or an anonymous callback there: `describe(…, () => {…})`) is a
+// function node X, unless the file declares a class X (that node is X). An interface X
+// beside it (`interface X` + `const X: XCtor = f(…)`) is the same node: one node per name,
+// whose calls reach the value (edge/symbols.py).
+function isWrappedDefinition(node, parent) {
+  if (parent || !node.parent || !ts.isVariableDeclarationList(node.parent)) return false;
+  const shadowed = node.getSourceFile().statements.some((s) =>
+    ts.isClassDeclaration(s) && s.name?.text === node.name.text);
   return !shadowed && holdsCallback(node.initializer);
 }
 
@@ -140,6 +140,12 @@ function holdsCallback(value) {
   if (!value || !(ts.isCallExpression(value) || ts.isNewExpression(value))) return false;
   if (ts.isIdentifier(value.expression) && value.expression.text === "require") return false;
   return (value.arguments ?? []).some((a) => isFunctionValue(a) || holdsCallback(a));
+}
+
+function isRequire(node) {
+  return ts.isCallExpression(node) && ts.isIdentifier(node.expression)
+    && node.expression.text === "require" && node.arguments.length === 1
+    && ts.isStringLiteralLike(node.arguments[0]);
 }
 
 function memberName(member) {
@@ -160,7 +166,7 @@ function hasModifier(node, kind) {
 }
 
 // A node of ours declared by `node`: [kind, name, [ts nodes that stand for it]] or null.
-function definitionOf(node) {
+function definitionOf(node, parent) {
   if (ts.isClassDeclaration(node)) {
     return ["class", node.name ? node.name.text : "default", [node]];
   }
@@ -174,7 +180,7 @@ function definitionOf(node) {
     const value = node.initializer;
     if (ts.isClassExpression(value)) return ["class", node.name.text, [node, value]];
     if (isFunctionValue(value)) return ["function", node.name.text, [node, value]];
-    if (isWrappedDefinition(node)) return ["function", node.name.text, [node]];
+    if (isWrappedDefinition(node, parent)) return ["function", node.name.text, [node]];
     return null;
   }
   if (ts.isExportAssignment(node) && !node.isExportEquals) {
@@ -305,10 +311,11 @@ class Resolver {
 
   /**
    * JS: a property or CommonJS export assigned a definition, `module.exports = f`,
-   * `exports.a = () => …`, `Cls.a = f`, `module.exports = { a: f }`: the node assigned
-   * (a function or class value, or a name declaring one), which is what runs.
+   * `exports.a = () => …`, `Cls.a = f`, `module.exports = { a: f }`, `module.exports =
+   * require('./x')`: the node assigned (a function or class value, a name declaring one,
+   * what ./x exports), which is what runs.
    */
-  assignedDefinition(decl) {
+  assignedDefinition(decl, depth = 0) {
     let value = null;
     if (ts.isPropertyAssignment(decl)) value = decl.initializer;
     else if (ts.isShorthandPropertyAssignment(decl)) value = decl.name;
@@ -319,10 +326,23 @@ class Resolver {
     }
     if (!value) return null;
     if (this.nodes.byTsNode.has(value)) return value;
+    if (isRequire(value)) return this.requiredDefinition(value, depth);
     if (!ts.isIdentifier(value)) return null;
     const symbol = ts.isShorthandPropertyAssignment(decl)
       ? this.checker.getShorthandAssignmentValueSymbol(decl) : this.symbolOf(value);
     return (symbol?.declarations ?? []).find((d) => this.nodes.byTsNode.has(d)) ?? null;
+  }
+
+  /** `module.exports = require('./x')`: what ./x exports as a whole, when it is a node. */
+  requiredDefinition(call, depth = 0) {
+    const module = this.checker.getSymbolAtLocation(call.arguments[0]);
+    const exported = module && this.checker.resolveExternalModuleSymbol(module);
+    for (const d of exported?.declarations ?? []) {
+      if (this.nodes.byTsNode.has(d)) return d;
+      const assigned = depth < 4 && this.assignedDefinition(d, depth + 1);
+      if (assigned) return assigned;
+    }
+    return null;
   }
 
   redeclaredMember(decl) {
@@ -475,7 +495,7 @@ function receiverShape(receiver, resolver) {
 function collectNodes(sourceFiles, nodes) {
   for (const sf of sourceFiles) {
     const visit = (node, parent) => {
-      const found = definitionOf(node);
+      const found = definitionOf(node, parent);
       const here = found ? nodes.add(node, found[0], found[1], parent, sf, found[2]) : parent;
       ts.forEachChild(node, (child) => visit(child, here));
     };

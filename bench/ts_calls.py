@@ -3,8 +3,9 @@
     python3 bench/ts_calls.py [CORPUS ...] [--refresh] [--examples N] [--json PATH]
                               [--edge-from DIR [--edge-label TEXT]]
 
-Corpora: rxjs and tanstack-query-core by default (TypeScript); webpack (plain
-CommonJS JavaScript, read with allowJs) when named.
+Corpora: rxjs and tanstack-query-core by default (TypeScript); zod (TypeScript, no
+tsconfig shipped: the checker's defaults below) and webpack (plain CommonJS JavaScript,
+read with allowJs) when named.
 
 Reference (bench/ts_calls.mjs, typescript 5.9.3 from bench/node_modules, installed by
 bench/setup_tools.sh): a Program over the corpus's source folder, with its tsconfig's
@@ -70,8 +71,12 @@ CORPUS_LIST: tuple[Corpus, ...] = (
 # Plain JavaScript corpora, measured only when named: the checker reads their .js
 # sources (allowJs; CommonJS require/module.exports, JSDoc types).
 JS_CORPUS_LIST: tuple[Corpus, ...] = (BY_NAME["webpack"],)
+# More TypeScript, measured only when named: zod declares most of its schemas twice, an
+# interface and a `const` of the same name (`interface $ZodString` + `const $ZodString =
+# core.$constructor(…)`).
+NAMED_CORPUS_LIST: tuple[Corpus, ...] = (BY_NAME["zod"],)
 PLAIN_JS = frozenset(c.name for c in JS_CORPUS_LIST)
-CORPORA = {c.name: c for c in CORPUS_LIST + JS_CORPUS_LIST}
+CORPORA = {c.name: c for c in CORPUS_LIST + NAMED_CORPUS_LIST + JS_CORPUS_LIST}
 
 UNSCORED = ("interface", "abstract")  # dispatch: no single in-project body to point at
 
@@ -447,7 +452,8 @@ def as_json(result: Result) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("names", nargs="*", help=(
-        f"corpora (default: {', '.join(c.name for c in CORPUS_LIST)}; also: {', '.join(PLAIN_JS)})"))
+        f"corpora (default: {', '.join(c.name for c in CORPUS_LIST)}; also: "
+        f"{', '.join(c.name for c in NAMED_CORPUS_LIST + JS_CORPUS_LIST)})"))
     parser.add_argument("--refresh", action="store_true", help="rerun the type checker")
     parser.add_argument("--examples", type=int, default=0, metavar="N",
                         help="print N examples per (cause, shape)")

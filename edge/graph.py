@@ -123,7 +123,7 @@ def drop_unresolvable(file: ParsedFile) -> ParsedFile:
     return file
 
 
-_NAMES = re.compile(r"[^\W\d]\w*")
+_NAMES = re.compile(r"(?:[^\W\d]|\$)[\w$]*")  # JS names may hold `$`
 
 
 def _module_member(fact: Fact, file: ParsedFile) -> bool:

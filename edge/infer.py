@@ -334,7 +334,12 @@ class Inference:
         if target is not None:
             return self._target(target, hops)
         star = scope.scope.get("*")
-        return self.name(star.path, name, hops - 1) if star is not None else NOTHING
+        if star is not None:
+            return self.name(star.path, name, hops - 1)
+        found = {self.name(source, name, hops - 1)
+                 for source in self.symbols.star_sources(path, name)}
+        found.discard(NOTHING)
+        return found.pop() if len(found) == 1 else NOTHING  # none, or ambiguous
 
     def _target(self, target: Target, hops: int) -> Values:
         if not target.path:  # bound to something outside the repository
@@ -393,11 +398,27 @@ class Inference:
                 if method is not None:
                     return _values_of(method)
             return NOTHING
-        if kind in (CLASS, FUNCTION) and name in self.statics.get(target.node.id, ()):
-            return self._assigned(self.statics[target.node.id][name])  # JS `Cls.x = v`
+        if kind == CLASS:
+            static = self._static(target, name)
+            if static is not None:
+                return static
+        elif kind == FUNCTION and name in self.statics.get(target.node.id, ()):
+            return self._assigned(self.statics[target.node.id][name])  # JS `f.x = v`
         if kind == FUNCTION:  # a method used as a value's holder: a property
             return self._member(self._returns(target), name)
         return self._class_member(target, name)
+
+    def _static(self, cls: Definition, name: str) -> Values | None:
+        """A JS static member assigned to the class (`Cls.x = v`) or, statics being
+        inherited, to the first base along the MRO that has one, unless a class before
+        it defines `name` itself; None: no such static."""
+        for owner in self._mro(cls):
+            assigned = self.statics.get(owner.node.id, {}).get(name)
+            if assigned:
+                return self._assigned(assigned)
+            if self._own_member(owner, name) or name in self.attributes.get(owner.node.id, ()):
+                return None
+        return None
 
     def _class_member(self, cls: Definition, name: str) -> Values:
         """`name` on a class or its instances: along the MRO, the first class that
@@ -407,7 +428,7 @@ class Inference:
         if known is None:
             self._memo[key] = known = NOTHING
             for owner in self._mro(cls):
-                own = self.symbols.defs[owner.node.path].get(f"{owner.symbol.qualname}.{name}")
+                own = self._own_member(owner, name)
                 if own is not None:
                     known = self._returns(own) if own.node.id in self.properties \
                         else _values_of(own)
@@ -418,6 +439,13 @@ class Inference:
                     break
             self._memo[key] = known
         return known
+
+    def _own_member(self, owner: Definition, name: str) -> Definition | None:
+        """A method or nested class of a class; a function's inner definitions (a value
+        whose interface is a type: `const X = f(() => { function m() {} })`) are none."""
+        if owner.node.kind is not NodeKind.CLASS:
+            return None
+        return self.symbols.defs[owner.node.path].get(f"{owner.symbol.qualname}.{name}")
 
     def _assigned(self, assigned: list[tuple[str, str | None, Fact]]) -> Values:
         """The values of an attribute's assignments (its declared types, if any)."""
@@ -479,8 +507,10 @@ class Inference:
         if len(parts) > 1:
             return self._union(path, scope, parts)
         if text.startswith("typeof "):  # TypeScript: the class itself
+            # (`typeof f` of a function value holds any function of f's type: no edge.)
             inner = self.annotation(path, scope, text[7:])
-            return frozenset(Value(CLASS, v.target) for v in inner if v.kind == INSTANCE)
+            return frozenset(Value(CLASS, v.target) for v in inner
+                             if v.kind == INSTANCE and v.target.node.kind is NodeKind.CLASS)
         generic = _GENERIC.fullmatch(text)
         if generic is not None:
             head, square, angle = generic.groups()
@@ -503,7 +533,10 @@ class Inference:
         values, used = self._global_dotted(path, segments)
         for segment in segments[used:]:
             values = self._member(values, segment)
-        return frozenset(Value(INSTANCE, v.target) for v in values if v.kind == CLASS)
+        # Type space: a class, or the interface of a name that is also a value (`interface
+        # X` + `const X = f(…)`: the node is the value's, edge/symbols.py).
+        return frozenset(Value(INSTANCE, v.target) for v in values
+                         if v.kind in (CLASS, FUNCTION) and v.target.is_type)
 
     def _union(self, path: str, scope: Definition | None, parts: list[str]) -> Values:
         values: set[Value] = set()

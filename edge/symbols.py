@@ -2,9 +2,12 @@
 
 Names resolve through a file's own definitions, then its import scope (longest
 dotted prefix), following re-exports (`from .base import Model` in a package
-`__init__`; in JS/TS `export {x as y} from './x'` and `export * as ns from
-'./x'`, not `export *`) up to a few hops. Classes know their
-repository bases, and methods are found along them (see `Symbols.method`).
+`__init__`; in JS/TS `export {x as y} from './x'`, `export * as ns from './x'`,
+and `export * from` any number of modules: a name that two of them export as
+different things is ambiguous and resolves to nothing) up to a few hops.
+Classes know their repository bases, and methods are found along them (see
+`Symbols.method`). A TS interface and a value of one name are one node that
+resolves by space (see `_merged`).
 
 A CommonJS module (one that assigns `module.exports` or `exports.a` at module
 level) is what it exports: a name bound to the whole module (`const X =
@@ -29,7 +32,15 @@ _NAME = re.compile(r"(?:[^\W\d]|\$)[\w$]*(?:\.(?:[^\W\d]|\$)[\w$]*)*")
 @dataclass(slots=True, eq=False)  # identity: values hold definitions in sets
 class Definition:
     node: Node
-    symbol: Symbol
+    symbol: Symbol  # the value-space declaration when the name has one (see _merged)
+    # A TS interface of the same name beside a value (`interface X` + `const X = …`,
+    # `function X`, `class X`): the node's type-space half (see _merged).
+    interface: Symbol | None = None
+
+    @property
+    def is_type(self) -> bool:
+        """Whether the name also denotes a type an annotation can name."""
+        return self.node.kind is NodeKind.CLASS or self.interface is not None
 
 
 class Symbols:
@@ -42,12 +53,14 @@ class Symbols:
         self.file_ids: dict[str, int] = {}
         self._bases: dict[int, list[Definition]] = {}
         self._methods: dict[tuple[int, str], Definition | None] = {}
-        self._lookups: dict[tuple[str, str], Definition | None] = {}
+        self._lookups: dict[tuple[str, str, int], Definition | None] = {}
         # path of a CommonJS module -> EXPORTS or "<exports>.a" -> its module-level facts.
         self.exports: dict[str, dict[str, list[Fact]]] = {}
         # path -> name a JS module re-exports (`export {a as b} from`, `export * as ns
         # from`) -> what it names; scope holds local names only.
         self.reexports: dict[str, dict[str, Target]] = {}
+        # path -> the modules a JS module re-exports whole (`export * from './a'`), in order.
+        self.stars: dict[str, list[str]] = {}
         for file in files:
             self.file_ids[file.path] = node_id(repo, file.path)
             self.defs[file.path] = self._index(file)
@@ -61,15 +74,20 @@ class Symbols:
         defs: dict[str, Definition] = {}
         for symbol in file.symbols:
             known = defs.get(symbol.qualname)
-            if known is not None:  # redefinition (property setter, if/else def): one node
-                known.node.start_line = min(known.node.start_line, symbol.start_line)
-                known.node.end_line = max(known.node.end_line, symbol.end_line)
+            if known is None:
+                defs[symbol.qualname] = Definition(self._node(file, symbol), symbol)
                 continue
-            node = Node(node_id(self.repo, file.path, symbol.qualname), NodeKind(symbol.kind),
-                        file.path, symbol.name, symbol.qualname, symbol.start_line,
-                        symbol.end_line, file.language, symbol.docstring)
-            defs[symbol.qualname] = Definition(node, symbol)
+            # A redefinition (property setter, if/else def) or TS declaration merging: one
+            # node over every declaration of the name.
+            known.node.start_line = min(known.node.start_line, symbol.start_line)
+            known.node.end_line = max(known.node.end_line, symbol.end_line)
+            _merged(known, symbol)
         return defs
+
+    def _node(self, file: ParsedFile, symbol: Symbol) -> Node:
+        return Node(node_id(self.repo, file.path, symbol.qualname), NodeKind(symbol.kind),
+                    file.path, symbol.name, symbol.qualname, symbol.start_line,
+                    symbol.end_line, file.language, symbol.docstring)
 
     def _reexports(self, file: ParsedFile) -> None:
         statements = [i for i in file.imports if i.kind == "export"]
@@ -85,7 +103,9 @@ class Symbols:
             if len(targets) != 1 or targets[0] is None:
                 continue  # external, unresolved, or two statements on one line
             for binding in statement.bindings:
-                if binding.local != "*":  # `export *` names nothing by itself
+                if binding.local == "*":
+                    self.stars.setdefault(file.path, []).append(targets[0])
+                else:
                     names.setdefault(binding.local, Target(targets[0], binding.name))
 
     def scope_target(self, path: str, name: str) -> Target | None:
@@ -104,12 +124,10 @@ class Symbols:
 
     def lookup(self, path: str, dotted: str, hops: int = REEXPORT_HOPS) -> Definition | None:
         """The definition `dotted` names inside file `path` (its own or imported)."""
-        if hops == REEXPORT_HOPS:
-            key = (path, dotted)
-            if key not in self._lookups:
-                self._lookups[key] = self._lookup(path, dotted, hops)
-            return self._lookups[key]
-        return self._lookup(path, dotted, hops)
+        key = (path, dotted, hops)  # with hops: `export *` chains fan out
+        if key not in self._lookups:
+            self._lookups[key] = self._lookup(path, dotted, hops)
+        return self._lookups[key]
 
     def _lookup(self, path: str, dotted: str, hops: int) -> Definition | None:
         own = self.defs.get(path, {}).get(dotted)
@@ -128,7 +146,16 @@ class Symbols:
         star = scope.scope.get("*")
         if star is not None:
             return self.lookup(star.path, dotted, hops - 1)
-        return None
+        found = {self.lookup(source, dotted, hops - 1)
+                 for source in self.star_sources(path, dotted.partition(".")[0])}
+        found.discard(None)
+        return found.pop() if len(found) == 1 else None
+
+    def star_sources(self, path: str, name: str) -> list[str]:
+        """The modules whose exports `export * from` passes on as `name`: every one such
+        statement names (never as "default"). A name two of them export differently is
+        ambiguous, exported by none (ECMAScript), so callers take it only when all agree."""
+        return self.stars.get(path, []) if name != "default" else []
 
     def _follow(self, target: Target, rest: str, hops: int) -> Definition | None:
         if target.path in self.exports:
@@ -156,7 +183,8 @@ class Symbols:
         known = self._bases.get(cls.node.id)
         if known is None:
             known = []
-            for base in cls.symbol.bases:
+            merged = cls.interface.bases if cls.interface is not None else ()
+            for base in cls.symbol.bases + merged:
                 found = self._class_named(cls.node.path, cls.symbol.parent, base)
                 if found is not None and found is not cls:
                     known.append(found)
@@ -168,7 +196,7 @@ class Symbols:
         if parent:  # a class nested in a class can name a sibling
             found = self.lookup(path, f"{parent}.{name}", hops=0)
         found = found or self.lookup(path, name)
-        return found if found is not None and found.node.kind is NodeKind.CLASS else None
+        return found if found is not None and found.is_type else None
 
     def method(self, cls: Definition | None, name: str) -> Definition | None:
         """`name` on class `cls` or, failing that, on its repository bases, depth first
@@ -178,7 +206,9 @@ class Symbols:
         key = (cls.node.id, name)
         if key not in self._methods:
             self._methods[key] = None  # a cycle of bases ends here
-            found = self.defs[cls.node.path].get(f"{cls.symbol.qualname}.{name}")
+            found = None  # a function's inner definitions are no members of its type
+            if cls.node.kind is NodeKind.CLASS:
+                found = self.defs[cls.node.path].get(f"{cls.symbol.qualname}.{name}")
             for base in () if found else self.bases(cls):
                 found = self.method(base, name)
                 if found is not None:
@@ -192,6 +222,27 @@ class Symbols:
             if found is not None:
                 return found
         return None
+
+
+def _merged(known: Definition, symbol: Symbol) -> None:
+    """Fold TS declaration merging into one node: an interface and a value of one name
+    (`interface X {…}` + `const X = f(…)`, `function X`, `class X`) are two things, a
+    type and what runs. The node keeps the qualname (its identity) and takes the value's
+    kind and declaration, which calls and `new` reach; the interface stays beside it for
+    annotations, `implements` and the bases an interface adds (`interface X extends Y`)."""
+    if _is_interface(symbol) and not _is_interface(known.symbol):
+        known.interface = known.interface or symbol
+    elif _is_interface(known.symbol) and not _is_interface(symbol):
+        known.interface, known.symbol = known.symbol, symbol
+        known.node.kind = NodeKind(symbol.kind)
+        known.node.docstring = known.node.docstring or symbol.docstring
+
+
+def _is_interface(symbol: Symbol) -> bool:
+    """A type-space declaration only. A class nothing constructs is an interface or an
+    enum, and an enum merges with no other declaration but a namespace or another enum,
+    so beside a value of its name it is an interface."""
+    return symbol.kind == "class" and not symbol.constructible
 
 
 def longest_prefix(scope: dict[str, Target], dotted: str) -> tuple[Target | None, str]:

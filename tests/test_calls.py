@@ -533,3 +533,127 @@ def test_typescript_wrapped_consts_and_namespace_re_exports(tmp_path):
         "src/core/checks.ts:$ZodCheckMultipleOf", "src/core/core.ts:Box.open"}
     assert _callees(calls, "_default") == {"src/core/util.ts:shallowClone"}
     assert _callees(calls, "build") == {"src/core/core.ts:$constructor"}
+
+
+def test_typescript_interface_and_value_of_one_name_resolve_by_space(tmp_path):
+    root = _write(tmp_path, {
+        "src/core.ts": """\
+            export class Base { hello(): void {} }
+            export interface Factory<T> { new (def: object): T; init(inst: T): void; }
+            export function factory<T>(name: string, init: (inst: T) => void): Factory<T> {
+              function inner() {}
+              return null as any;
+            }
+            """,
+        "src/schemas.ts": """\
+            import * as core from "./core.js";
+            export interface Schema extends core.Base { tag: string }
+            export const Schema: core.Factory<Schema> = core.factory("Schema", (inst) => {
+              const runChecks = () => 1;
+              const handle = () => runChecks();
+            });
+            export interface Str extends Schema {}
+            export const Str = core.factory<Str>("Str", (inst) => { Schema.init(inst); });
+            interface Merged { extra(): void }
+            class Merged { constructor() {} run() {} }
+            export function make(s: Str, t: typeof Schema) {
+              new Str({});
+              s.hello();
+              t({});
+              new Merged().run();
+            }
+            """,
+    })
+    graph = analyze(root, workers=1).graph
+    kinds = {n.qualname: n.kind for n in graph.nodes if n.path == "src/schemas.ts"}
+    # One node per name, its qualname as before: the value's kind, over both declarations.
+    assert kinds["Schema"] is NodeKind.FUNCTION and kinds["Merged"] is NodeKind.CLASS
+    calls = _calls(root)
+    # Calls and `new` reach the value; annotations and `extends` name the interface;
+    # `typeof Schema` types any function of Schema's type (no edge).
+    assert _callees(calls, "make") == {
+        "src/schemas.ts:Str", "src/core.ts:Base.hello",
+        "src/schemas.ts:Merged.constructor", "src/schemas.ts:Merged.run"}
+    assert _callees(calls, "Schema.handle") == {"src/schemas.ts:Schema.runChecks"}
+    # `Schema.init` is the interface's method signature: no body, and a function's inner
+    # definitions are no members of its value.
+    assert _callees(calls, "Str") == set()
+
+
+def test_export_star_from_several_modules(tmp_path):
+    root = _write(tmp_path, {
+        "src/a.ts": "export function fromA() {}\nexport function both() {}\n",
+        "src/b.ts": """\
+            export function fromB() {}
+            export function both() {}
+            export default function main() {}
+            export class Base { static make() {} }
+            export class Derived extends Base {}
+            """,
+        "src/index.ts": "export * from './a';\nexport * from './b';\nexport * from './a';\n",
+        "src/use.ts": """\
+            import { fromA, fromB, both, Derived } from './index';
+            import * as ns from './index';
+            import main from './index';
+            export class Own extends ns.Base {}
+            export function run() { fromA(); fromB(); ns.fromB(); Derived.make(); }
+            export function ambiguous() { both(); ns.both(); main(); }
+            """,
+    })
+    calls = _calls(root)
+    assert _callees(calls, "run") == {
+        "src/a.ts:fromA", "src/b.ts:fromB", "src/b.ts:Base.make"}
+    # Two star sources export `both`: neither is it; `export *` passes on no default.
+    assert _callees(calls, "ambiguous") == set()
+    graph = analyze(root, workers=1).graph
+    names = {n.id: n.qualname for n in graph.nodes}
+    assert ("Own", "Base") in {(names[e.src], names[e.dst]) for e in graph.edges
+                                if e.kind is EdgeKind.EXTENDS}
+
+
+def test_commonjs_re_export_of_a_required_module(tmp_path):
+    root = _write(tmp_path, {
+        "lib/impl.js": """\
+            class Impl { go() {} static build() {} }
+            module.exports = Impl;
+            """,
+        "lib/index.js": "module.exports = require('./impl');\n",
+        "lib/named.js": """\
+            exports.Impl = require('./impl');
+            exports.build = require('./impl').build;
+            """,
+        "lib/use.js": """\
+            const Impl = require('./index');
+            const named = require('./named');
+            const { build } = require('./named');
+            class Sub extends Impl {}
+            function run() { new Impl().go(); Impl.build(); new named.Impl().go(); build(); }
+            module.exports = { run, Sub };
+            """,
+    })
+    calls = _calls(root)
+    assert _callees(calls, "run") == {
+        "lib/impl.js:Impl", "lib/impl.js:Impl.go", "lib/impl.js:Impl.build"}
+    graph = analyze(root, workers=1).graph
+    names = {n.id: n.qualname for n in graph.nodes}
+    assert ("Sub", "Impl") in {(names[e.src], names[e.dst]) for e in graph.edges
+                               if e.kind is EdgeKind.EXTENDS}
+
+
+def test_javascript_static_members_are_inherited(tmp_path):
+    root = _write(tmp_path, {"lib/a.js": """\
+        class A { static inBody() {} }
+        function assigned() {}
+        function shadowed() {}
+        A.assigned = assigned;
+        A.shadowed = shadowed;
+        class B extends A {}
+        class C extends B { static shadowed() {} }
+        function run() { B.inBody(); B.assigned(); C.assigned(); C.shadowed(); }
+        function instances() { new B().assigned(); }
+        module.exports = { run, instances };
+        """})
+    calls = _calls(root)
+    assert _callees(calls, "run") == {
+        "lib/a.js:A.inBody", "lib/a.js:assigned", "lib/a.js:C.shadowed"}
+    assert _callees(calls, "instances") == {"lib/a.js:B"}  # a static is no instance member

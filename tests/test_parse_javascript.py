@@ -263,8 +263,26 @@ def test_commonjs_exports_and_static_members_are_facts():
         (None, "<exports>.format", "format"),
         (None, "<exports>.other", "impl"),
         (None, "<exports>.quoted", "format"),
-        (None, "<exports>", ""),  # a re-export: CommonJS, of no value known here
+        (None, "<exports>", "module.exports"),  # a re-export: the binding of its require()
     ]
+
+
+def test_a_require_assigned_to_an_export_binds_it_as_an_import():
+    parsed = parse("""\
+        module.exports = require("./impl");
+        exports.Tool = require("./tool").Tool;
+        module.exports.helper = require("./helper");
+        other.x = require("./other");
+        """, "javascript", "lib/index.js")
+    assert [(imp.module, imp.bindings) for imp in parsed.imports] == [
+        ("./impl", (Binding("module.exports", None),)),
+        ("./tool", (Binding("module.exports.Tool", "Tool"),)),
+        ("./helper", (Binding("module.exports.helper", None),)),
+        ("./other", ()),  # not an export: no name of the module
+    ]
+    assert [(f.target, f.value) for f in parsed.facts if f.target.startswith("<exports>")] == [
+        ("<exports>", "module.exports"), ("<exports>.Tool", "module.exports.Tool"),
+        ("<exports>.helper", "module.exports.helper")]
 
 
 def test_jsdoc_must_touch_the_declaration():

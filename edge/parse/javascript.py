@@ -34,8 +34,8 @@ What is recorded:
   declarator is no symbol: its callbacks' calls belong to that definition
   already; in an anonymous callback at module level (`describe(…, () => {…})`)
   it is one, as `const f = () => {}` is there. `const f = () => {}` stays
-  what it was. A TS `interface X` of the same name, declared first, keeps the
-  node (one node per qualname, the first symbol's kind).
+  what it was. A TS `interface X` of the same name is a symbol too: the two
+  make one node whose calls reach the value (edge/symbols.py `_merged`).
 - imports, one Import per statement or call: `import` (incl. side-effect,
   `import type`, `/// <reference path>`; TS `import x = require()` has kind
   "require"), `export … from` (kind "export"), `require('m')` and `import('m')`
@@ -60,7 +60,7 @@ from tree_sitter import Language, Node, Parser, Query, QueryCursor
 
 from edge.parse.expression import JAVASCRIPT, expression
 from edge.parse.javascript_facts import (
-    PATTERNS as FACT_PATTERNS, Definitions, exported_name, facts)
+    PATTERNS as FACT_PATTERNS, Definitions, exported_name, facts, required_export)
 from edge.parse.model import Binding, Call, Import, ParsedFile, Symbol
 
 _GRAMMARS = {
@@ -643,7 +643,8 @@ def _single_literal_argument(call: Node) -> str | None:
 
 
 def _assigned_bindings(call: Node) -> tuple[Binding, ...]:
-    """Names a require()/import() result is bound to: `m = …`, `{a, b: c} = …`, `x = require().y`."""
+    """Names a require()/import() result is bound to: `m = …`, `{a, b: c} = …`, `x =
+    require().y`, `module.exports = require()` ("module.exports")."""
     node = call
     member = None
     parent = node.parent
@@ -653,6 +654,10 @@ def _assigned_bindings(call: Node) -> tuple[Binding, ...]:
         prop = parent.child_by_field_name("property")
         member = _text(prop) if prop is not None else None
         node, parent = parent, parent.parent
+    if parent is not None and parent.type == "assignment_expression" \
+            and call.type == "call_expression" and parent.child_by_field_name("right") == node:
+        exported = required_export(parent.child_by_field_name("left"))  # a CommonJS re-export
+        return (Binding(exported, member),) if exported is not None else ()
     if parent is None or parent.type != "variable_declarator":
         return ()
     target = parent.child_by_field_name("name")

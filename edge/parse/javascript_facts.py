@@ -14,8 +14,10 @@ exports (target EXPORTS for `module.exports = v`, "<exports>.a" for `exports.a
 }`), and static members given to a name (`Cls.x = v`, target "Cls.x"). Both
 are kept untyped when the value is no expression: the name is taken all the
 same. `const x = require('m')` is no fact: the import's binding says what x
-is. Untyped JavaScript parameters are facts without a value: they hide the
-file's names of the same spelling.
+is; `module.exports = require('m')` binds "module.exports" to the module as an
+import does, and the export's value names that binding (a re-export). Untyped
+JavaScript parameters are facts without a value: they hide the file's names of
+the same spelling.
 
 A fact's scope is the innermost definition (class, function, method) around
 it, so a parameter of an anonymous callback is a local of the function that
@@ -182,6 +184,15 @@ def _export_target(left: Node | None) -> str | None:
     return None
 
 
+def required_export(left: Node | None) -> str | None:
+    """The name a `require()` assigned to an export target (`module.exports =
+    require('./x')`, `exports.a = require('./x').b`) binds in the module's scope, as its
+    import: "module.exports", "module.exports.a". The export's fact names it, so the
+    module exports what the required one does."""
+    target = _export_target(left)
+    return "module.exports" + target[len(EXPORTS):] if target is not None else None
+
+
 def _member_assignment(definitions: Definitions, node: Node) -> list[Fact]:
     """What a module-level assignment to `module.exports` / `exports.a` exports, or
     a static member it gives a class or function (`X.a = v`, target "X.a")."""
@@ -205,7 +216,10 @@ def _member_assignment(definitions: Definitions, node: Node) -> list[Fact]:
         return [Fact(None, EXPORTS, "", "", line)] + [
             Fact(None, f"{EXPORTS}.{key}", rendered, "", line)
             for key, rendered in _properties(value)]
-    rendered = expression(_text(value), JAVASCRIPT) if not _is_require(value) else None
+    if _is_require(value):
+        rendered = required_export(left)
+    else:
+        rendered = expression(_text(value), JAVASCRIPT)
     return [Fact(None, target, rendered or "", "", line)]
 
 
