@@ -2,6 +2,9 @@
 
     POST   /api/v1/accounts                 {name, email, plan?}   the admin token only
     GET    /api/v1/accounts                 every account           the admin token only
+    PATCH  /api/v1/accounts/{id}            {name?, email?, plan?}  the admin token only
+    DELETE /api/v1/accounts/{id}            keys revoked, repositories let go of (deleted
+                                            where it was the only owner); the admin token
     GET    /api/v1/accounts/me              who the caller is: owner, or account, plan, limits
     POST   /api/v1/accounts/{id}/keys       {name, scopes}  -> {id, key, prefix, scopes}
     GET    /api/v1/accounts/{id}/keys       the keys, never their secrets
@@ -9,7 +12,8 @@
     GET    /api/v1/usage                    repositories owned; per UTC day: ingests, queries,
                                             chunks embedded
 
-A key's secret is in the answer that creates it and nowhere else, ever. An account's
+An e-mail address belongs to one account (any case): a second is 409. A key's secret
+is in the answer that creates it and nowhere else, ever. An account's
 key (with the admin scope) manages its own account's keys; another account's id is a
 404, as if it did not exist. The bearer guard (cloud/auth.py) has checked the scope.
 """
@@ -22,8 +26,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from cloud.auth import principal
+from cloud.billing import LIVE
 from cloud.body import json_object
 from cloud.errors import ApiError
+from cloud.repos import release_repo
 from shared.graph.store.accounts import Account, Scope
 from shared.plans import smallest_first
 
@@ -61,17 +67,75 @@ def _account(request: Request, raw: str) -> Account:
     return account
 
 
-async def create_account(request: Request) -> JSONResponse:
-    principal(request).require_owner()
-    body = await _body(request, {"name", "email", "plan"})
-    name, email = _text(body, "name", 200), _text(body, "email", 320)
+def _email(body: dict) -> str:
+    email = _text(body, "email", 320)
     if not _EMAIL.fullmatch(email):
         raise ApiError(400, "bad_request", "email must be an e-mail address")
+    return email
+
+
+def _plan(request: Request, body: dict) -> str:
     plan = body.get("plan", "free")
     if not isinstance(plan, str) or plan not in _plans(request):
         raise ApiError(400, "bad_request", f"plan must be one of {', '.join(_plans(request))}")
+    return plan
+
+
+def _email_taken(email: str) -> ApiError:
+    return ApiError(409, "conflict", f"another account has the e-mail address {email!r}")
+
+
+async def create_account(request: Request) -> JSONResponse:
+    principal(request).require_owner()
+    body = await _body(request, {"name", "email", "plan"})
+    name, email, plan = _text(body, "name", 200), _email(body), _plan(request, body)
     account = await run_in_threadpool(_store(request).create_account, name, email, plan)
+    if account is None:
+        raise _email_taken(email)
     return JSONResponse(account.public(), status_code=201)
+
+
+async def change_account(request: Request) -> JSONResponse:
+    """Name, e-mail address or plan, by the owner (no Stripe needed: a plan given by
+    hand). A later Stripe event about the account's subscription sets the plan it pays
+    for again."""
+    principal(request).require_owner()
+    body = await _body(request, {"name", "email", "plan"})
+    changes = {"name": _text(body, "name", 200) if "name" in body else None,
+               "email": _email(body) if "email" in body else None,
+               "plan": _plan(request, body) if "plan" in body else None}
+
+    def work() -> dict:
+        account = _account(request, str(request.path_params["account_id"]))
+        if not _store(request).update_account(account.id, **changes):
+            raise _email_taken(changes["email"])
+        return _store(request).account(account.id).public()
+    return JSONResponse(await run_in_threadpool(work))
+
+
+async def delete_account(request: Request) -> JSONResponse:
+    """The account and its keys, at once; each of its repositories let go of as its
+    own deletion by the account does (removed where no other account owns it). Refused
+    while Stripe bills it: cancel the subscription first (the billing portal, or
+    Stripe's dashboard), so that money is never moved as a side effect of this call."""
+    principal(request).require_owner()
+
+    def work() -> dict:
+        account = _account(request, str(request.path_params["account_id"]))
+        if account.subscription_status in LIVE:
+            raise ApiError(409, "subscribed", f"account {account.id} has a subscription "
+                           f"({account.subscription_status}); cancel it first (POST "
+                           "/api/v1/billing/portal, or Stripe's dashboard), then delete")
+        store = _store(request)
+        for key in store.keys(account.id):  # no request of its keys is answered from now
+            store.revoke_key(key.id)
+        released, deleted = [], []
+        for url in sorted(store.repos_of(account.id)):
+            (released if release_repo(request, url, account.id) else deleted).append(url)
+        store.delete_account(account.id)
+        return {"deleted": account.id, "repositories_deleted": deleted,
+                "repositories_released": released}
+    return JSONResponse(await run_in_threadpool(work))
 
 
 def list_accounts(request: Request) -> JSONResponse:

@@ -66,8 +66,9 @@ def create_app(settings: Settings | None = None, queue: JobQueue | None = None,
 
 def job_readers(queue: JobQueue, cache: OverviewCache):
     """What the query layer reads of the queue: the repositories being ingested now
-    (from the status page's one-second cache: on Upstash every read is billed) and
-    the recent history (for the repository list's last job)."""
+    (from the status page's one-second cache: on Upstash every read is billed) and,
+    for the repository list's last job, the jobs waiting per repository and the recent
+    history (one overview read: one command on Upstash)."""
     def busy_repos() -> dict[str, str]:
         """repository -> the id of the job a worker is running for it."""
         try:
@@ -78,12 +79,14 @@ def job_readers(queue: JobQueue, cache: OverviewCache):
         return {w.repo_url: w.job_id for w in view.workers
                 if w.repo_url and w.public(view.now)["state"] == WorkerState.RUNNING.value}
 
-    def recent_jobs() -> list[dict]:
+    def job_records() -> tuple[dict[str, str], list[dict]]:
+        """(repository -> its queued job's id, the history newest first)."""
         try:
-            return queue.history(HISTORY_LIMIT)
+            view = queue.overview(history_limit=HISTORY_LIMIT, dead_limit=0)
         except QueueError:
-            return []
-    return busy_repos, recent_jobs
+            return {}, []
+        return view.queued, view.history
+    return busy_repos, job_records
 
 
 def startup_settings(given: Settings | None) -> Settings:

@@ -15,9 +15,9 @@ from shared.vectors import VectorStoreError
 
 log = logging.getLogger("cloud.errors")
 
-_HTTP_CODES = {400: "bad_request", 401: "unauthorized", 404: "not_found",
-               405: "method_not_allowed", 409: "conflict", 413: "too_large", 429: "queue_full",
-               503: "unavailable"}
+_HTTP_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
+               405: "method_not_allowed", 409: "conflict", 413: "too_large",
+               421: "misdirected_request", 429: "queue_full", 503: "unavailable"}
 
 
 class ApiError(Exception):

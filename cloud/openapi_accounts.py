@@ -24,6 +24,8 @@ _UNAUTHORIZED = _error("unauthorized", "missing or invalid token")
 _FORBIDDEN = _error("forbidden", "this key lacks the 'admin' scope")
 _LIMIT = _error("limit_exceeded", "queries: the free plan allows 60 per minute, 60 used; "
                                   "retry in 42 s")
+_EMAIL_TAKEN = _error("conflict", "another account has the e-mail address "
+                                 "'ops@octo.example'")
 _ACCOUNT_ID = [{"name": "account_id", "in": "path", "required": True,
                 "schema": {"type": "integer"}, "example": 3}]
 _SCOPES = {"type": "array", "minItems": 1,
@@ -41,7 +43,8 @@ def account_paths() -> dict:
                                           ("name", "email")),
                      "responses": {"201": _ok("Created", _ACCOUNT),
                                    "400": _error("bad_request", "email must be an e-mail address"),
-                                   "401": _UNAUTHORIZED, "403": _FORBIDDEN}},
+                                   "401": _UNAUTHORIZED, "403": _FORBIDDEN,
+                                   "409": _EMAIL_TAKEN}},
             "get": {"summary": "Every account (the admin token only)", "security": _SECURED,
                     "responses": {"200": _ok("Accounts", {"accounts": [_ACCOUNT]}),
                                   "401": _UNAUTHORIZED, "403": _FORBIDDEN}}},
@@ -55,6 +58,37 @@ def account_paths() -> dict:
                                                     "for_sale": ["pro", "team"],
                                                     "repositories": 4}),
                           "401": _UNAUTHORIZED}}},
+        "/api/v1/accounts/{account_id}": {
+            "patch": {"summary": "Change an account's name, e-mail address or plan (the admin "
+                                 "token only; no Stripe needed)", "security": _SECURED,
+                      "parameters": _ACCOUNT_ID,
+                      "requestBody": _body({"name": {"type": "string", "maxLength": 200},
+                                            "email": {"type": "string", "maxLength": 320},
+                                            "plan": {"type": "string", "description":
+                                                     "one of the configured plans"}},
+                                           {"plan": "team"}, ()),
+                      "responses": {"200": _ok("Changed", {**_ACCOUNT, "plan": "team"}),
+                                    "400": _error("bad_request", "plan must be one of free, "
+                                                                 "pro, team"),
+                                    "401": _UNAUTHORIZED, "403": _FORBIDDEN,
+                                    "404": _error("not_found", "no account with id '9'"),
+                                    "409": _EMAIL_TAKEN}},
+            "delete": {"summary": "Delete an account (the admin token only): its keys revoked "
+                                  "at once, its repositories let go of (deleted where no other "
+                                  "account owns them)", "security": _SECURED,
+                       "parameters": _ACCOUNT_ID,
+                       "responses": {
+                           "200": _ok("Deleted", {"deleted": 3,
+                                                  "repositories_deleted": [
+                                                      "https://github.com/octo/only"],
+                                                  "repositories_released": [
+                                                      "https://github.com/octo/shared"]}),
+                           "401": _UNAUTHORIZED, "403": _FORBIDDEN,
+                           "404": _error("not_found", "no account with id '9'"),
+                           "409": _error("subscribed", "account 3 has a subscription "
+                                                       "(active); cancel it first (POST "
+                                                       "/api/v1/billing/portal, or Stripe's "
+                                                       "dashboard), then delete")}}},
         "/api/v1/accounts/{account_id}/keys": {
             "post": {"summary": "Create an API key: its secret is in this answer only",
                      "security": _SECURED, "parameters": _ACCOUNT_ID,

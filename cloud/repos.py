@@ -167,22 +167,38 @@ async def delete(request: Request) -> JSONResponse:
         store = _store(request)
         record = _record(store, request)
         who = principal(request)
-        if not who.owner and store.release_repo(record.url, who.account_id):
+        if who.owner:
+            remove_repository(request, record.url)
+        elif release_repo(request, record.url, who.account_id):
             # other accounts still own it: only this one lets it go
             return {"deleted": record.id, "url": record.url, "released": True}
-        vectors = request.app.state.query.vectors
-        keys = store.index_keys(record.url)
-        for key in keys:  # vectors first: a failure leaves the record to retry with
-            vectors.delete_repo(key)
-        # A job of the repository still running is fenced out of the graph store now...
-        store.delete_repository(record.url, fence=request.app.state.queue.issue_fence())
-        for key in keys:  # ...and what it uploaded in between goes here, or as it fails
-            vectors.delete_repo(key)
-        request.app.state.query.forget_facts(keys)
-        for key in keys:
-            request.app.state.query.cache.drop(key)
         return {"deleted": record.id, "url": record.url}
     return JSONResponse(await run_in_threadpool(work))
+
+
+def release_repo(request: Request, url: str, account_id: int) -> bool:
+    """The account lets go of the repository: True when other accounts still own it
+    (only this one let go), else it is removed, as nobody owns it any more."""
+    if _store(request).release_repo(url, account_id):
+        return True
+    remove_repository(request, url)
+    return False
+
+
+def remove_repository(request: Request, url: str) -> None:
+    """Its vectors, snapshots and record: nothing left, a job still running fenced out."""
+    store = _store(request)
+    vectors = request.app.state.query.vectors
+    keys = store.index_keys(url)
+    for key in keys:  # vectors first: a failure leaves the record to retry with
+        vectors.delete_repo(key)
+    # A job of the repository still running is fenced out of the graph store now...
+    store.delete_repository(url, fence=request.app.state.queue.issue_fence())
+    for key in keys:  # ...and what it uploaded in between goes here, or as it fails
+        vectors.delete_repo(key)
+    request.app.state.query.forget_facts(keys)
+    for key in keys:
+        request.app.state.query.cache.drop(key)
 
 
 async def sync(request: Request) -> JSONResponse:

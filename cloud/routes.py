@@ -261,6 +261,10 @@ ROUTES = [
                                          POST=accounts.create_account),
           methods=["GET", "POST"]),
     Route(f"{QUERY}/accounts/me", accounts.me, methods=["GET"]),
+    # an integer id: /accounts/me is another route, whose other methods are a 405
+    Route(f"{QUERY}/accounts/{{account_id:int}}",
+          by_method(PATCH=accounts.change_account, DELETE=accounts.delete_account),
+          methods=["PATCH", "DELETE"]),
     Route(f"{QUERY}/accounts/{{account_id}}/keys",
           by_method(GET=accounts.list_keys, POST=accounts.create_key), methods=["GET", "POST"]),
     Route(f"{QUERY}/keys/{{key_id}}", accounts.revoke_key, methods=["DELETE"]),

@@ -126,6 +126,9 @@ def _act(request: Request, store, record: Repository | None, event, source: str)
     if answer == "pong":
         return JSONResponse({"status": "pong"})
     kind, branch, after, default = answer
+    if kind == "deleted" and branch in (record.default_branch or default,
+                                        record.deleted_branch):
+        return _default_deleted(request, store, record, branch, default, source)
     if kind == "deleted":
         drop_branch_index(request, store, record.url, branch)
         return JSONResponse({"status": "branch deleted"}, status_code=202)
@@ -133,6 +136,21 @@ def _act(request: Request, store, record: Repository | None, event, source: str)
                default_branch=default, push_at=store.clock(), remote_commit=after)
     log.info("%s push to %s %s: sync %s", source, record.url, branch, job["job_id"])
     return JSONResponse({"status": "queued", "job_id": job["job_id"],
+                         "duplicate": job["duplicate"]}, status_code=202)
+
+
+def _default_deleted(request: Request, store, record: Repository, branch: str,
+                     default: str | None, source: str) -> JSONResponse:
+    """The remote deleted the default branch (a host lets it go only once another is
+    the default, as a rename does): the index built from it keeps answering, marked
+    stale, and a sync of the remote's default branch is queued (a full queue: 429,
+    the record left stale and the delivery open to redelivery)."""
+    store.drop_default_branch(record.url, branch)
+    job = sync(request.app.state.queue, store, record.url, push_at=store.clock(),
+               default_branch=default if default != branch else None)
+    log.info("%s: default branch %s of %s deleted: sync %s", source, branch, record.url,
+             job["job_id"])
+    return JSONResponse({"status": "default branch deleted", "job_id": job["job_id"],
                          "duplicate": job["duplicate"]}, status_code=202)
 
 
@@ -158,9 +176,12 @@ def _registered(store, urls: list) -> Repository | None:
     return None
 
 
-def _tracked(record: Repository, branch: str, payload_default: str | None) -> bool:
+def _tracked(record: Repository, branch: str, payload_default: str | None,
+             deleting: bool = False) -> bool:
+    """A deletion of the default branch already recorded is followed again (its sync
+    may have met a full queue: the redelivery queues it)."""
     tracked = record.tracked or ([payload_default] if payload_default else [])
-    return branch in tracked
+    return branch in tracked or (deleting and branch == record.deleted_branch)
 
 
 def _github_event(event: str, payload: dict, record: Repository):
@@ -172,14 +193,15 @@ def _github_event(event: str, payload: dict, record: Repository):
         if not isinstance(ref, str) or not ref.startswith("refs/heads/"):
             return None  # a tag
         branch = ref[len("refs/heads/"):]
-        if not _tracked(record, branch, default):
+        deleted = payload.get("deleted") is True
+        if not _tracked(record, branch, default, deleted):
             return None
-        if payload.get("deleted") is True:
+        if deleted:
             return "deleted", branch, None, default
         return "push", branch, _commit(payload.get("after")), default
     if event == "delete" and payload.get("ref_type") == "branch":
         branch = payload.get("ref")
-        if isinstance(branch, str) and _tracked(record, branch, default):
+        if isinstance(branch, str) and _tracked(record, branch, default, deleting=True):
             return "deleted", branch, None, default
     return None  # create (a branch appears: nothing to index until it is pushed), others
 
@@ -192,9 +214,9 @@ def _gitlab_event(event: str, payload: dict, record: Repository):
         return None
     branch = ref[len("refs/heads/"):]
     default = (payload.get("project") or {}).get("default_branch")
-    if not _tracked(record, branch, default):
-        return None
     after = payload.get("after")
+    if not _tracked(record, branch, default, deleting=after == ZERO_SHA):
+        return None
     if after == ZERO_SHA:
         return "deleted", branch, None, default
     return "push", branch, _commit(after), default

@@ -39,7 +39,8 @@ def bearer(secret: str) -> dict:
 
 def account(client, plan: str = "free", name: str = "Octo") -> int:
     made = client.post("/api/v1/accounts", headers=OWNER,
-                       json={"name": name, "email": "ops@octo.example", "plan": plan})
+                       json={"name": name, "email": f"ops-{uuid.uuid4().hex[:8]}@octo.example",
+                             "plan": plan})
     assert made.status_code == 201, made.text
     return made.json()["id"]
 
@@ -175,7 +176,7 @@ def test_no_read_crosses_accounts(world, owners, scopes):
     sees its account's repositories and nothing of the others'."""
     client, store, queue = world
     run = uuid.uuid4().hex[:8]
-    accounts = [store.create_account(f"a{i}-{run}", "x@y.example").id for i in range(3)]
+    accounts = [store.create_account(f"a{i}-{run}", f"a{i}-{run}@y.example").id for i in range(3)]
     keys = [store.create_key(a, "k", s)[1] for a, s in zip(accounts, scopes)]
     urls = [f"https://github.com/t{run}/r{i}" for i in range(len(owners))]
     for url, owned_by in zip(urls, owners):
@@ -248,6 +249,87 @@ def test_a_shared_repository_is_released_not_deleted(world):
     assert client.get(f"/api/v1/repos/{repo_id}", headers=bearer(k1)).status_code == 404
     assert client.delete(f"/api/v1/repos/{repo_id}", headers=bearer(k2)).status_code == 200
     assert store.repo_record(url) is None
+
+
+# --- e-mail addresses, changes and deletion --------------------------------------------------
+
+def test_an_e_mail_address_belongs_to_one_account_in_any_case(world):
+    client, store, _ = world
+    first = client.post("/api/v1/accounts", headers=OWNER,
+                        json={"name": "Octo", "email": "Ops@Octo.example"})
+    assert first.status_code == 201
+    again = client.post("/api/v1/accounts", headers=OWNER,
+                        json={"name": "Octo 2", "email": "ops@octo.EXAMPLE"})
+    assert again.status_code == 409 and again.json() == {
+        "error": "conflict", "detail": "another account has the e-mail address "
+                                       "'ops@octo.EXAMPLE'"}
+    assert len(store.accounts()) == 1  # nothing made
+    other = account(client, name="Other")
+    taken = client.patch(f"/api/v1/accounts/{other}", headers=OWNER,
+                         json={"email": "OPS@octo.example", "name": "Renamed"})
+    assert taken.status_code == 409 and store.account(other).name == "Other"  # all or none
+    own = client.patch(f"/api/v1/accounts/{first.json()['id']}", headers=OWNER,
+                       json={"email": "ops@octo.example"})  # its own address, recased
+    assert own.status_code == 200 and own.json()["email"] == "ops@octo.example"
+
+
+def test_the_owner_changes_an_accounts_plan_name_and_e_mail(world):
+    client, store, _ = world
+    made = account(client)
+    secret = key(client, made)["key"]
+    changed = client.patch(f"/api/v1/accounts/{made}", headers=OWNER,
+                           json={"plan": "tiny", "name": "Octo Inc", "email": "b@c.example"})
+    assert changed.status_code == 200, changed.text
+    assert (changed.json()["plan"], changed.json()["name"], changed.json()["email"]) == (
+        "tiny", "Octo Inc", "b@c.example")
+    me = client.get("/api/v1/accounts/me", headers=bearer(secret)).json()
+    assert me["plan"]["name"] == "tiny"  # its limits follow at once
+    for body, message in [({"plan": "gold"}, "plan must be one of"),
+                          ({"email": "nope"}, "e-mail address"), ({"name": ""}, "name"),
+                          ({"state": "closed"}, "unknown field")]:
+        refused = client.patch(f"/api/v1/accounts/{made}", headers=OWNER, json=body)
+        assert refused.status_code == 400 and message in refused.json()["detail"], body
+    assert store.account(made).plan == "tiny"
+    assert client.patch("/api/v1/accounts/999", headers=OWNER, json={}).status_code == 404
+    # the admin token only: not even the account's own admin key
+    assert client.patch(f"/api/v1/accounts/{made}", headers=bearer(secret),
+                        json={"plan": "team"}).status_code == 403
+    assert client.delete(f"/api/v1/accounts/{made}", headers=bearer(secret)).status_code == 403
+
+
+def test_deleting_an_account_revokes_its_keys_and_lets_go_of_its_repositories(world):
+    client, store, _ = world
+    leaving, staying = account(client, name="Leaving"), account(client, name="Staying")
+    secret, other = key(client, leaving)["key"], key(client, staying)["key"]
+    only, shared = "https://github.com/octo/only", "https://github.com/octo/shared"
+    for url, keys in ((only, [secret]), (shared, [secret, other])):
+        for k in keys:
+            answer = client.post("/api/v1/repos", headers=bearer(k), json={"url": url})
+            assert answer.status_code in (200, 201), answer.text
+    store.write_snapshot(import_graph([("a.py", "b.py")], repo=only))
+    gone = client.delete(f"/api/v1/accounts/{leaving}", headers=OWNER)
+    assert gone.status_code == 200 and gone.json() == {
+        "deleted": leaving, "repositories_deleted": [only], "repositories_released": [shared]}
+    assert client.get("/api/v1/repos", headers=bearer(secret)).status_code == 401
+    assert store.repo_record(only) is None and store.snapshots(only) == []
+    assert store.repo_record(shared) is not None and store.owners_of(shared) == {staying}
+    assert store.account(leaving) is None and store.keys(leaving) == []
+    assert client.delete(f"/api/v1/accounts/{leaving}", headers=OWNER).status_code == 404
+    listed = client.get("/api/v1/repos", headers=bearer(other)).json()["repos"]
+    assert [r["url"] for r in listed] == [shared]
+
+
+def test_an_account_stripe_bills_is_not_deleted(world):
+    client, store, _ = world
+    paying = account(client, name="Paying")
+    secret = key(client, paying)["key"]
+    store.apply_subscription(paying, "sub_1", "active", "tiny", 1.0)
+    refused = client.delete(f"/api/v1/accounts/{paying}", headers=OWNER)
+    assert refused.status_code == 409 and refused.json()["error"] == "subscribed"
+    assert "cancel it first" in refused.json()["detail"]
+    assert client.get("/api/v1/accounts/me", headers=bearer(secret)).status_code == 200
+    store.apply_subscription(paying, "sub_1", "canceled", "free", 2.0)  # Stripe said so
+    assert client.delete(f"/api/v1/accounts/{paying}", headers=OWNER).status_code == 200
 
 
 # --- plan limits -----------------------------------------------------------------------------

@@ -120,3 +120,28 @@ def test_events_recorded_before_claims_existed_count_as_applied(open_store, monk
     monkeypatch.undo()
     store = open_store()
     assert store.claim_stripe_event("evt_old", LEASE)[0] is EventClaim.APPLIED
+
+
+def test_accounts_that_shared_an_address_before_migration_12_keep_working(open_store,
+                                                                          monkeypatch):
+    """Two accounts with one address (any case) made before e-mail addresses became
+    unique: the migration applies, both keep working, and the address is taken."""
+    from shared.graph.store.schema import MIGRATIONS
+    monkeypatch.setattr(store_base, "MIGRATIONS", MIGRATIONS[:11])
+    old = open_store()
+    for name, email in (("One", "Ops@Octo.example"), ("Two", "ops@octo.example")):
+        old._write(lambda writer: writer.execute(
+            "INSERT INTO accounts (name, email, plan, state, created_at)"
+            " VALUES (?, ?, 'free', 'active', 0)", (name, email)))
+    monkeypatch.undo()
+    store = open_store()  # the upgrade
+    assert 12 in store.schema_versions()
+    one, two = store.accounts()
+    assert (one.name, two.name) == ("One", "Two")
+    assert store.update_account(two.id, name="Two again") and store.account(two.id).name \
+        == "Two again"
+    assert store.create_account("Three", "OPS@octo.example") is None
+    assert not store.update_account(two.id, email="OPS@OCTO.EXAMPLE")
+    assert store.update_account(one.id, email="ops@octo.example")  # its own, recased
+    made = store.create_account("Four", "four@octo.example")
+    assert made is not None and store.create_account("Five", "Four@Octo.Example") is None

@@ -222,7 +222,19 @@ def test_mcp_needs_the_admin_token_and_an_allowed_host(served):
         assert answer.headers["www-authenticate"].startswith("Bearer")
     rebinding = httpx.post(f"{served.url}/mcp", json=body,
                            headers={**headers, **AUTH, "Host": "attacker.example"})
-    assert rebinding.status_code == 421
+    assert rebinding.status_code == 421  # as JSON, like every other error of the API
+    assert rebinding.headers["content-type"] == "application/json"
+    assert rebinding.json() == {
+        "error": "misdirected_request",
+        "detail": "the Host header 'attacker.example' is not one /mcp answers"
+                  " (DNS-rebinding guard): add it to MCP_ALLOWED_HOSTS"}
+    foreign = httpx.post(f"{served.url}/mcp", json=body,
+                         headers={**headers, **AUTH, "Origin": "http://attacker.example"})
+    assert foreign.status_code == 403 and foreign.json()["error"] == "forbidden"
+    assert "Origin" in foreign.json()["detail"]
+    not_json = httpx.post(f"{served.url}/mcp", content=b"{}",
+                          headers={**headers, **AUTH, "Content-Type": "text/plain"})
+    assert not_json.status_code == 400 and not_json.json()["error"] == "bad_request"
     assert allowed_hosts(served.settings) == [f"localhost:{served.port}",
                                               f"127.0.0.1:{served.port}",
                                               f"[::1]:{served.port}"]

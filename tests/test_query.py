@@ -9,7 +9,8 @@ import re
 
 import pytest
 
-from cloud.query.search import _exact_value, merge, symbol_query
+from cloud.query.search import (EXACT_CENTRALITY, EXACT_NESTED, W_EXACT, _exact_value, merge,
+                                 symbol_query)
 from cloud.query.tokens import count_tokens
 from edge.embed.minilm import MiniLMEncoder
 from shared.graph.model import Node, NodeKind
@@ -137,6 +138,20 @@ def test_qualified_and_case_folded_names(http, shop, mode):
     assert "Cart" not in names(functions)
 
 
+@pytest.mark.parametrize("mode", ["keyword", "hybrid"])
+@pytest.mark.parametrize("query", ["Item", "item", "Cart", "total", "Cart.total", "apply"])
+def test_scores_read_in_the_order_of_the_answer(http, shop, mode, query):
+    """The exact-name signal is part of the score: an exact hit that BM25 did not match
+    (or matched weakly) never shows a lower score than the hits below it."""
+    results = search(http, query=query, repo=shop.url, mode=mode, limit=20)["results"]
+    scores = [r["score"] for r in results]
+    assert scores == sorted(scores, reverse=True), [(r["name"], r["score"]) for r in results]
+    exact = [r for r in results if "exact_name" in r["signals"]]
+    rest = [r for r in results if "exact_name" not in r["signals"]]
+    if exact and rest:
+        assert min(r["score"] for r in exact) > max(r["score"] for r in rest)
+
+
 def test_what_counts_as_a_symbols_name():
     assert [symbol_query(q) for q in ["Line", " `Line.append()` ", "black.lines.Line",
                                       "Compiler#run", "fmt::Display", "'$http'"]] == [
@@ -164,8 +179,9 @@ def test_exact_names_come_first_across_repositories():
         return {"repo": repo, "path": "a.py", "start_line": 1, "score": score,
                 "signals": signals}
 
-    merged = merge([[row("a", 9.0)], [row("b", 0.1, exact_name=0.9)]], 10)
+    merged = merge([[row("a", 0.9)], [row("b", 0.1 + W_EXACT * 0.9, exact_name=0.9)]], 10)
     assert [r["repo"] for r in merged] == ["b", "a"]
+    assert W_EXACT * (EXACT_NESTED - EXACT_CENTRALITY) > 2.5  # a step over every signal
 
 
 # --- repositories and graph ------------------------------------------------------------------

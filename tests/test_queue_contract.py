@@ -250,6 +250,30 @@ def test_overview_reads_everything_the_page_shows(new_queue):
     assert queue.overview(history_limit=0, dead_limit=0).history == []
 
 
+def test_overview_names_each_repositorys_queued_job(new_queue):
+    """The repository list names a first job still waiting; one overview read carries it."""
+    queue = new_queue()
+    first, second = queue.enqueue(repo(1)).job, queue.enqueue(repo(2)).job
+    assert queue.overview(history_limit=0, dead_limit=0).queued == {
+        repo(1): first.id, repo(2): second.id}
+    me = worker()
+    taken = queue.claim(me)  # running now: no longer queued
+    assert queue.overview().queued == {repo(2): second.id}
+    again = queue.enqueue(repo(1)).job  # a sync queued behind the running job
+    assert queue.overview().queued == {repo(1): again.id, repo(2): second.id}
+    queue.finish(taken, JobState.COMPLETE, me)
+    assert queue.release(queue.claim(me), me)  # given back: queued again, named again
+    assert queue.overview().queued == {repo(1): again.id, repo(2): second.id}
+
+
+def test_overview_leaves_a_stale_queued_job_out(new_queue):
+    queue = new_queue(task_ttl=1)
+    queue.enqueue(repo(1))
+    time.sleep(1.3)  # outlived its TTL: skipped at the next enqueue or claim, not pending
+    view = queue.overview()
+    assert view.pending == 0 and view.queued == {}
+
+
 def test_wait_returns_when_a_job_arrives(new_queue, backend):
     queue = new_queue()
     stop = threading.Event()

@@ -16,6 +16,7 @@ from starlette.testclient import TestClient
 from cloud.app import create_app
 from cloud.query import QueryService
 from shared.graph.store import PostgresGraphStore, SqliteGraphStore
+from shared.graph.store.registry import RepoState
 from shared.jobs import JobState, WorkerStatus
 from shared.queue.sqlite import SqliteQueue
 from shared.settings import Settings
@@ -74,6 +75,8 @@ def test_register_queues_the_first_ingest_once(world):
     listed = client.get("/api/v1/repos", headers=AUTH).json()["repos"]
     assert [(r["url"], r["state"], r["sync_interval"]) for r in listed] == [
         (URL, "queued", 3600)]
+    # the first job, still waiting, is named as a running or finished one is
+    assert listed[0]["last_job"] == {"state": "queued", "job_id": first["job"]["job_id"]}
     assert client.get(f"/api/v1/repos/{first['repo']['id']}",
                       headers=AUTH).json()["branches"] == ["main"]
 
@@ -244,9 +247,85 @@ def test_size_json_ping_and_branch_deletion(world):
     assert ping.status_code == 200 and ping.json() == {"status": "pong"}
     store.request_sync(URL, branch="main", remote_commit="c" * 40)
     deleted = send_github(client, github_push(deleted=True, after="0" * 40))
-    assert deleted.status_code == 202 and deleted.json()["status"] == "branch deleted"
+    assert deleted.status_code == 202 and deleted.json()["status"] == "default branch deleted"
     assert store.repo_record(URL).branch_states == {}
     assert queue.pending_count() == 1  # the first ingest's job, and nothing more
+
+
+def _indexed_on_master(client, store, queue) -> str:
+    """A repository whose default branch `master` is indexed and served: its commit."""
+    from tests.test_graph_store import import_graph
+    register(client)
+    queue.finish(queue.claim(WorkerStatus("w")), JobState.COMPLETE, WorkerStatus("w"))
+    commit = "1" * 40
+    snapshot = store.write_snapshot(import_graph([("a.py", "b.py")], repo=URL, commit=commit))
+    store.set_repo_state(URL, RepoState.READY, branch="master",
+                         commit=commit, snapshot_id=snapshot.id, default_branch="master")
+    return commit
+
+
+@pytest.mark.parametrize("host", ["github", "gitlab"])
+def test_deleting_the_default_branch_keeps_serving_its_index_stale_and_resyncs(world, host):
+    """The remote's default branch moved (a rename: master -> main) and the old one was
+    deleted. The record says so without contradicting itself: the old index answers,
+    stale, naming the deleted branch; a sync of the remote's default branch is queued;
+    a push to the new default branch is followed and merges into it; once that is
+    indexed, nothing is stale."""
+    from tests.test_graph_store import import_graph
+    client, store, _, queue = world
+    commit = _indexed_on_master(client, store, queue)
+    if host == "github":
+        answer = send_github(client, github_push(branch="master", deleted=True,
+                                                 after="0" * 40))
+    else:
+        answer = gitlab(client, {"ref": "refs/heads/master", "after": "0" * 40,
+                                 "project": {"web_url": URL, "default_branch": "main"}})
+    assert answer.status_code == 202 and answer.json()["status"] == "default branch deleted"
+    job_id = answer.json()["job_id"]
+    record = store.repo_record(URL)
+    assert (record.state.value, record.default_branch, record.deleted_branch) == (
+        "queued", "", "master")
+    assert record.branch_states == {} and record.stale
+    (listed,) = client.get("/api/v1/repos", headers=AUTH).json()["repos"]
+    assert (listed["state"], listed["commit"], listed["stale"], listed["indexed"],
+            listed["deleted_branch"], listed["last_job"]) == (
+        "queued", commit, True, {}, "master", {"state": "queued", "job_id": job_id})
+    assert client.get(f"/api/v1/repos/{listed['id']}",
+                      headers=AUTH).json()["deleted_branch"] == "master"
+    index = client.get("/api/v1/graph/hotspots", params={"repo": "github.com/octo/widgets"},
+                       headers=AUTH).json()["index"]
+    assert (index["commit"], index["stale"], index["deleted_branch"]) == (
+        commit, True, "master")
+
+    push = send_github(client, github_push(branch="main", after="2" * 40))  # followed
+    assert push.status_code == 202 and push.json()["job_id"] == job_id  # merged
+    assert queue.claim(WorkerStatus("w")).repo_url == URL  # the default index's sync
+    # the worker cloned the remote's HEAD (main) and indexed it
+    fresh = store.write_snapshot(import_graph([("a.py", "b.py")], repo=URL, commit="2" * 40))
+    store.set_repo_state(URL, RepoState.READY, branch="main", commit="2" * 40,
+                         snapshot_id=fresh.id, default_branch="main")
+    record = store.repo_record(URL)
+    assert (record.default_branch, record.deleted_branch, record.stale) == ("main", "", False)
+    assert list(record.branch_states) == ["main"]
+    index = client.get("/api/v1/graph/hotspots", params={"repo": "github.com/octo/widgets"},
+                       headers=AUTH).json()["index"]
+    assert index["stale"] is False and "deleted_branch" not in index and index["ref"] == "main"
+
+
+def test_deleting_the_default_branch_with_the_queue_full_leaves_it_stale(world):
+    client, store, _, queue = world
+    _indexed_on_master(client, store, queue)
+    client.app.state.queue.max_queue_size = 1
+    queue.enqueue("https://github.com/octo/other")  # the queue is full
+    delivery = str(uuid.uuid4())
+    push = github_push(branch="master", deleted=True, after="0" * 40)
+    assert send_github(client, push, delivery=delivery).status_code == 429
+    record = store.repo_record(URL)
+    assert (record.state.value, record.deleted_branch) == ("stale", "master")
+    assert "deleted on the remote" in record.reason and record.stale
+    queue.claim(WorkerStatus("w"))  # room again: the redelivery queues the sync
+    again = send_github(client, push, delivery=delivery)
+    assert again.status_code == 202 and store.repo_record(URL).state.value == "queued"
 
 
 def test_a_repository_s_own_secret_replaces_the_default(world):

@@ -218,6 +218,27 @@ def test_the_panel_lists_every_repository_with_state_commit_and_last_sync(
     expect(page.locator('#repo-summary [data-field="commit"]')).to_contain_text(COMMIT[:7])
 
 
+def test_a_default_branch_deleted_on_the_remote_is_said_where_the_index_is(
+        page: Page, world: World):
+    """The record says the deleted branch, the index it left answers stale, and the
+    page says both: the row, and the evidence under an answer."""
+    register(world, READY)
+    indexed(world.store, READY)
+    world.store.drop_default_branch(READY, "main")
+    sign_in(page)
+    open_repos(page)
+    ready = row(page, READY)
+    expect(ready.locator('[data-field="deleted-branch"]')).to_have_text(
+        "main deleted on the remote", timeout=WAIT_MS)
+    expect(ready.locator('.badge[data-state="stale"]')).to_have_text("stale")
+    expect(ready.locator('[data-field="commit"]')).to_have_text(
+        f"{COMMIT[:7]} on main (deleted)")
+    ready.get_by_role("button", name="github.com/octo/gadgets").click()
+    note = page.locator('#repo-index [data-field="index"]')
+    expect(note).to_contain_text("its branch main was deleted on the remote", timeout=WAIT_MS)
+    expect(note).to_have_attribute("data-stale", "true")
+
+
 def test_the_list_refreshes_when_the_tab_is_shown_and_goes_on_sign_out(
         page: Page, world: World):
     register(world, QUEUED)

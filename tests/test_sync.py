@@ -381,7 +381,7 @@ def test_each_owning_account_is_charged_the_chunks_its_ingest_embedded(tmp_path,
                               meter=lambda account, chunks: charged.append((account, chunks)))
     try:
         store = pipeline.store
-        one, two = (store.create_account(n, "x@y.example").id for n in ("one", "two"))
+        one, two = (store.create_account(n, f"{n}@y.example").id for n in ("one", "two"))
         for account in (one, two):
             store.grant_repo(repo.as_uri(), account)
         first = _ingest(pipeline, repo).summary["sync"]["chunks_embedded"]

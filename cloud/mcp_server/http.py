@@ -12,7 +12,10 @@ MCP keeps for its 300 MB target on a 512 MB host (docs/BENCHMARKS.md).
 
 The SDK's DNS-rebinding guard answers 421 to a Host header not in
 MCP_ALLOWED_HOSTS (default: this machine's names on PORT), and 403 to a browser
-Origin of another host.
+Origin of another host. Its own answer is plain text, so the endpoint asks the same
+guard (the SDK's, with the same settings) first and raises its refusal as an
+HTTPException, which cloud/errors.py answers as JSON like every other error; the SDK
+still checks again behind it.
 """
 from __future__ import annotations
 
@@ -23,6 +26,8 @@ from typing import Any, AsyncIterator
 
 import anyio
 from anyio.abc import TaskStatus
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from cloud.auth import BearerAuth
@@ -69,6 +74,7 @@ class McpEndpoint:
     def __init__(self) -> None:
         self.guard = BearerAuth(self)  # its admit() only: the caller in the request's state
         self._app: ASGIApp | None = None
+        self._security: Any = None  # the SDK's TransportSecurityMiddleware, with the app
         self._start: Any = None  # while serving: starts the MCP server, once
         self._starting: anyio.Lock | None = None
 
@@ -81,7 +87,7 @@ class McpEndpoint:
             try:
                 yield
             finally:
-                self._start = self._app = None
+                self._start = self._app = self._security = None
                 tasks.cancel_scope.cancel()
 
     async def _run(self, settings: Settings, backend: Backend, *,
@@ -91,10 +97,13 @@ class McpEndpoint:
         # stateless: every call stands alone (the tools keep nothing between calls), so no
         # session state to hold on a 512 MB host, no open stream to delay a drain, and any
         # instance behind a proxy can answer
+        from mcp.server.transport_security import TransportSecurityMiddleware
+
+        security = transport_security(settings)
         app = server.streamable_http_app(streamable_http_path=PATH, stateless_http=True,
-                                         transport_security=transport_security(settings))
+                                         transport_security=security)
         async with server.session_manager.run():
-            self._app = app
+            self._app, self._security = app, TransportSecurityMiddleware(security)
             task_status.started()
             await anyio.sleep_forever()
 
@@ -110,7 +119,26 @@ class McpEndpoint:
             await error_response(503, "unavailable", "the MCP server is starting or stopping",
                                  {"Retry-After": "5"})(scope, receive, send)
             return
+        await self._refuse_foreign(scope)
         await self._app(scope, receive, send)
+
+    async def _refuse_foreign(self, scope: Scope) -> None:
+        """The SDK guard's refusal (a foreign Host or Origin, a POST not of JSON) as an
+        HTTPException, for cloud/errors.py to answer."""
+        request = Request(scope)
+        refusal = await self._security.validate_request(request,
+                                                        is_post=request.method == "POST")
+        if refusal is None:
+            return
+        headers = request.headers
+        detail = {
+            421: f"the Host header {headers.get('host', '')[:100]!r} is not one /mcp "
+                 "answers (DNS-rebinding guard): add it to MCP_ALLOWED_HOSTS",
+            403: f"the Origin header {headers.get('origin', '')[:100]!r} is not one /mcp "
+                 "answers (DNS-rebinding guard): add its host to MCP_ALLOWED_HOSTS",
+            400: "a POST to /mcp must have Content-Type: application/json",
+        }.get(refusal.status_code, bytes(refusal.body).decode(errors="replace")[:200])
+        raise HTTPException(refusal.status_code, detail)
 
 
 def _make_server(backend: Backend):

@@ -23,6 +23,8 @@ class Index(TypedDict):
     indexed_at: float
     stale: bool
     indexing: bool
+    remote_commit: NotRequired[str]  # where a push or a check saw the remote's branch
+    deleted_branch: NotRequired[str]  # the default branch it came from, deleted remotely
 
 
 @with_config(OPEN)
@@ -150,7 +152,10 @@ class SymbolsOutput(TypedDict):
 class Repository(TypedDict):
     """`commit` and `indexed_at` are null until a first ingest is complete; `stale`: a
     newer commit is known (a push, a periodic check, a snapshot being written);
-    `indexing`: an ingest is under way.
+    `indexing`: an ingest is under way; `deleted_branch`: the remote deleted the
+    default branch this index was built from (it answers, stale, until the remote's
+    default branch is indexed); `last_job`: the job running, else the one queued,
+    else the newest that ended.
     The repository registry adds its record's fields (id, state, branches, ...)."""
     url: str
     commit: str | None
@@ -162,6 +167,7 @@ class Repository(TypedDict):
     languages: dict[str, int]
     indexing: bool
     stale: bool
+    deleted_branch: NotRequired[str | None]
     last_job: dict | None
 
 

@@ -7,7 +7,8 @@ when it was indexed, whether an ingest of the repository is under way
 (`indexing`) and whether the commit is behind the newest one the system knows
 (`stale`: an older `commit=` was asked, a newer commit is being indexed, or the
 registry heard from a push or a periodic check that the remote moved past it; then
-`remote_commit` says where to).
+`remote_commit` says where to; or the remote deleted the default branch the index
+was built from: `deleted_branch` names it).
 """
 from __future__ import annotations
 
@@ -34,13 +35,15 @@ class Target:
     indexing: bool
     remote_commit: str = ""  # where the remote's branch was last seen, when it moved on
     ref: str = ""  # the branch indexed ("" while the default branch's name is unknown)
+    deleted_branch: str = ""  # the default branch it was built from, deleted on the remote
 
     @property
     def stale(self) -> bool:
         """A newer commit is known to be on its way, or an older one was asked for. An
         ingest under way (`indexing`) is not enough: a forced rebuild of the same commit,
         or a sync that finds nothing new, is not."""
-        return self.snapshot.id != self.latest.id or bool(self.remote_commit)
+        return (self.snapshot.id != self.latest.id or bool(self.remote_commit)
+                or bool(self.deleted_branch))
 
     def index(self) -> dict:
         """How an answer names its evidence."""
@@ -50,6 +53,8 @@ class Target:
                  "indexing": self.indexing}
         if self.remote_commit:
             found["remote_commit"] = self.remote_commit
+        if self.deleted_branch:
+            found["deleted_branch"] = self.deleted_branch
         return found
 
 
@@ -80,14 +85,15 @@ def resolve(store: GraphStore, repo: str, commit: str | None, busy: dict[str, st
     indexing = repo in busy or snapshots[0].id != latest.id
     moved = _remote_moved(record, branch, latest) or _coming(snapshots[0], latest)
     ref = branch or (record.default_branch if record is not None else "")
+    deleted = record.deleted_branch if record is not None and not branch else ""
     if commit is None:
-        return Target(repo, latest, latest, indexing, moved, ref)
+        return Target(repo, latest, latest, indexing, moved, ref, deleted)
     found = [s for s in ready if s.commit.lower().startswith(commit)]
     if len(found) != 1:
         known = ", ".join(s.commit[:12] for s in ready)
         what = "matches several indexed commits" if found else "is not an indexed commit"
         raise not_found(f"commit {commit} {what} of {repo}; indexed: {known}")
-    return Target(repo, found[0], latest, indexing, moved, ref)
+    return Target(repo, found[0], latest, indexing, moved, ref, deleted)
 
 
 def _not_indexed(url: str):

@@ -35,9 +35,12 @@ case ignored, 0.2 in a test file, 0.1 for a method or nested function found by i
 name alone (`append` for `Line.append`; a user naming a member usually names its owner),
 0.05 x (1 - its file's centrality). Each step outweighs the smaller ones together, so the
 order is: case, then code over tests, then top-level definitions, then the file the
-repository depends on most; equal ones keep their score's order. Hits rank by
-(exact_name, score) within a repository and across repositories. A query of several
-words is never a name, so questions rank as before.
+repository depends on most; equal ones keep their score's order. The signal is part of
+the score, W_EXACT * exact_name on top of the mode's own, so hits rank by score alone,
+within a repository and across repositories, and an answer's scores read in its order.
+In keyword mode the mode's own score is BM25 over the repository's best BM25 (0-1, as
+hybrid weighs it), so the two are on one scale. A query of several words is never a
+name, so questions rank as before.
 """
 from __future__ import annotations
 
@@ -72,6 +75,12 @@ EXACT_FOLDED = 0.5  # matches only when case is ignored
 EXACT_TEST = 0.2  # in a test file
 EXACT_NESTED = 0.1  # a method or nested function matched by its own name alone
 EXACT_CENTRALITY = 0.05  # times (1 - its file's centrality percentile)
+# The exact name's weight in the score. A mode's own score spans under 2.5 (hybrid: cosine
+# -1..1 plus the weights above; keyword: 0-1), and W_EXACT times the smallest gap the
+# steps above leave (0.05) exceeds it: every exact hit scores above every other hit, and
+# case, tests and nesting each outweigh all below them; centrality and the mode's own
+# score then add up.
+W_EXACT = 60.0
 # Dotted names (`Line.append`, `black.lines.Line`), `::` and `#` read as dots (Rust, C++,
 # JSDoc's Class#method).
 _SYMBOL = re.compile(r"[A-Za-z_$][\w$]*(?:(?:\.|::|#)[A-Za-z_$][\w$]*)*")
@@ -115,16 +124,16 @@ def ranked(ctx: SearchContext, target: Target, request: SearchRequest) -> list[C
                           kinds, paths)
     else:
         named = _named(ctx, target, request.query, max(CANDIDATES, request.limit), kinds, paths)
-        found = _keyword(ctx, target, request.query, request.limit, kinds, paths) \
+        found = _relative(_keyword(ctx, target, request.query, request.limit, kinds, paths)) \
             if request.mode == "keyword" else _hybrid(ctx, target, request, kinds, paths, named)
         found = _exact_first(found, named)
     return found[:request.limit]
 
 
 def merge(per_repo: Sequence[list[dict]], limit: int) -> list[dict]:
+    """Every repository's hits by score (exact names' included: they come first)."""
     rows = [row for rows in per_repo for row in rows]
-    rows.sort(key=lambda r: (-r["signals"].get("exact_name", 0.0), -r["score"], r["repo"],
-                             r["path"], r["start_line"]))
+    rows.sort(key=lambda r: (-r["score"], r["repo"], r["path"], r["start_line"]))
     return rows[:limit]
 
 
@@ -137,6 +146,14 @@ def _keyword(ctx: SearchContext, target: Target, query: str, limit: int, kinds: 
     nodes = ctx.store.nodes(target.snapshot, [h.node_id for h in hits])
     return [Candidate(nodes[h.node_id], {"keyword": h.score, "matched_terms": h.matched},
                       h.score) for h in hits if h.node_id in nodes]
+
+
+def _relative(found: list[Candidate]) -> list[Candidate]:
+    """Keyword hits scored by BM25 over the best one's (0-1); `keyword` keeps BM25."""
+    top = max((c.score for c in found), default=0.0) or 1.0
+    for candidate in found:
+        candidate.score /= top
+    return found
 
 
 def _semantic(ctx: SearchContext, target: Target, vector: np.ndarray, limit: int,
@@ -273,12 +290,14 @@ def _match(node: Node, parts: list[str], key: Callable[[str], str]) -> bool | No
 
 def _exact_first(found: list[Candidate],
                  named: dict[int, tuple[Node, float]]) -> list[Candidate]:
-    """`found` with the named symbols (added if missing) first, by exact_name, then the
-    rest as they were ranked."""
+    """`found` with the named symbols (added if missing) scored up by their exact_name,
+    so they come first, then the rest as they were ranked."""
     by_id = {c.node.id: c for c in found}
     for key, (node, value) in named.items():
-        by_id.setdefault(key, Candidate(node)).signals["exact_name"] = value
-    return sorted(by_id.values(), key=lambda c: (-c.signals.get("exact_name", 0.0), -c.score))
+        candidate = by_id.setdefault(key, Candidate(node))
+        candidate.signals["exact_name"] = value
+        candidate.score += W_EXACT * value
+    return sorted(by_id.values(), key=lambda c: -c.score)
 
 
 def _structural(ctx: SearchContext, target: Target, request: SearchRequest,

@@ -64,7 +64,8 @@ class QueryService:
         self._failed: dict[str, str] = {}
         self._lock = threading.Lock()
         self._busy_repos: Callable[[], dict[str, str]] = dict
-        self._recent_jobs: Callable[[], list[dict]] = list
+        self._job_records: Callable[[], tuple[dict[str, str], list[dict]]] = \
+            lambda: ({}, [])
         self.allow_local, self.owns_stores = allow_local, owns_stores
         self.cache = AnswerCache()
         self._query_vectors: OrderedDict[str, np.ndarray] = OrderedDict()
@@ -83,10 +84,10 @@ class QueryService:
                    open_mirror=lambda: open_mirror(settings), **options)
 
     def watch_jobs(self, busy_repos: Callable[[], dict[str, str]],
-                   recent_jobs: Callable[[], list[dict]]) -> None:
-        """Where answers learn of ingests under way (repo -> the running job's id) and of
-        recent jobs."""
-        self._busy_repos, self._recent_jobs = busy_repos, recent_jobs
+                   job_records: Callable[[], tuple[dict[str, str], list[dict]]]) -> None:
+        """Where answers learn of ingests under way (repo -> the running job's id), of
+        jobs waiting (repo -> the queued job's id) and of recent jobs (newest first)."""
+        self._busy_repos, self._job_records = busy_repos, job_records
 
     # --- resources -------------------------------------------------------------------------
     def _get(self, name: str) -> Any:
@@ -306,8 +307,9 @@ class QueryService:
         """Every repository (the caller may see): its registry record (id, state,
         branches, sync settings, stale or not) and, once indexed, its indexed commit,
         sizes and last job."""
+        queued, history = self._job_records()
         last: dict[str, dict] = {}
-        for record in self._recent_jobs():  # newest first
+        for record in history:  # newest first
             last.setdefault(record.get("repo_url", ""), record)
         busy = self._busy_repos()
         records = {r.url: r for r in self.store.repo_records()}
@@ -319,10 +321,7 @@ class QueryService:
             ready = next((s for s in snapshots if s.ready), None)
             stats = ready.stats if ready else {}
             nodes = stats.get("nodes", {})
-            record = last.get(repo)
-            job = ({"state": "running", "job_id": busy[repo] or None} if repo in busy else
-                   {"state": record.get("status"), "job_id": record.get("job_id"),
-                    "finished_at": record.get("timestamp")} if record else None)
+            job = _last_job(repo, busy, queued, last)
             found.append({
                 "url": repo, "commit": ready.commit if ready else None,
                 "indexed_at": ready.taken_at if ready else None,
@@ -401,10 +400,26 @@ class QueryService:
         return seeds, notes
 
 
+def _last_job(repo: str, busy: dict[str, str], queued: dict[str, str],
+              finished: dict[str, dict]) -> dict | None:
+    """The job a repository's listing names: the one running, else the one waiting
+    (newer than any that ended), else the newest that ended."""
+    if repo in busy:
+        return {"state": "running", "job_id": busy[repo] or None}
+    if repo in queued:
+        return {"state": "queued", "job_id": queued[repo]}
+    record = finished.get(repo)
+    if record is None:
+        return None
+    return {"state": record.get("status"), "job_id": record.get("job_id"),
+            "finished_at": record.get("timestamp")}
+
+
 def registry_fields(record: Repository | None) -> dict:
     """What the repository registry adds to a repository's listing."""
     if record is None:
-        return {"id": None, "state": None, "stale": False, "indexed": {}}
+        return {"id": None, "state": None, "stale": False, "indexed": {},
+                "deleted_branch": None}
     public = record.public()
     branch = record.indexed()
     return {"id": record.id, "state": public["state"], "reason": record.reason,
@@ -413,6 +428,7 @@ def registry_fields(record: Repository | None) -> dict:
             "has_secret": record.has_secret, "last_sync_at": record.last_sync_at or None,
             "last_push_at": record.last_push_at or None,
             "remote_commit": (branch.remote_commit or None) if branch else None,
+            "deleted_branch": record.deleted_branch or None,
             "indexed": {name: {"commit": b.commit or None, "synced_at": b.synced_at or None,
                                "remote_commit": b.remote_commit or None,
                                "failed": b.reason or None}

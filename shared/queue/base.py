@@ -59,6 +59,7 @@ class Overview:
     history: list[dict]  # public records (shared.jobs.history_record), newest first
     dead: list[Job]
     now: float  # the queue's clock at the read: age heartbeats by this
+    queued: dict[str, str]  # repo_url -> id of its queued job (stale ones left out)
 
 
 @dataclass(frozen=True)

@@ -151,9 +151,9 @@ class RedisQueue(JobQueue):
         k = self.keys
         history_limit = max(0, min(history_limit, HISTORY_LIMIT))
         dead_limit = max(0, min(dead_limit, DEAD_LIMIT))
-        pending, running, workers, history, dead, now = self._run(
+        pending, running, workers, history, dead, now, queued = self._run(
             _OVERVIEW,
-            [k.queue, k.leases, k.workers, k.history, k.dead, k.stale_at],
+            [k.queue, k.leases, k.workers, k.history, k.dead, k.stale_at, k.pending_repos],
             [history_limit, dead_limit, k.job_prefix, k.worker_prefix],
         )
         return Overview(
@@ -165,6 +165,7 @@ class RedisQueue(JobQueue):
             history=[history_record(json.loads(h)) for h in history],
             dead=[Job.from_fields(_pairs(fields)) for fields in dead],
             now=float(now),
+            queued=_pairs(queued),
         )
 
     def ping(self) -> None:

@@ -261,10 +261,10 @@ mark_pending(KEYS[4], ARGV[6], ARGV[1], redis.call('HGET', KEYS[1], 'repo_url'))
 return 1
 """
 
-# KEYS: queue, leases, workers, history, dead, stale_at
+# KEYS: queue, leases, workers, history, dead, stale_at, pending_repos
 # ARGV: history_limit, dead_limit, job_prefix, worker_prefix
 # -> {pending, running, {worker_json, heartbeat_at, ...}, {history_json...},
-#     {{dead job fields}...}, now}
+#     {{dead job fields}...}, now, {repo_url, queued job id, ...}}
 # One command for everything the status page shows: on Upstash every command counts.
 # `now` (as a string: Lua numbers reply as integers) lets readers age heartbeats by
 # the clock that stamped them.
@@ -290,6 +290,19 @@ end
 -- stale jobs wait for the next enqueue or claim to be skipped; they are not pending
 local pending = redis.call('LLEN', KEYS[1]) -
   redis.call('ZCOUNT', KEYS[6], '-inf', string.format('(%.6f', now))
+-- Each repository's queued job, from the hash enqueue keeps for de-duplication (as
+-- small as the capped queue): an entry is trusted only while its job is queued, fresh.
+local queued = {}
+local marks = redis.call('HGETALL', KEYS[7])
+for i = 1, #marks, 2 do
+  local id = marks[i + 1]
+  local stale_at = redis.call('ZSCORE', KEYS[6], id)
+  if redis.call('HGET', ARGV[3] .. id, 'state') == 'queued'
+      and (not stale_at or tonumber(stale_at) >= now) then
+    queued[#queued + 1] = marks[i]
+    queued[#queued + 1] = id
+  end
+end
 return {pending, redis.call('ZCARD', KEYS[2]), workers,
-  head(KEYS[4], tonumber(ARGV[1])), dead, string.format('%.6f', now)}
+  head(KEYS[4], tonumber(ARGV[1])), dead, string.format('%.6f', now), queued}
 """

@@ -230,15 +230,17 @@ class SqliteQueue(JobQueue):
                                   (dead_limit,)).fetchall()
             dead = [job for (job_id,) in dead_ids if (job := _load(db, job_id)) is not None]
             # stale jobs wait for the next enqueue or claim to be skipped: not pending
-            (pending,) = db.execute("SELECT COUNT(*) FROM jobs WHERE state = 'queued'"
-                                    " AND submitted_at + ttl >= ?", (now,)).fetchone()
+            queued = db.execute("SELECT repo_url, id FROM jobs WHERE state = 'queued'"
+                                " AND submitted_at + ttl >= ? ORDER BY seq DESC",
+                                (now,)).fetchall()
             return Overview(
-                pending=pending,
+                pending=len(queued),
                 running=running[0],
                 workers=[WorkerStatus.from_json(status, beat) for status, beat in workers.fetchall()],
                 history=[history_record(json.loads(record)) for (record,) in history],
                 dead=dead,
                 now=now,
+                queued={repo: job_id for repo, job_id in queued},  # the oldest wins
             )
 
         return self._read(read)

@@ -116,12 +116,43 @@ class AccountsMixin:
     """Account methods of GraphStore (shared/graph/store/base.py)."""
 
     # --- accounts --------------------------------------------------------------------
-    def create_account(self, name: str, email: str, plan: str = "free") -> Account:
+    def create_account(self, name: str, email: str, plan: str = "free") -> Account | None:
+        """The new account; None when another has the e-mail address (any case)."""
         now = self.clock()
-        account_id = self._write(lambda writer: writer.execute(
-            "INSERT INTO accounts (name, email, plan, state, created_at) VALUES (?, ?, ?, ?, ?)"
-            " RETURNING id", (name, email, plan, AccountState.ACTIVE.value, now))[0][0])
-        return self.account(int(account_id))
+        made = self._write(lambda writer: writer.execute(
+            "INSERT INTO accounts (name, email, email_key, plan, state, created_at)"
+            " VALUES (?, ?, LOWER(?), ?, ?, ?) ON CONFLICT (email_key) DO NOTHING RETURNING id",
+            (name, email, email, plan, AccountState.ACTIVE.value, now)))
+        return self.account(int(made[0][0])) if made else None
+
+    def update_account(self, account_id: int, *, name: str | None = None,
+                       email: str | None = None, plan: str | None = None) -> bool:
+        """Change what is given; False (nothing changed) when another account has the
+        e-mail address (any case). The unique index refuses a concurrent taker too."""
+        def work(writer) -> bool:
+            if email is not None and writer.execute(
+                    "SELECT id FROM accounts WHERE email_key = LOWER(?) AND id <> ?",
+                    (email, account_id)):
+                return False
+            if email is not None:
+                writer.execute("UPDATE accounts SET email = ?, email_key = LOWER(?)"
+                               " WHERE id = ?", (email, email, account_id))
+            for column, value in (("name", name), ("plan", plan)):
+                if value is not None:
+                    writer.execute(f"UPDATE accounts SET {column} = ? WHERE id = ?",
+                                   (value, account_id))
+            return True
+        return self._write(work)
+
+    def delete_account(self, account_id: int) -> None:
+        """The account, its keys (none answers from now on) and its claims on
+        repositories, in one transaction; the repositories are the caller's to let go
+        of first (`release_repo`, or deleting those only it owned)."""
+        def work(writer) -> None:
+            writer.execute("DELETE FROM api_keys WHERE account_id = ?", (account_id,))
+            writer.execute("DELETE FROM repo_accounts WHERE account_id = ?", (account_id,))
+            writer.execute("DELETE FROM accounts WHERE id = ?", (account_id,))
+        self._write(work)
 
     def account(self, account_id: int) -> Account | None:
         rows = self._query(f"SELECT {', '.join(_ACCOUNT_FIELDS)} FROM accounts WHERE id = ?",

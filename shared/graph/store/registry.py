@@ -4,7 +4,8 @@ A repository record lives in the graph database (migration 5 extends `repositori
 so every process that answers questions about a repository also knows its state:
 
     registered -> queued -> indexing -> ready | failed (with the reason)
-    ready -> stale (its remote moved past the indexed commit) -> queued -> ...
+    ready -> stale (its remote moved past the indexed commit, or deleted the default
+             branch: `deleted_branch`) -> queued -> ...
     any -> archived (vectors and snapshots removed, the record kept) -> queued -> ...
 
 Per tracked branch (`branches` table): the commit and snapshot last indexed, when,
@@ -42,7 +43,7 @@ DELIVERY_RETENTION = 7 * 86_400  # a replay older than this is a new delivery
 
 _FIELDS = ("id", "url", "default_branch", "branches", "state", "reason", "sync_interval",
            "webhook_secret IS NOT NULL", "force_next", "created_at", "last_sync_at",
-           "last_query_at", "last_push_at", "size")
+           "last_query_at", "last_push_at", "size", "deleted_branch")
 _SELECT = f"SELECT {', '.join(_FIELDS)} FROM repositories"
 
 
@@ -82,6 +83,9 @@ class Repository:
     last_push_at: float = 0.0
     size: dict = field(default_factory=dict)
     branch_states: dict[str, BranchState] = field(default_factory=dict)
+    # The default branch the remote deleted, while the index built from it answers
+    # (stale) and until the remote's default branch is indexed ("" none).
+    deleted_branch: str = ""
 
     @property
     def tracked(self) -> list[str]:
@@ -93,9 +97,10 @@ class Repository:
 
     @property
     def stale(self) -> bool:
-        """The remote moved past what is indexed (as far as a push or a check told)."""
+        """The remote moved past what is indexed (as far as a push or a check told), or
+        deleted the branch it was indexed from."""
         state = self.indexed()
-        return self.state is RepoState.STALE or bool(
+        return self.state is RepoState.STALE or bool(self.deleted_branch) or bool(
             state and state.remote_commit and state.remote_commit != state.commit)
 
     def index_key(self, branch: str | None = None) -> str:
@@ -161,11 +166,12 @@ class RegistryMixin:
 
     def _repository(self, row: tuple) -> Repository:
         (id_, url, default_branch, branches, state, reason, interval, has_secret, force,
-         created, synced, queried, pushed, size) = row
+         created, synced, queried, pushed, size, deleted) = row
         return Repository(int(id_), url, default_branch or "", list(_json(self, branches, [])),
                           RepoState(state), reason or "", int(interval or 0), bool(has_secret),
                           bool(force), float(created or 0), float(synced or 0),
-                          float(queried or 0), float(pushed or 0), dict(_json(self, size, {})))
+                          float(queried or 0), float(pushed or 0), dict(_json(self, size, {})),
+                          deleted_branch=deleted or "")
 
     def update_repo(self, key: int | str, **changes: Any) -> Repository | None:
         """Change `branches`, `secret` (None removes it) or `sync_interval`."""
@@ -212,9 +218,9 @@ class RegistryMixin:
             if size is not None:
                 writer.execute("UPDATE repositories SET size = ? WHERE id = ?",
                                (self._encode_stats(size), repo_id))
-            if state is RepoState.READY:
-                writer.execute("UPDATE repositories SET last_sync_at = ? WHERE id = ?",
-                               (now, repo_id))
+            if state is RepoState.READY:  # the default branch indexed: what it follows now
+                writer.execute("UPDATE repositories SET last_sync_at = ?, deleted_branch = ''"
+                               " WHERE id = ?", (now, repo_id))
             branch_reason = reason if state is None and reason else None
             if branch and (commit is not None or remote_commit is not None
                            or branch_reason is not None):
@@ -297,6 +303,22 @@ class RegistryMixin:
         self._write(work)
         return gone
 
+    def drop_default_branch(self, url: str, branch: str) -> None:
+        """The remote deleted `branch`, the default one: the index built from it keeps
+        answering, stale, and the record forgets which branch is the default (the next
+        clone names the remote's), so a push to the remote's new default branch is
+        followed. The caller queues that sync."""
+        def work(writer) -> None:
+            writer.execute("DELETE FROM branches WHERE name = ? AND repo_id IN"
+                           " (SELECT id FROM repositories WHERE url = ?)", (branch, url))
+            writer.execute(
+                "UPDATE repositories SET default_branch = '', deleted_branch = ?, state = ?,"
+                " reason = ? WHERE url = ?",
+                (branch, RepoState.STALE.value,
+                 f"its default branch {branch!r} was deleted on the remote; the index built "
+                 "from it answers, stale, until the remote's default branch is indexed", url))
+        self._write(work)
+
     def webhook_secret(self, url: str) -> str | None:
         rows = self._query("SELECT webhook_secret FROM repositories WHERE url = ?", (url,))
         return rows[0][0] if rows else None
@@ -346,9 +368,9 @@ class RegistryMixin:
             repo_id = rows[0][0]
             writer.execute("DELETE FROM branches WHERE repo_id = ?", (repo_id,))
             if keep_record:
-                writer.execute("UPDATE repositories SET state = ?, reason = ?, size = ?"
-                               " WHERE id = ?", (RepoState.ARCHIVED.value, "",
-                                                 self._encode_stats({}), repo_id))
+                writer.execute("UPDATE repositories SET state = ?, reason = ?, size = ?,"
+                               " deleted_branch = '' WHERE id = ?",
+                               (RepoState.ARCHIVED.value, "", self._encode_stats({}), repo_id))
             else:
                 writer.execute("DELETE FROM repo_accounts WHERE repo_url = ?", (url,))
                 writer.execute("DELETE FROM repositories WHERE id = ?", (repo_id,))

@@ -32,6 +32,9 @@ and edges so that bulk loads do not pay a lookup per row):
   stored its vectors; queries answer from the newest ready snapshot.
 - nodes are also indexed by (snapshot, lowercased name) and (snapshot, lowercased
   qualname), migration 10: GraphStore.nodes_named.
+- repositories.deleted_branch (migration 11): the default branch the remote deleted,
+  while the index built from it still answers; accounts.email_key (migration 12): the
+  lowercased e-mail address, unique.
 """
 from __future__ import annotations
 
@@ -237,6 +240,20 @@ MIGRATIONS: tuple[Migration, ...] = (
         # index lookup per name instead of a read of every node of the snapshot.
         "CREATE INDEX nodes_by_name ON nodes (snapshot_id, LOWER(name))",
         "CREATE INDEX nodes_by_qualname ON nodes (snapshot_id, LOWER(qualname))",
+    )),
+    Migration(11, "a default branch deleted on the remote", (
+        # Its name while the index built from it still answers (stale) until the remote's
+        # default branch is indexed ('': none deleted); shared/graph/store/registry.py.
+        "ALTER TABLE repositories ADD COLUMN deleted_branch TEXT NOT NULL DEFAULT ''",
+    )),
+    Migration(12, "one account per e-mail address", (
+        # LOWER(email), unique. An account that shared its address with an older one
+        # before this step gets NULL (unique indexes let NULLs be): it keeps working, and
+        # the older one's key refuses every new account or change to that address.
+        "ALTER TABLE accounts ADD COLUMN email_key TEXT",
+        """UPDATE accounts SET email_key = LOWER(email) WHERE id =
+            (SELECT MIN(a.id) FROM accounts a WHERE LOWER(a.email) = LOWER(accounts.email))""",
+        "CREATE UNIQUE INDEX accounts_by_email ON accounts (email_key)",
     )),
 )
 
