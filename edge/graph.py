@@ -25,7 +25,7 @@ from contextlib import contextmanager
 from typing import Iterable
 
 from edge.infer import Inference
-from edge.parse.model import EXPORTS, PROPERTY, Fact, ParsedFile, Skipped
+from edge.parse.model import EXPORTS, OBJECT, PROPERTY, Fact, ParsedFile, Skipped
 from edge.resolve.model import FileImports
 from edge.symbols import Symbols
 from shared.graph.model import Edge, EdgeKind, Graph, NodeKind
@@ -98,6 +98,7 @@ def drop_unresolvable(file: ParsedFile) -> ParsedFile:
     keeps all.
     """
     heads = {s.name for s in file.symbols}
+    heads.update(s.namespace.partition(".")[0] for s in file.symbols if s.namespace)
     heads.update(SELF_NAMES)
     for imp in file.imports:
         for binding in imp.bindings:
@@ -111,6 +112,7 @@ def drop_unresolvable(file: ParsedFile) -> ParsedFile:
         if (fact.value and _head(fact.value) in known) or fact.scope in classes \
                 or (fact.annotation and not heads.isdisjoint(_NAMES.findall(fact.annotation))) \
                 or _head(fact.target) in _INSTANCE_NAMES or fact.target == PROPERTY \
+                or fact.value == OBJECT \
                 or _module_member(fact, file):
             facts.append(fact)
         elif fact.target in heads:  # a local that shadows a name known here: untyped

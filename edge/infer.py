@@ -15,27 +15,11 @@ A name is looked up as Python does: the function's own facts, then enclosing
 functions', then its function-local imports; then the file (definitions,
 module-level assignments, imports, following re-exports). A local assigned
 several times takes the assignments before the call's line (all of them when
-none comes before: a loop), each adding its values. An attribute of an
-instance or class is a method found along the class's repository bases (MRO
-order, depth first), or an attribute assigned in any method (`self.x = v`) or
-declared in the class body. Calling a function gives its return annotation,
-or without one the values it returns; calling a class gives an instance. A
-method read as an attribute and then used (`obj.prop.m()`) is taken for a
-property: its return value.
-
-CommonJS (edge/symbols.py): a binding to a whole module that assigns
-`module.exports` is the value assigned (a class, a function, an instance),
-plus the module itself when it also exports members; a member of such a module
-is only what it exports (`exports.a = …`, `module.exports = { a }`). Static
-members a JS file gives its own classes and functions (`Cls.x = v`) are found
-on the class or function, before any method of that name.
-
-Annotations understood: names and dotted names of classes (quoted or not),
-`Optional[X]`, `Union[X, Y]`, `X | Y`, `type[X]`, `Self`, `Annotated`/
-`Final`/`ClassVar` wrappers, a repository generic `Box[T]` as `Box`; in
-TypeScript `Foo<T> | null`, `typeof Foo`, `Promise<Foo>` (what `await` gives).
-Other generics (`list[X]`, `Array<X>`) give nothing: the receiver is the
-container.
+none comes before: a loop), each adding its values. Members of values
+(attributes along the MRO, properties, statics, CommonJS exports, TS
+namespaces, object literals) and what calling a value gives are in
+edge/members.py; what an annotation names in edge/annotations.py; the values
+themselves in edge/values.py.
 
 Precision first: where a value cannot be typed there is no edge. Where it
 could be several things (a union, branches), each target gets an edge and
@@ -43,38 +27,27 @@ could be several things (a union, branches), each target gets an edge and
 """
 from __future__ import annotations
 
-import re
-from typing import Iterable, NamedTuple, Sequence
+from typing import Iterable, Sequence
 
-from edge.parse.model import EXPORTS, PROPERTY, RETURN, Fact, ParsedFile
+from edge.annotations import Annotations
+from edge.members import Members
+from edge.parse.model import EXPORTS, OBJECT, PROPERTY, RETURN, Fact, ParsedFile
 from edge.resolve.model import FileImports, Target
 from edge.symbols import REEXPORT_HOPS, Definition, Symbols, enclosing_class
+from edge.values import (
+    CLASS, FUNCTION, INSTANCE, MODULE, NAMESPACE, NOTHING, OBJECT_VALUE, SUPER, Value, Values,
+    values_of)
 from shared.graph.model import NodeKind
 
-INSTANCE, CLASS, FUNCTION, MODULE, SUPER = "instance", "class", "function", "module", "super"
 # Evaluations nest (a fact's value names another fact); past this depth: unknown.
 MAX_DEPTH = 24
 # What the usual names of a method's first parameter (and super) stand for.
 _SELF_KINDS = {"self": INSTANCE, "this": INSTANCE, "cls": CLASS, "super": SUPER}
 _INSTANCE_NAMES = frozenset(("self", "this"))
-_WRAPPERS = frozenset(("Annotated", "Final", "ClassVar", "Required", "NotRequired",
-                       "ReadOnly", "InitVar", "Readonly", "Promise", "PromiseLike", "Awaited"))
-_UNIONS = frozenset(("Optional", "Union"))
-_GENERIC = re.compile(r"([\w.$]+)\s*(?:\[(.*)\]|<(.*)>)", re.DOTALL)
-_DOTTED = re.compile(r"(?:[^\W\d]|\$)[\w$]*(?:\.(?:[^\W\d]|\$)[\w$]*)*")
 _CALL = "()"
 
 
-class Value(NamedTuple):
-    kind: str  # INSTANCE | CLASS | FUNCTION | MODULE | SUPER
-    target: object  # a Definition; the file's path for MODULE
-
-
-Values = frozenset
-NOTHING: Values = frozenset()
-
-
-class Inference:
+class Inference(Members, Annotations):
     """Callees of call expressions, over one repository's symbols and facts."""
 
     def __init__(self, symbols: Symbols, files: Iterable[ParsedFile],
@@ -232,7 +205,7 @@ class Inference:
                 return self._facts(path, where, what, line if where is scope else None)
             if isinstance(what, Target):
                 return self._target(what, REEXPORT_HOPS)
-            return _values_of(what)
+            return values_of(what)
         if cls is not None and name in _SELF_KINDS:
             return frozenset((Value(_SELF_KINDS[name], cls),))
         return None
@@ -285,6 +258,8 @@ class Inference:
             self._memo[key] = NOTHING  # a fact that names itself ends here
             if not fact.value and not fact.annotation:  # a name taken, type unknown
                 known = NOTHING
+            elif fact.value == OBJECT and not fact.annotation:
+                known = frozenset((Value(OBJECT_VALUE, (path, fact.scope, fact.target)),))
             elif fact.annotation:
                 known = self.annotation(path, scope, fact.annotation)
             else:
@@ -322,8 +297,10 @@ class Inference:
 
     def _name(self, path: str, name: str, hops: int) -> Values:
         own = self.symbols.defs.get(path, {}).get(name)
-        if own is not None:
-            return _values_of(own)
+        if own is not None:  # merged with a namespace of its name: see _namespace_member
+            return values_of(own)
+        if name in self.symbols.namespace_names.get(path, ()):
+            return frozenset((Value(NAMESPACE, (path, name)),))
         facts = self.facts.get((path, None), {}).get(name)
         if facts:
             return self._facts(path, None, facts, None)
@@ -378,177 +355,6 @@ class Inference:
             self._memo[key] = known
         return known
 
-    # -- members and calls ------------------------------------------------------
-
-    def _member(self, values: Values, name: str) -> Values:
-        found: set[Value] = set()
-        for value in values:
-            found |= self._member_of(value, name)
-        return frozenset(found)
-
-    def _member_of(self, value: Value, name: str) -> Values:
-        kind, target = value
-        if kind == MODULE:
-            if target in self.symbols.exports:
-                return self._exported(target, f"{EXPORTS}.{name}")
-            return self.name(target, name)
-        if kind == SUPER:
-            for base in self.symbols.bases(target):
-                method = self.symbols.method(base, name)
-                if method is not None:
-                    return _values_of(method)
-            return NOTHING
-        if kind == CLASS:
-            static = self._static(target, name)
-            if static is not None:
-                return static
-        elif kind == FUNCTION and name in self.statics.get(target.node.id, ()):
-            return self._assigned(self.statics[target.node.id][name])  # JS `f.x = v`
-        if kind == FUNCTION:  # a method used as a value's holder: a property
-            return self._member(self._returns(target), name)
-        return self._class_member(target, name)
-
-    def _static(self, cls: Definition, name: str) -> Values | None:
-        """A JS static member assigned to the class (`Cls.x = v`) or, statics being
-        inherited, to the first base along the MRO that has one, unless a class before
-        it defines `name` itself; None: no such static."""
-        for owner in self._mro(cls):
-            assigned = self.statics.get(owner.node.id, {}).get(name)
-            if assigned:
-                return self._assigned(assigned)
-            if self._own_member(owner, name) or name in self.attributes.get(owner.node.id, ()):
-                return None
-        return None
-
-    def _class_member(self, cls: Definition, name: str) -> Values:
-        """`name` on a class or its instances: along the MRO, the first class that
-        defines it as a method (or nested class) or assigns or declares it."""
-        key = ("member", cls.node.id, name)
-        known = self._memo.get(key)
-        if known is None:
-            self._memo[key] = known = NOTHING
-            for owner in self._mro(cls):
-                own = self._own_member(owner, name)
-                if own is not None:
-                    known = self._returns(own) if own.node.id in self.properties \
-                        else _values_of(own)
-                    break
-                assigned = self.attributes.get(owner.node.id, {}).get(name)
-                if assigned:
-                    known = self._assigned(assigned)
-                    break
-            self._memo[key] = known
-        return known
-
-    def _own_member(self, owner: Definition, name: str) -> Definition | None:
-        """A method or nested class of a class; a function's inner definitions (a value
-        whose interface is a type: `const X = f(() => { function m() {} })`) are none."""
-        if owner.node.kind is not NodeKind.CLASS:
-            return None
-        return self.symbols.defs[owner.node.path].get(f"{owner.symbol.qualname}.{name}")
-
-    def _assigned(self, assigned: list[tuple[str, str | None, Fact]]) -> Values:
-        """The values of an attribute's assignments (its declared types, if any)."""
-        declared = [a for a in assigned if a[2].annotation]
-        values: set[Value] = set()
-        for path, scope, fact in declared or assigned:
-            values |= self._fact(path, self.symbols.defs[path].get(scope), fact)
-        return frozenset(values)
-
-    def _mro(self, cls: Definition) -> list[Definition]:
-        """The class, then its repository bases depth first, each once."""
-        key = ("mro", cls.node.id)
-        order = self._memo.get(key)
-        if order is None:
-            order, stack = [], [cls]
-            while stack:
-                current = stack.pop(0)
-                if current not in order:
-                    order.append(current)
-                    stack[:0] = self.symbols.bases(current)
-            self._memo[key] = order
-        return order
-
-    def _call(self, values: Values) -> Values:
-        found: set[Value] = set()
-        for kind, target in values:
-            if kind == CLASS:
-                found.add(Value(INSTANCE, target))
-            elif kind == FUNCTION:
-                found |= self._returns(target)
-            elif kind == INSTANCE:
-                method = self.symbols.method(target, "__call__")
-                if method is not None:
-                    found |= self._returns(method)
-        return frozenset(found)
-
-    def _returns(self, function: Definition) -> Values:
-        key = ("returns", function.node.id)
-        known = self._memo.get(key)
-        if known is None:
-            self._memo[key] = NOTHING  # recursion
-            path = function.node.path
-            facts = self.facts.get((path, function.symbol.qualname), {}).get(RETURN, [])
-            annotated = [f for f in facts if f.annotation]
-            known = self._facts(path, function, annotated or facts, None)
-            self._memo[key] = known
-        return known
-
-    # -- annotations -----------------------------------------------------------------
-
-    def annotation(self, path: str, scope: Definition | None, text: str) -> Values:
-        """Instances (or classes, for `type[X]`) an annotation written in `scope` names."""
-        text = text.strip()
-        if len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"":
-            text = text[1:-1].strip()
-        if text.startswith("(") and text.endswith(")"):  # except (A, B) as e
-            return self._union(path, scope, _split(text[1:-1], ","))
-        parts = _split(text, "|")
-        if len(parts) > 1:
-            return self._union(path, scope, parts)
-        if text.startswith("typeof "):  # TypeScript: the class itself
-            # (`typeof f` of a function value holds any function of f's type: no edge.)
-            inner = self.annotation(path, scope, text[7:])
-            return frozenset(Value(CLASS, v.target) for v in inner
-                             if v.kind == INSTANCE and v.target.node.kind is NodeKind.CLASS)
-        generic = _GENERIC.fullmatch(text)
-        if generic is not None:
-            head, square, angle = generic.groups()
-            arguments = square if square is not None else angle
-            last = head.rpartition(".")[2]
-            if last in _UNIONS:
-                return self._union(path, scope, _split(arguments, ","))
-            if last in _WRAPPERS:
-                return self.annotation(path, scope, _split(arguments, ",")[0])
-            if last in ("type", "Type"):
-                inner = self.annotation(path, scope, _split(arguments, ",")[0])
-                return frozenset(Value(CLASS, v.target) for v in inner if v.kind == INSTANCE)
-            text = head  # a repository generic: Box[T] is a Box
-        if not _DOTTED.fullmatch(text):
-            return NOTHING
-        if text.rpartition(".")[2] == "Self" and scope is not None:
-            cls = enclosing_class(self.symbols, path, scope)
-            return frozenset((Value(INSTANCE, cls),)) if cls is not None else NOTHING
-        segments = text.split(".")
-        values, used = self._global_dotted(path, segments)
-        for segment in segments[used:]:
-            values = self._member(values, segment)
-        # Type space: a class, or the interface of a name that is also a value (`interface
-        # X` + `const X = f(…)`: the node is the value's, edge/symbols.py).
-        return frozenset(Value(INSTANCE, v.target) for v in values
-                         if v.kind in (CLASS, FUNCTION) and v.target.is_type)
-
-    def _union(self, path: str, scope: Definition | None, parts: list[str]) -> Values:
-        values: set[Value] = set()
-        for part in parts:
-            values |= self.annotation(path, scope, part)
-        return frozenset(values)
-
-
-def _values_of(definition: Definition) -> Values:
-    kind = CLASS if definition.node.kind is NodeKind.CLASS else FUNCTION
-    return frozenset((Value(kind, definition),))
-
 
 def _defined_after(value: Value, path: str, line: int) -> bool:
     """A definition of `path` that module-level code at `line` cannot see yet."""
@@ -556,22 +362,3 @@ def _defined_after(value: Value, path: str, line: int) -> bool:
         return False
     node = value.target.node
     return node.path == path and node.start_line > line
-
-
-def _split(text: str, separator: str) -> list[str]:
-    """`text` split at `separator` outside brackets and quotes."""
-    parts, depth, start, quote = [], 0, 0, ""
-    for index, char in enumerate(text):
-        if quote:
-            quote = "" if char == quote else quote
-        elif char in "'\"":
-            quote = char
-        elif char in "([{<":
-            depth += 1
-        elif char in ")]}>" and text[index - 1:index] != "=":  # not the arrow of `=>`
-            depth -= 1
-        elif char == separator and depth == 0:
-            parts.append(text[start:index].strip())
-            start = index + 1
-    parts.append(text[start:].strip())
-    return [p for p in parts if p]

@@ -7,7 +7,9 @@ and `export * from` any number of modules: a name that two of them export as
 different things is ambiguous and resolves to nothing) up to a few hops.
 Classes know their repository bases, and methods are found along them (see
 `Symbols.method`). A TS interface and a value of one name are one node that
-resolves by space (see `_merged`).
+resolves by space (see `_merged`). A TS namespace is no node: its exported
+members are found as `ns.name` (`Symbols.namespace_member`), nested
+namespaces as `A.B.name`.
 
 A CommonJS module (one that assigns `module.exports` or `exports.a` at module
 level) is what it exports: a name bound to the whole module (`const X =
@@ -61,9 +63,14 @@ class Symbols:
         self.reexports: dict[str, dict[str, Target]] = {}
         # path -> the modules a JS module re-exports whole (`export * from './a'`), in order.
         self.stars: dict[str, list[str]] = {}
+        # path -> TS namespace (dotted, "A.B") -> name -> the member it exports; and the
+        # namespaces of each path, outer ones of a nested name included.
+        self.namespaces: dict[str, dict[str, dict[str, Definition]]] = {}
+        self.namespace_names: dict[str, set[str]] = {}
         for file in files:
             self.file_ids[file.path] = node_id(repo, file.path)
             self.defs[file.path] = self._index(file)
+            self._namespaces(file)
             self._reexports(file)
             for fact in file.facts:
                 if fact.scope is None and fact.target.startswith(EXPORTS):
@@ -83,6 +90,27 @@ class Symbols:
             known.node.end_line = max(known.node.end_line, symbol.end_line)
             _merged(known, symbol)
         return defs
+
+    def _namespaces(self, file: ParsedFile) -> None:
+        """Exported members of the file's TS namespaces. Each has the qualname it would
+        have without its namespace (a namespace is no node), so `A.B.f` is found here,
+        not among the definitions; merged blocks of one name pool their members."""
+        defs = self.defs[file.path]
+        for symbol in file.symbols:
+            if symbol.namespace is None:
+                continue
+            names = self.namespace_names.setdefault(file.path, set())
+            prefix = ""
+            for part in symbol.namespace.split("."):
+                prefix = f"{prefix}.{part}" if prefix else part
+                names.add(prefix)
+            if symbol.exported:
+                members = self.namespaces.setdefault(file.path, {})
+                members.setdefault(symbol.namespace, {})[symbol.name] = defs[symbol.qualname]
+
+    def namespace_member(self, path: str, namespace: str, name: str) -> Definition | None:
+        """What namespace `namespace` of `path` exports as `name`."""
+        return self.namespaces.get(path, {}).get(namespace, {}).get(name)
 
     def _node(self, file: ParsedFile, symbol: Symbol) -> Node:
         return Node(node_id(self.repo, file.path, symbol.qualname), NodeKind(symbol.kind),
@@ -133,6 +161,9 @@ class Symbols:
         own = self.defs.get(path, {}).get(dotted)
         if own is not None:
             return own
+        namespace, _, name = dotted.rpartition(".")
+        if namespace in self.namespace_names.get(path, ()):  # `extends ns.Base`
+            return self.namespace_member(path, namespace, name)
         if hops == 0:
             return None
         scope = self.imports.get(path)

@@ -657,3 +657,91 @@ def test_javascript_static_members_are_inherited(tmp_path):
     assert _callees(calls, "run") == {
         "lib/a.js:A.inBody", "lib/a.js:assigned", "lib/a.js:C.shadowed"}
     assert _callees(calls, "instances") == {"lib/a.js:B"}  # a static is no instance member
+
+
+def test_typescript_namespace_members_are_reached_through_the_namespace(tmp_path):
+    root = _write(tmp_path, {
+        "src/util.ts": """\
+            export namespace errorUtil {
+              export type Message = string;
+              export const errToObj = (m?: Message) => ({ message: m });
+              export function toString(m?: Message) { return errToObj(m).message; }
+              function hidden() {}
+              export namespace deep { export function leaf() {} }
+            }
+            export namespace A.B { export class Base { hello() {} } }
+            export class Merged { static own() {} }
+            export namespace Merged { export function extra() {} }
+            export enum Color { Red }
+            export namespace Color { export function parse(s: string) {} }
+            export declare namespace Ambient { class Implicit {} }
+            declare namespace Closed { class Private {} export {} }
+            export namespace Outer { namespace Inner { export function unseen() {} } }
+            """,
+        "src/use.ts": """\
+            import { errorUtil, A, Merged, Color, Ambient } from "./util";
+            export class Sub extends A.B.Base {}
+            export function run(b: A.B.Base) {
+              errorUtil.errToObj();
+              errorUtil.toString();
+              errorUtil.hidden();
+              errorUtil.deep.leaf();
+              b.hello();
+              Merged.extra();
+              Merged.own();
+              Color.parse("red");
+              new Ambient.Implicit();
+            }
+            """,
+        "src/same.ts": """\
+            import { Closed, Outer } from "./util";
+            namespace local { export function f() {} }
+            export function here() { local.f(); new Closed.Private(); Outer.Inner.unseen(); }
+            """,
+    })
+    calls = _calls(root)
+    # Exported members only (`export` decides; a `declare namespace` exports all unless
+    # it has an `export {}`); nested namespaces by their dotted names; a class or enum
+    # merged with a namespace has its members as its own.
+    assert _callees(calls, "run") == {
+        "src/util.ts:errToObj", "src/util.ts:toString", "src/util.ts:leaf",
+        "src/util.ts:Base.hello", "src/util.ts:extra", "src/util.ts:Merged.own",
+        "src/util.ts:parse", "src/util.ts:Implicit"}
+    assert _callees(calls, "toString") == {"src/util.ts:errToObj"}
+    assert _callees(calls, "here") == {"src/same.ts:f"}
+    graph = analyze(root, workers=1).graph
+    names = {n.id: n.qualname for n in graph.nodes}
+    assert ("Sub", "Base") in {(names[e.src], names[e.dst]) for e in graph.edges
+                               if e.kind is EdgeKind.EXTENDS}
+    # A namespace is no node; its members keep the qualnames they had (stable ids).
+    assert {n.qualname for n in graph.nodes if n.path == "src/util.ts"} >= {
+        "errToObj", "toString", "hidden", "leaf", "Base", "Base.hello", "extra", "Implicit"}
+    assert "errorUtil" not in {n.qualname for n in graph.nodes}
+
+
+def test_members_of_an_object_literal_and_its_spreads(tmp_path):
+    root = _write(tmp_path, {
+        "src/schemas.ts": "export function any() {}\nexport function string() {}\n",
+        "src/checks.ts": "export function regex() {}\nexport function string() {}\n",
+        "src/iso.ts": "export function date() {}\n",
+        "src/use.ts": """\
+            import * as _schemas from "./schemas";
+            import * as _checks from "./checks";
+            import * as _iso from "./iso";
+            import { external } from "left-pad";
+            function own() {}
+            function early() {}
+            const z = { early, ..._schemas, ..._checks, iso: _iso, own };
+            const opaque = { ..._schemas, ...external };
+            export function run() {
+              z.any(); z.regex(); z.string(); z.iso.date(); z.own(); z.early();
+              opaque.any();
+            }
+            """,
+    })
+    calls = _calls(root)
+    # The last spread that has a name wins; a property before a spread may be replaced
+    # by it, and a spread of an unknown value may hold any name: no edge.
+    assert _callees(calls, "run") == {
+        "src/schemas.ts:any", "src/checks.ts:regex", "src/checks.ts:string",
+        "src/iso.ts:date", "src/use.ts:own"}

@@ -528,3 +528,29 @@ def test_wrapped_definitions_in_javascript():
         ("handler", "function"), ("useStore", "function")]
     assert [(c.caller, c.callee) for c in parsed.calls] == [
         (None, "debounce"), ("handler", "go"), (None, "create"), ("useStore", "set")]
+
+
+def test_namespace_members_record_their_namespace_and_export():
+    parsed = parse("""\
+        export namespace A.B { export function f() {} function g() {} }
+        namespace N {
+          export class K { m() {} }
+          export namespace Inner { export const v = () => 1; }
+          namespace Hidden { export function h() {} }
+        }
+        declare namespace D { class Implicit {} }
+        declare namespace Closed { class Private {} export {} }
+        function top() {}
+        """)
+    found = {s.qualname: (s.namespace, s.exported) for s in parsed.symbols}
+    # Qualnames as without the namespace (a namespace is no node).
+    assert found == {
+        "f": ("A.B", True), "g": ("A.B", False), "K": ("N", True), "K.m": ("N", False),
+        "v": ("N.Inner", True), "h": ("N.Hidden", False),
+        "Implicit": ("D", True), "Private": ("Closed", False), "top": (None, False)}
+
+
+def test_object_literal_facts_keep_properties_after_the_last_spread():
+    parsed = parse("const z = { early, ...a, ...b.c, late: d.e, f() {} };\n")
+    assert [(f.target, f.value) for f in parsed.facts if f.target.startswith("z")] == [
+        ("z", "<object>"), ("z.*", "a"), ("z.*", "b.c"), ("z.late", "d.e")]

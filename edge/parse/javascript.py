@@ -36,6 +36,11 @@ What is recorded:
   it is one, as `const f = () => {}` is there. `const f = () => {}` stays
   what it was. A TS `interface X` of the same name is a symbol too: the two
   make one node whose calls reach the value (edge/symbols.py `_merged`).
+- TS namespaces (`namespace A.B {…}`, `module M {…}`, `declare namespace`)
+  are no symbols: a definition inside one records it (Symbol.namespace, "A.B")
+  and, at the namespace's own level, whether it is exported (`export`, or a
+  `declare namespace` without `export {}`, in namespaces each exported from
+  the one around). Qualnames are as without the namespace.
 - imports, one Import per statement or call: `import` (incl. side-effect,
   `import type`, `/// <reference path>`; TS `import x = require()` has kind
   "require"), `export … from` (kind "export"), `require('m')` and `import('m')`
@@ -105,6 +110,10 @@ _EXTRA_PATTERNS = {
 (abstract_class_declaration) @class
 (interface_declaration) @class
 (enum_declaration) @class
+(internal_module name: [(identifier) (nested_identifier)] body: (statement_block)) @namespace
+(module name: [(identifier) (nested_identifier)] body: (statement_block)) @namespace
+(ambient_declaration [(internal_module) (module)] @namespace.ambient)
+(statement_block (export_statement) @namespace.export)
 """,
 }
 _EXTRA_PATTERNS["tsx"] = _EXTRA_PATTERNS["typescript"]
@@ -194,6 +203,8 @@ def parse_javascript(path: str, source: bytes, language: str) -> ParsedFile:
     parsed = ParsedFile(path=path, language=language, loc=loc)
     jsdocs, references = _special_comments(captures.get("comment", ()), source)
     definitions = _definitions(captures)
+    if "namespace" in captures:
+        _place_in_namespaces(definitions, captures)
     parsed.symbols = _symbols(definitions, jsdocs, source)
     parsed.calls, requires = _calls(captures.get("callee", ()), definitions)
     parsed.facts = facts(captures, Definitions(definitions))
@@ -278,7 +289,7 @@ def _special_comments(comments: list[Node], source: bytes) -> tuple[list[Node], 
 class _Definition:
     """A symbol's node (its whole extent) and what the sweep learns about it."""
     __slots__ = ("node", "kind", "name", "start", "end", "qualname", "parent", "declared",
-                 "bodies")
+                 "bodies", "namespace", "exported")
 
     def __init__(self, node: Node, kind: str, name: str, declared: Node,
                  bodies: list[tuple[int, int]] | None = None) -> None:
@@ -293,6 +304,8 @@ class _Definition:
         # A wrapped definition (`const X = f(() => …)`): the byte ranges of its
         # callbacks, the only code of it that runs as X.
         self.bodies = bodies
+        self.namespace: str | None = None  # see Symbol.namespace
+        self.exported = False
 
 
 # capture name -> (symbol kind, how the capture gives the name and the declared node)
@@ -382,6 +395,96 @@ def _name_and_declared(node: Node, form: str) -> tuple[str, Node] | None:
     return ("default", node) if form == "default" else None
 
 
+class _Namespace:
+    """A TypeScript `namespace`/`module` block: its dotted name (outer ones included)
+    and whether its members are exported without `export` (see `exports_all`)."""
+    __slots__ = ("start", "end", "name", "ambient", "export_clause", "outer", "reachable")
+
+    def __init__(self, node: Node, ambient: bool) -> None:
+        self.start, self.end = node.start_byte, node.end_byte
+        self.name = _text(node.child_by_field_name("name"))
+        self.ambient = ambient
+        self.export_clause = False  # an `export {…}` statement in its body
+        self.outer: _Namespace | None = None
+        # Whether code outside the outermost block can name it (`A.B` needs B exported
+        # from A); a block at module level always can, in its file.
+        self.reachable = True
+
+    @property
+    def exports_all(self) -> bool:
+        """A `declare namespace` exports every member unless its body has an `export
+        {…}` (TypeScript's rule for ambient declarations: `export {}` turns it off)."""
+        return self.ambient and not self.export_clause
+
+
+def _place_in_namespaces(definitions: list[_Definition], captures: dict[str, list[Node]]) -> None:
+    """Give each definition the namespace it is declared in, and a member of one
+    (no definition around it) whether it is exported. Namespaces are no definitions:
+    they only nest in each other at module level, so qualnames stay as they were."""
+    ambient = {n.start_byte for n in captures.get("namespace.ambient", ())}
+    blocks = sorted((_Namespace(n, n.start_byte in ambient)
+                     for n in captures["namespace"]), key=lambda b: b.start)
+    _nest(blocks)
+    # `export …` statements in namespace bodies, innermost last when they nest.
+    exports = sorted(captures.get("namespace.export", ()), key=_start_byte)
+    for statement in exports:
+        if statement.child_by_field_name("declaration") is None:  # `export {…}`
+            block = _innermost(blocks, statement.start_byte)
+            if block is not None:
+                block.export_clause = True
+    export_starts = [e.start_byte for e in exports]
+    for block in blocks:  # outer blocks first
+        if block.outer is not None:
+            block.reachable = block.outer.reachable and _exported(
+                block.outer, block.start, exports, export_starts)
+    for definition in definitions:
+        block = _innermost(blocks, definition.start)
+        if block is None:
+            continue
+        definition.namespace = block.name
+        if definition.parent is None:
+            definition.exported = block.reachable and _exported(
+                block, definition.start, exports, export_starts)
+
+
+def _nest(blocks: list[_Namespace]) -> None:
+    """Dotted names for nested blocks (sorted by start): `A { B {} }` -> "A.B"; an
+    ambient block makes the ones inside it ambient."""
+    stack: list[_Namespace] = []
+    for block in blocks:
+        while stack and stack[-1].end <= block.start:
+            stack.pop()
+        if stack:
+            block.outer = stack[-1]
+            block.name = f"{stack[-1].name}.{block.name}"
+            block.ambient = block.ambient or stack[-1].ambient
+        stack.append(block)
+
+
+def _innermost(blocks: list[_Namespace], position: int) -> _Namespace | None:
+    found = None
+    for block in blocks:  # few per file
+        if block.start > position:
+            break
+        if position < block.end:
+            found = block
+    return found
+
+
+def _exported(block: _Namespace, position: int, exports: list[Node],
+              starts: list[int]) -> bool:
+    """Whether what is declared at `position` in `block` is exported from it: all is in
+    a `declare namespace` without `export {}`; else the innermost `export` statement
+    around `position` must be the block's own (one of an outer block's body wraps the
+    whole inner namespace)."""
+    if block.exports_all:
+        return True
+    index = bisect.bisect_right(starts, position) - 1
+    while index >= 0 and exports[index].end_byte <= position:
+        index -= 1
+    return index >= 0 and exports[index].start_byte > block.start
+
+
 def _symbols(definitions: list[_Definition], jsdocs: list[Node], source: bytes) -> list[Symbol]:
     jsdocs = sorted(jsdocs, key=_start_byte)
     doc_ends = [doc.end_byte for doc in jsdocs]
@@ -398,6 +501,8 @@ def _symbols(definitions: list[_Definition], jsdocs: list[Node], source: bytes) 
             bases=_bases(d.declared) if d.kind == "class" else (),
             parent=d.parent,
             constructible=d.declared.type not in _NOT_CONSTRUCTIBLE,
+            namespace=d.namespace,
+            exported=d.exported,
         ))
     return symbols
 

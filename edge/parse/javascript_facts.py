@@ -17,7 +17,9 @@ same. `const x = require('m')` is no fact: the import's binding says what x
 is; `module.exports = require('m')` binds "module.exports" to the module as an
 import does, and the export's value names that binding (a re-export). Untyped
 JavaScript parameters are facts without a value: they hide the file's names of
-the same spelling.
+the same spelling. An object literal bound to a name (`const z = { ...m, a, b:
+c }`) is a fact of value OBJECT, with one fact per property written after the
+last spread ("z.a") and one per spread ("z.*", in source order).
 
 A fact's scope is the innermost definition (class, function, method) around
 it, so a parameter of an anonymous callback is a local of the function that
@@ -34,7 +36,7 @@ from bisect import bisect_right
 from tree_sitter import Node
 
 from edge.parse.expression import JAVASCRIPT, expression
-from edge.parse.model import EXPORTS, RETURN, Fact
+from edge.parse.model import EXPORTS, OBJECT, RETURN, SPREAD, Fact
 
 _VALUE = ("[(new_expression) (call_expression) (identifier) (member_expression)"
           " (await_expression) (this)]")
@@ -50,6 +52,7 @@ PATTERNS = {
 (return_statement {_VALUE}) @fact.return
 {_FUNCTIONS} @fact.function
 (assignment_expression left: (member_expression) right: (_)) @fact.member
+(variable_declarator name: (identifier) value: (object)) @fact.object
 """,
     # Untyped parameters: in JavaScript only (TypeScript ones are `required_parameter`).
     "javascript.parameters": """
@@ -136,6 +139,28 @@ def facts(captures: dict[str, list[Node]], definitions: Definitions) -> list[Fac
                           node.start_point.row + 1))
     for node in sorted(captures.get("fact.member", ()), key=_start):
         found.extend(_member_assignment(definitions, node))
+    for node in captures.get("fact.object", ()):
+        found.extend(_object(definitions, node))
+    return found
+
+
+def _object(definitions: Definitions, node: Node) -> list[Fact]:
+    """`const z = { ...m, a, b: c.d }`: z is an object whose members are its
+    properties ("z.a") and, for other names, what its spreads ("z.*") hold. A
+    property written before a spread is left out: the spread may replace it."""
+    scope, line = definitions.scope(node.start_byte), node.start_point.row + 1
+    name = _text(node.child_by_field_name("name"))
+    entries = node.child_by_field_name("value").named_children
+    found = [Fact(scope, name, OBJECT, "", line)]
+    last_spread = max((i for i, child in enumerate(entries) if child.type == "spread_element"),
+                      default=-1)
+    for index, child in enumerate(entries):
+        if child.type == "spread_element" and child.named_child_count:
+            rendered = expression(_text(child.named_children[0]), JAVASCRIPT)
+            found.append(Fact(scope, f"{name}.{SPREAD}", rendered or "", "", line))
+        elif index > last_spread:
+            found.extend(Fact(scope, f"{name}.{key}", rendered, "", line)
+                         for key, rendered in _property(child))
     return found
 
 
@@ -226,18 +251,21 @@ def _member_assignment(definitions: Definitions, node: Node) -> list[Fact]:
 def _properties(literal: Node) -> list[tuple[str, str]]:
     """(key, value expression) of `{ a, b: c.d }`; methods, spreads and computed keys
     are left out."""
-    found = []
-    for child in literal.named_children:
-        if child.type == "shorthand_property_identifier":
-            found.append((_text(child), _text(child)))
-        elif child.type == "pair":
-            key, value = child.child_by_field_name("key"), child.child_by_field_name("value")
-            if key is None or value is None or key.type not in _KEYS:
-                continue
-            rendered = expression(_text(value), JAVASCRIPT)
-            if rendered:
-                found.append((_text(key).strip("'\""), rendered))
-    return found
+    return [found for child in literal.named_children for found in _property(child)]
+
+
+def _property(child: Node) -> list[tuple[str, str]]:
+    """(key, value expression) of one entry of an object literal when it is `a` or
+    `b: c.d` (a name or string key)."""
+    if child.type == "shorthand_property_identifier":
+        return [(_text(child), _text(child))]
+    if child.type != "pair":
+        return []
+    key, value = child.child_by_field_name("key"), child.child_by_field_name("value")
+    if key is None or value is None or key.type not in _KEYS:
+        return []
+    rendered = expression(_text(value), JAVASCRIPT)
+    return [(_text(key).strip("'\""), rendered)] if rendered else []
 
 
 def _is_require(value: Node | None) -> bool:

@@ -26,6 +26,14 @@ class Symbol(NamedTuple):
     parent: str | None = None
     # False for a TypeScript interface or enum: a "class" nothing can construct.
     constructible: bool = True
+    # The TypeScript namespace the definition is declared in, dotted as written
+    # (`namespace A.B {…}` -> "A.B"); None outside any. Its qualname stays as without
+    # the namespace (a namespace is no node), so ids do not change.
+    namespace: str | None = None
+    # A namespace member (parent None) declared with `export`, or in a `declare
+    # namespace` without `export {}`, in namespaces each exported from the one around
+    # it: code outside reaches it as `A.B.name`.
+    exported: bool = False
 
 
 class Binding(NamedTuple):
@@ -79,6 +87,11 @@ PROPERTY = "<property>"
 # EXPORTS for `module.exports = v`, "<exports>.a" for `exports.a = v` and the
 # properties of `module.exports = { a }`.
 EXPORTS = "<exports>"
+# The value of a JS/TS Fact that binds its target to an object literal (`const z = {
+# ...m, a, b: c }`): its properties are Facts of "z.a", "z.b", its spreads of "z.*"
+# in source order.
+OBJECT = "<object>"
+SPREAD = "*"
 
 
 class Fact(NamedTuple):
