@@ -43,9 +43,11 @@
 //   value (`override fetch!: T`) goes to the base class's method (see throughValue).
 // - Output: {"meta": {...}, "sites": [{path, line, caller_qualname, caller_kind, target,
 //   callee_path, callee_qualnames, callee_def_line, decl_kind, overload, redeclared,
-//   call_text, shape}], "nodes": [[path, qualname, kind, line]]}; paths are POSIX,
+//   call_text, shape, default_import}], "nodes": [[path, qualname, kind, line]]}; paths are POSIX,
 //   relative to ROOT. For targets other than "node", callee_qualnames holds a readable
 //   name of the declaration (e.g. "Observer.next", "Map.clear") and callee_path its file.
+//   default_import: the callee's leftmost name is a default import binding (`import X
+//   from './x.js'` or `import { default as X }`; the call X(), new X(), X.m(), X.a.m()).
 
 import fs from "node:fs";
 import path from "node:path";
@@ -464,6 +466,19 @@ function shapeOf(call, resolver) {
   return receiverShape(receiver, resolver);
 }
 
+// `import X from './x.js'` (or `import { default as X }`) and the call is X(), new X(),
+// X.m() or X.a.m(): the callee is reached through a default import binding.
+function viaDefaultImport(call, resolver) {
+  let head = call.expression;
+  if (!isPlainChain(head)) return false;
+  while (ts.isPropertyAccessExpression(head)) head = head.expression;
+  if (!ts.isIdentifier(head)) return false;
+  const raw = resolver.checker.getSymbolAtLocation(head);
+  if (!raw || !(raw.flags & ts.SymbolFlags.Alias)) return false;
+  return (raw.declarations ?? []).some((d) => ts.isImportClause(d)
+    || (ts.isImportSpecifier(d) && (d.propertyName ?? d.name).text === "default"));
+}
+
 function hasOptionalChain(e) {
   for (; e; e = e.expression) {
     if (e.questionDotToken) return true;
@@ -537,6 +552,7 @@ function siteOf(call, caller, sf, resolver) {
     redeclared: !!resolved.redeclared,
     call_text: callText(call, sf),
     shape: shapeOf(call, resolver),
+    default_import: viaDefaultImport(call, resolver),
   };
   if (resolved.def) {
     site.callee_path = resolved.def.path;

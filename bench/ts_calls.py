@@ -5,7 +5,9 @@
 
 Corpora: rxjs and tanstack-query-core by default (TypeScript); zod (TypeScript, no
 tsconfig shipped: the checker's defaults below) and webpack (plain CommonJS JavaScript,
-read with allowJs) when named.
+read with allowJs) when named; so are lodash-es, luxon (plain-JS ES modules with default
+exports) and ws (plain CommonJS), the search benchmark's corpora (bench/search_corpora.py,
+the same Corpus objects; none ships a tsconfig).
 
 Reference (bench/ts_calls.mjs, typescript 5.9.3 from bench/node_modules, installed by
 bench/setup_tools.sh): a Program over the corpus's source folder, with its tsconfig's
@@ -38,7 +40,9 @@ Scoring, on edges (caller node, callee node), as the graph keeps them:
 
 Each miss is put down to the shape of its first reference site and to what ours has at
 that line (another callee, or nothing); each false edge to what the type checker says
-the call at its line is (another node, a callback, external code, ...).
+the call at its line is (another node, a callback, external code, ...). Reference edges
+whose first site calls through a default import binding (`import X from './x.js'`; X(),
+new X(), X.m()) are counted apart as well, found and missed.
 """
 from __future__ import annotations
 
@@ -68,9 +72,40 @@ CORPUS_LIST: tuple[Corpus, ...] = (
            "TypeScript classes holding each other in fields (`this.#cache.find()`), no tsconfig "
            "shipped", source_dirs=("src",)),
 )
+
+
+def search_corpora(names: tuple[str, ...]) -> tuple[Corpus, ...]:
+    """These corpora as bench/search_corpora.py declares them (the search benchmark's).
+
+    That module imports the docstring blanker, which needs tree-sitter: under a python
+    without it the Corpus objects are read through the project's venv instead.
+    """
+    try:
+        from search_corpora import BY_PROJECT
+        return tuple(BY_PROJECT[n].corpus for n in names)
+    except ImportError:
+        pass
+    code = ("import dataclasses, json, sys; sys.path.insert(0, sys.argv[1]); "
+            "from search_corpora import BY_PROJECT; "
+            "print(json.dumps([dataclasses.asdict(BY_PROJECT[n].corpus) for n in sys.argv[2:]]))")
+    try:
+        done = subprocess.run([str(OUR_PYTHON), "-c", code, str(BENCH), *names],
+                              capture_output=True, text=True, check=True)
+    except (OSError, subprocess.CalledProcessError) as error:
+        print(f"bench/search_corpora.py could not be read ({error}): "
+              f"{', '.join(names)} left out", file=sys.stderr)
+        return ()
+    return tuple(Corpus(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
+                 for d in json.loads(done.stdout))
+
+
 # Plain JavaScript corpora, measured only when named: the checker reads their .js
-# sources (allowJs; CommonJS require/module.exports, JSDoc types).
-JS_CORPUS_LIST: tuple[Corpus, ...] = (BY_NAME["webpack"],)
+# sources (allowJs; CommonJS require/module.exports, ES modules, JSDoc types). webpack is
+# CommonJS; lodash-es (one function per file, `function get(){…} export default get;`,
+# the whole package root) and luxon (`export default class DateTime`) are ES modules
+# with default exports, ws is CommonJS: the search benchmark's three plain-JS projects.
+JS_CORPUS_LIST: tuple[Corpus, ...] = (BY_NAME["webpack"],
+                                       *search_corpora(("lodash-es", "luxon", "ws")))
 # More TypeScript, measured only when named: zod declares most of its schemas twice, an
 # interface and a `const` of the same name (`interface $ZodString` + `const $ZodString =
 # core.$constructor(…)`).
@@ -185,7 +220,9 @@ def checkout_label(checkout: Path) -> str:
 
 
 def in_measured(corpus: Corpus, path: str) -> bool:
-    return (any(path.startswith(d.rstrip("/") + "/") for d in corpus.source_dirs)
+    # "." (lodash-es: the package root is the source folder) holds every path
+    return (any(d in (".", "./", "") or path.startswith(d.rstrip("/") + "/")
+                for d in corpus.source_dirs)
             and not path.endswith((".d.ts", ".d.mts", ".d.cts")))
 
 
@@ -220,6 +257,8 @@ class Result:
     misses: list[dict] = field(default_factory=list)
     false: list[dict] = field(default_factory=list)
     shapes: dict[str, Counter] = field(default_factory=lambda: defaultdict(Counter))
+    # reference edges whose first site calls through a default import (`import X from`)
+    default_import: Counter = field(default_factory=Counter)
     seconds: dict[str, float] = field(default_factory=dict)
     meta: dict = field(default_factory=dict)
     node_agreement: dict = field(default_factory=dict)
@@ -250,9 +289,12 @@ def compare(corpus: Corpus, refresh: bool, checkout: Path) -> Result:
     for edge, sites in result.reference.items():
         shape = sites[0]["shape"]
         result.shapes[shape]["reference"] += 1
+        via_default = sites[0].get("default_import", False)
+        result.default_import["reference"] += via_default
         if edge in graph.calls:
             result.tp += 1
             result.shapes[shape]["found"] += 1
+            result.default_import["found"] += via_default
         else:
             result.misses.append(explain_miss(edge, sites, graph))
             result.shapes[shape]["missed"] += 1
@@ -325,6 +367,7 @@ def explain_miss(edge: Edge, sites: list[dict], graph: Graph) -> dict:
     return {"caller": describe(graph, edge[0]), "callee": describe(graph, edge[1]),
             "shape": first["shape"], "cause": cause, "line": first["line"],
             "call_text": first["call_text"], "sites": len(sites), "overload": first["overload"],
+            "default_import": first.get("default_import", False),
             "ours_at_line": [describe(graph, dst) for dst in same_name or at_line]}
 
 
@@ -398,6 +441,14 @@ def causes(result: Result) -> str:
     for side in ("only_ours", "only_reference_walk"):
         if agree[side]:
             lines.append(f"    {side}: {', '.join(agree[side][:5])}")
+    if result.default_import["reference"]:
+        via = result.default_import
+        missed = Counter(m["shape"] for m in result.misses if m["default_import"])
+        lines.append(f"  through a default import (`import X from`; X(), new X(), X.m()): "
+                     f"{via['reference']} reference edges, {via['found']} found, "
+                     f"{via['reference'] - via['found']} missed"
+                     + (" (" + ", ".join(f"{shape} {n}" for shape, n in missed.most_common()) + ")"
+                        if missed else ""))
     if result.unmatched:
         lines.append(f"  {len(result.unmatched)} node sites with no matching node of ours "
                      f"(naming mismatch), e.g. " + "; ".join(
@@ -444,6 +495,7 @@ def as_json(result: Result) -> dict:
         "ours": result.ours, "unscored": len(result.unscored), "tp": result.tp,
         "precision": result.precision, "recall": result.recall,
         "by_shape": {k: dict(v) for k, v in result.shapes.items()},
+        "default_import": dict(result.default_import),
         "misses": result.misses, "false_edges": result.false,
         "unscored_edges": result.unscored, "unmatched_sites": result.unmatched,
     }
