@@ -304,13 +304,13 @@ class Inference(Members, Annotations):
         facts = self.facts.get((path, None), {}).get(name)
         if facts:
             return self._facts(path, None, facts, None)
-        scope = self.imports.get(path)
-        if scope is None or hops == 0:
+        if hops == 0:
             return NOTHING
         target = self.symbols.scope_target(path, name)  # imports, then JS re-exports
         if target is not None:
             return self._target(target, hops)
-        star = scope.scope.get("*")
+        scope = self.imports.get(path)
+        star = scope.scope.get("*") if scope is not None else None
         if star is not None:
             return self.name(star.path, name, hops - 1)
         found = {self.name(source, name, hops - 1)

@@ -4,7 +4,9 @@ Names resolve through a file's own definitions, then its import scope (longest
 dotted prefix), following re-exports (`from .base import Model` in a package
 `__init__`; in JS/TS `export {x as y} from './x'`, `export * as ns from './x'`,
 and `export * from` any number of modules: a name that two of them export as
-different things is ambiguous and resolves to nothing) up to a few hops.
+different things is ambiguous and resolves to nothing) up to a few hops. An ES
+module's own names exported under another (`export default a`, `export default
+function a`, `export { a as b }`) are re-exports of the module itself.
 Classes know their repository bases, and methods are found along them (see
 `Symbols.method`). A TS interface and a value of one name are one node that
 resolves by space (see `_merged`). A TS namespace is no node: its exported
@@ -23,11 +25,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from edge.parse.model import EXPORTS, Fact, ParsedFile, Symbol
+from edge.parse.model import EXPORT_AS, EXPORTS, Fact, ParsedFile, Symbol
 from edge.resolve.model import FileImports, Target
 from shared.graph.model import CONSTRUCTORS, Node, NodeKind, node_id
 
 REEXPORT_HOPS = 4
+_EXPORTED_AS = EXPORT_AS + "."
 _NAME = re.compile(r"(?:[^\W\d]|\$)[\w$]*(?:\.(?:[^\W\d]|\$)[\w$]*)*")
 
 
@@ -76,6 +79,10 @@ class Symbols:
                 if fact.scope is None and fact.target.startswith(EXPORTS):
                     by_target = self.exports.setdefault(file.path, {})
                     by_target.setdefault(fact.target, []).append(fact)
+                elif fact.scope is None and fact.target.startswith(_EXPORTED_AS):
+                    # `export default a`, `export { a as b }`: the module re-exports its own
+                    names = self.reexports.setdefault(file.path, {})
+                    names.setdefault(fact.target[len(_EXPORTED_AS):], Target(file.path, fact.value))
 
     def _index(self, file: ParsedFile) -> dict[str, Definition]:
         defs: dict[str, Definition] = {}
@@ -167,14 +174,13 @@ class Symbols:
         if hops == 0:
             return None
         scope = self.imports.get(path)
-        if scope is None:
-            return None
-        target, rest = longest_prefix(scope.scope, dotted)
+        local = scope.scope if scope is not None else {}
+        target, rest = longest_prefix(local, dotted)
         if target is None and path in self.reexports:
             target, rest = longest_prefix(self.reexports[path], dotted)
         if target is not None:
             return self._follow(target, rest, hops - 1)
-        star = scope.scope.get("*")
+        star = local.get("*")
         if star is not None:
             return self.lookup(star.path, dotted, hops - 1)
         found = {self.lookup(source, dotted, hops - 1)

@@ -527,7 +527,9 @@ def test_typescript_wrapped_consts_and_namespace_re_exports(tmp_path):
             """,
     })
     calls = _calls(root)
-    assert _callees(calls, "$ZodCheckMultipleOf") == {"src/core/util.ts:floatSafeRemainder"}
+    # X needs what makes it: the wrapping call is X's too.
+    assert _callees(calls, "$ZodCheckMultipleOf") == {
+        "src/core/util.ts:floatSafeRemainder", "src/core/core.ts:$constructor"}
     # X() is the node; X.m() reads the value the wrapping call returns.
     assert _callees(calls, "use") == {
         "src/core/checks.ts:$ZodCheckMultipleOf", "src/core/core.ts:Box.open"}
@@ -576,8 +578,8 @@ def test_typescript_interface_and_value_of_one_name_resolve_by_space(tmp_path):
         "src/schemas.ts:Merged.constructor", "src/schemas.ts:Merged.run"}
     assert _callees(calls, "Schema.handle") == {"src/schemas.ts:Schema.runChecks"}
     # `Schema.init` is the interface's method signature: no body, and a function's inner
-    # definitions are no members of its value.
-    assert _callees(calls, "Str") == set()
+    # definitions are no members of its value; the wrapping call is Str's own.
+    assert _callees(calls, "Str") == {"src/core.ts:factory"}
 
 
 def test_export_star_from_several_modules(tmp_path):
@@ -609,6 +611,56 @@ def test_export_star_from_several_modules(tmp_path):
     names = {n.id: n.qualname for n in graph.nodes}
     assert ("Own", "Base") in {(names[e.src], names[e.dst]) for e in graph.edges
                                 if e.kind is EdgeKind.EXTENDS}
+
+
+def test_an_es_modules_own_names_exported_under_another_name(tmp_path):
+    """`export default a`, `export default function a`, `export default class A` and
+    `export { a as b }` name the module's own definitions: an importer's default or
+    renamed import reaches them (calls, `new`, statics, bases), re-exported too."""
+    root = _write(tmp_path, {
+        "src/get.js": """\
+            import baseGet from './_baseGet.js';
+            function get(object, path) { return baseGet(object, path); }
+            export default get;
+            """,
+        "src/_baseGet.js": "function baseGet(o, p) { return o[p]; }\nexport default baseGet;\n",
+        "src/zone.js": "export default class Zone { static utc() {} name() {} }\n",
+        "src/iana.js": """\
+            import Zone from './zone.js';
+            export default class IANAZone extends Zone {}
+            """,
+        "src/helpers.js": """\
+            export default function pad(s) { return s; }
+            function trim(s) { return s; }
+            const notAName = 1;
+            export { trim as strip, notAName as "odd name" };
+            """,
+        "src/index.js": "export { default as get } from './get.js';\n",
+        "src/use.js": """\
+            import get from './get.js';
+            import Zone from './zone.js';
+            import IANAZone from './iana.js';
+            import pad, { strip } from './helpers.js';
+            import * as helpers from './helpers.js';
+            import { get as viaIndex } from './index.js';
+            export function run() {
+              get({}, 'a'); Zone.utc(); new IANAZone(); pad('x'); strip('y');
+              helpers.strip('z'); helpers.default('w'); viaIndex({}, 'b');
+            }
+            export function trim() { strip(' '); }
+            """,
+    })
+    calls = _calls(root)
+    assert _callees(calls, "get") == {"src/_baseGet.js:baseGet"}
+    assert _callees(calls, "run") == {
+        "src/get.js:get", "src/zone.js:Zone.utc", "src/iana.js:IANAZone",
+        "src/helpers.js:pad", "src/helpers.js:trim"}
+    # The file's own `trim` is not the imported one's alias: `strip` still reaches helpers.
+    assert _callees(calls, "trim") == {"src/helpers.js:trim"}
+    graph = analyze(root, workers=1).graph
+    names = {n.id: n.qualname for n in graph.nodes}
+    assert ("IANAZone", "Zone") in {(names[e.src], names[e.dst]) for e in graph.edges
+                                    if e.kind is EdgeKind.EXTENDS}
 
 
 def test_commonjs_re_export_of_a_required_module(tmp_path):

@@ -26,10 +26,12 @@ What is recorded:
   forwardRef((props, ref) => …)`, `const Memo = memo(function Inner() {…})`,
   `export const $ZodX = core.$constructor("$ZodX", (inst, def) => {…})`,
   `const onScroll = debounce(() => {…}, 100)`. The value is usually callable
-  (a component, a constructor, a hook) and has no other symbol; calls inside
-  the callbacks get X as their caller (else module-level code, which has no
-  caller), the wrapping call itself stays module level, and `X(…)` / `new
-  X(…)` resolve to X, while `X.m()` reads the value (a RETURN fact of X,
+  (a component, a constructor, a hook) and has no other symbol; the calls in
+  the declarator, the wrapping call and those inside the callbacks, get X as
+  their caller (else module-level code, which has no caller: `baseRest` in
+  lodash's `const union = baseRest(function(arrays) {…})` would have no
+  dependent at all, though every such X needs it), and `X(…)` / `new X(…)`
+  resolve to X, while `X.m()` reads the value (a RETURN fact of X,
   edge/parse/javascript_facts.py). With a definition around it such a
   declarator is no symbol: its callbacks' calls belong to that definition
   already; in an anonymous callback at module level (`describe(…, () => {…})`)
@@ -601,9 +603,6 @@ def _calls(callees: list[Node], definitions: list[_Definition]) -> tuple[list[Ca
         while stack and stack[-1].end <= position:
             stack.pop()
         caller = stack[-1].qualname if stack else None
-        if stack and stack[-1].bodies is not None and not any(
-                start <= position < end for start, end in stack[-1].bodies):
-            caller = None  # the wrapping call itself runs at module level
         calls.append(Call(caller, text, callee.start_point.row + 1))
     return calls, requires
 

@@ -19,7 +19,11 @@ import does, and the export's value names that binding (a re-export). Untyped
 JavaScript parameters are facts without a value: they hide the file's names of
 the same spelling. An object literal bound to a name (`const z = { ...m, a, b:
 c }`) is a fact of value OBJECT, with one fact per property written after the
-last spread ("z.a") and one per spread ("z.*", in source order).
+last spread ("z.a") and one per spread ("z.*", in source order). An ES
+module's own name exported under another is a module-level fact of target
+"<export>.b" (EXPORT_AS) and value "a": `export { a as b }`, and
+"<export>.default" for `export default a` and `export default function a() {}`
+(whose symbol is a; an anonymous default is a symbol named "default").
 
 A fact's scope is the innermost definition (class, function, method) around
 it, so a parameter of an anonymous callback is a local of the function that
@@ -36,7 +40,7 @@ from bisect import bisect_right
 from tree_sitter import Node
 
 from edge.parse.expression import JAVASCRIPT, expression
-from edge.parse.model import EXPORTS, OBJECT, RETURN, SPREAD, Fact
+from edge.parse.model import EXPORT_AS, EXPORTS, OBJECT, RETURN, SPREAD, Fact
 
 _VALUE = ("[(new_expression) (call_expression) (identifier) (member_expression)"
           " (await_expression) (this)]")
@@ -53,6 +57,7 @@ PATTERNS = {
 {_FUNCTIONS} @fact.function
 (assignment_expression left: (member_expression) right: (_)) @fact.member
 (variable_declarator name: (identifier) value: (object)) @fact.object
+(program (export_statement !source) @fact.export)
 """,
     # Untyped parameters: in JavaScript only (TypeScript ones are `required_parameter`).
     "javascript.parameters": """
@@ -76,6 +81,8 @@ _PROPERTY_MODIFIERS = frozenset(("accessibility_modifier", "readonly", "override
 # Values of an export assignment that the parser makes a symbol of.
 _DEFINED = frozenset(("class", "function_expression", "arrow_function", "generator_function"))
 _KEYS = frozenset(("property_identifier", "string"))
+# What `export default …` may name: a declaration's name, a name or a member of one.
+_EXPORTED_NAMES = frozenset(("identifier", "type_identifier", "member_expression"))
 
 
 class Definitions:
@@ -141,6 +148,37 @@ def facts(captures: dict[str, list[Node]], definitions: Definitions) -> list[Fac
         found.extend(_member_assignment(definitions, node))
     for node in captures.get("fact.object", ()):
         found.extend(_object(definitions, node))
+    for node in captures.get("fact.export", ()):
+        found.extend(_exported_as(node))
+    return found
+
+
+def _exported_as(statement: Node) -> list[Fact]:
+    """What an ES module exports under a name that is not the exported thing's own:
+    `export default a`, `export default function a() {}` (the symbol is named a), `export
+    { a as b }`. A plain `export function a` or `export { a }` needs none: an importer's
+    name is the definition's. An anonymous default is a symbol named "default" already."""
+    line = statement.start_point.row + 1
+    declared = statement.child_by_field_name("declaration")
+    value = statement.child_by_field_name("value")
+    if declared is not None or value is not None:
+        if not any(child.type == "default" for child in statement.children):
+            return []
+        named = declared.child_by_field_name("name") if declared is not None else value
+        if named is None or named.type not in _EXPORTED_NAMES:
+            return []  # `export default f(…)`, an object, an anonymous class: no name
+        rendered = expression(_text(named), JAVASCRIPT)
+        return [Fact(None, f"{EXPORT_AS}.default", rendered, "", line)] if rendered else []
+    found = []
+    for clause in statement.named_children:
+        if clause.type != "export_clause":
+            continue
+        for spec in clause.named_children:
+            name, alias = spec.child_by_field_name("name"), spec.child_by_field_name("alias")
+            if spec.type != "export_specifier" or name is None or alias is None \
+                    or alias.type == "string" or _text(alias) == _text(name):
+                continue
+            found.append(Fact(None, f"{EXPORT_AS}.{_text(alias)}", _text(name), "", line))
     return found
 
 

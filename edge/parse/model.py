@@ -87,6 +87,10 @@ PROPERTY = "<property>"
 # EXPORTS for `module.exports = v`, "<exports>.a" for `exports.a = v` and the
 # properties of `module.exports = { a }`.
 EXPORTS = "<exports>"
+# The target of a module-level Fact that exports one of an ES module's own names under
+# another: "<export>.b" value "a" for `export { a as b }`, "<export>.default" for `export
+# default a` and `export default function a() {}` (whose symbol is named a).
+EXPORT_AS = "<export>"
 # The value of a JS/TS Fact that binds its target to an object literal (`const z = {
 # ...m, a, b: c }`): its properties are Facts of "z.a", "z.b", its spreads of "z.*"
 # in source order.
