@@ -81,16 +81,21 @@ def _import_clause(clause: Node) -> tuple[list[Binding], bool]:
                 bindings.append(Binding(_text(name), None))
                 type_flags.append(False)
         elif child.type == "named_imports":
-            for spec in child.named_children:
-                if spec.type != "import_specifier":
-                    continue
-                name = spec.child_by_field_name("name")
-                alias = spec.child_by_field_name("alias") or name
-                if name is None:
-                    continue
-                bindings.append(Binding(_text(alias), _text(name)))
-                type_flags.append(_has_token(spec, "type"))
+            for binding, typed in _specifiers(child, "import_specifier"):
+                bindings.append(binding)
+                type_flags.append(typed)
     return bindings, bool(type_flags) and all(type_flags)
+
+
+def _specifiers(clause: Node, kind: str) -> list[tuple[Binding, bool]]:
+    """`{a as b, type T}` of an import or export: (Binding(b, a), whether `type`)."""
+    found = []
+    for spec in clause.named_children:
+        name = spec.child_by_field_name("name")
+        if spec.type == kind and name is not None:
+            alias = spec.child_by_field_name("alias") or name
+            found.append((Binding(_text(alias), _text(name)), _has_token(spec, "type")))
+    return found
 
 
 def _export_statement(node: Node) -> list[Import]:
@@ -104,14 +109,9 @@ def _export_statement(node: Node) -> list[Import]:
         if child.type == "namespace_export":  # export * as ns from 'm'
             bindings.extend(Binding(_text(n), None) for n in child.named_children)
         elif child.type == "export_clause":
-            for spec in child.named_children:
-                if spec.type != "export_specifier":
-                    continue
-                name = spec.child_by_field_name("name")
-                alias = spec.child_by_field_name("alias") or name
-                if name is not None:
-                    bindings.append(Binding(_text(alias), _text(name)))
-                    type_flags.append(_has_token(spec, "type"))
+            for binding, typed in _specifiers(child, "export_specifier"):
+                bindings.append(binding)
+                type_flags.append(typed)
     if not bindings and _has_token(node, "*"):
         bindings.append(Binding("*", "*"))
     type_only = type_only or (bool(type_flags) and all(type_flags))
