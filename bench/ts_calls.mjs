@@ -21,7 +21,11 @@
 //   anonymous default export is "default". Namespaces, object-literal members and
 //   anonymous functions are not nodes: calls inside them belong to the enclosing node.
 // - Each CallExpression / NewExpression with an enclosing node is a call site. Its line
-//   is the line where the callee expression starts (as in our parser). The callee is
+//   is the line where the callee expression starts (as in our parser). So is each JSX
+//   opening or self-closing element whose tag names a component (edge/parse/jsx.py: not
+//   an intrinsic `<div>` / `<my-el>`, a namespaced `<svg:rect>` or a fragment), its
+//   callee the tag: `<Button />` is resolved as a call of Button, and a class component
+//   as `new X()` (the checker's signature for it is the class's construct signature). The callee is
 //   resolved with `checker.getResolvedSignature(call).declaration`, falling back to the
 //   symbol of the callee name (aliases followed), and the declaration is classified:
 //     node       a declaration that is one of our nodes (an overload signature maps to
@@ -92,6 +96,7 @@ const DEFAULT_OPTIONS = {
   moduleResolution: ts.ModuleResolutionKind.Bundler,
   lib: ["lib.esnext.d.ts", "lib.dom.d.ts"],
   skipLibCheck: true,
+  jsx: ts.JsxEmit.ReactJSX, // .tsx sources; no effect on .ts files
 };
 
 function compilerOptions(args) {
@@ -259,22 +264,23 @@ class Resolver {
     return symbol;
   }
 
-  /** The resolution of one call or new expression: {target, def|decl, ...}. */
+  /** The resolution of one call, new expression or JSX element: {target, def|decl, ...}. */
   resolve(call) {
-    if (ts.isNewExpression(call)) {
-      const viaClass = this.constructed(this.classDeclOf(this.symbolOf(call.expression)));
+    const callee = calleeOf(call);
+    if (ts.isNewExpression(call) || isJsxCall(call)) {
+      const viaClass = this.constructed(this.classDeclOf(this.symbolOf(callee)));
       if (viaClass) return viaClass;
     }
-    if (call.expression.kind === ts.SyntaxKind.SuperKeyword) {
+    if (callee.kind === ts.SyntaxKind.SuperKeyword) {
       const viaClass = this.constructed(this.baseClassOf(enclosingClass(call)));
       if (viaClass) return viaClass;
     }
     let decl = this.checker.getResolvedSignature(call)?.declaration;
     if (decl && ts.isJSDocSignature?.(decl)) decl = undefined;
-    const viaValue = this.throughValue(call.expression, decl);
+    const viaValue = this.throughValue(callee, decl);
     if (viaValue) return viaValue;
     if (!decl) {
-      const symbol = this.symbolOf(call.expression);
+      const symbol = this.symbolOf(callee);
       decl = symbol?.valueDeclaration ?? symbol?.declarations?.[0];
     }
     if (!decl) return { target: "unresolved" };
@@ -434,6 +440,19 @@ function enclosingClass(node) {
 // Call-site shapes (the breakdown of bench/ts_calls.py)
 // ---------------------------------------------------------------------------------------
 
+// A JSX element that renders a component: `<Button />`, `<Foo.Bar>`, `<this.Item>`; not
+// what JSX passes on as a string (an identifier starting lower-case or holding a dash,
+// TypeScript's isIntrinsicJsxName) nor a namespaced `<svg:rect>`.
+function isJsxCall(node) {
+  if (!ts.isJsxOpeningElement(node) && !ts.isJsxSelfClosingElement(node)) return false;
+  const tag = node.tagName;
+  if (ts.isIdentifier(tag)) return !/^[a-z]/.test(tag.text) && !tag.text.includes("-");
+  return ts.isPropertyAccessExpression(tag);
+}
+
+// What a site calls: the callee expression, or a JSX element's tag.
+const calleeOf = (call) => (isJsxCall(call) ? call.tagName : call.expression);
+
 function isPlainChain(e) {
   // identifiers / this / super joined by plain `.`: what our parser records as a callee
   while (ts.isPropertyAccessExpression(e)) {
@@ -445,7 +464,12 @@ function isPlainChain(e) {
 }
 
 function shapeOf(call, resolver) {
-  const callee = call.expression;
+  const callee = calleeOf(call);
+  if (isJsxCall(call)) {
+    if (!ts.isIdentifier(callee)) return "<ns.X />";
+    const raw = resolver.checker.getSymbolAtLocation(callee);
+    return "<X />" + (raw && raw.flags & ts.SymbolFlags.Alias ? " [imported]" : "");
+  }
   const isNew = ts.isNewExpression(call);
   if (callee.kind === ts.SyntaxKind.SuperKeyword) return "super()";
   if (hasOptionalChain(callee)) return "a?.m()";
@@ -469,7 +493,7 @@ function shapeOf(call, resolver) {
 // `import X from './x.js'` (or `import { default as X }`) and the call is X(), new X(),
 // X.m() or X.a.m(): the callee is reached through a default import binding.
 function viaDefaultImport(call, resolver) {
-  let head = call.expression;
+  let head = calleeOf(call);
   if (!isPlainChain(head)) return false;
   while (ts.isPropertyAccessExpression(head)) head = head.expression;
   if (!ts.isIdentifier(head)) return false;
@@ -523,8 +547,8 @@ function collectSites(sourceFiles, nodes, resolver) {
   for (const sf of sourceFiles) {
     const visit = (node, caller) => {
       const here = nodes.at.get(node) ?? caller;
-      if ((ts.isCallExpression(node) || ts.isNewExpression(node)) && here
-          && node.expression.kind !== ts.SyntaxKind.ImportKeyword) {
+      if ((ts.isCallExpression(node) && node.expression.kind !== ts.SyntaxKind.ImportKeyword
+           || ts.isNewExpression(node) || isJsxCall(node)) && here) {
         sites.push(siteOf(node, here, sf, resolver));
       }
       // Decorators stand before the member in our parser's tree: they belong to the outer node.
@@ -540,7 +564,7 @@ function siteOf(call, caller, sf, resolver) {
   const resolved = resolver.resolve(call);
   const site = {
     path: caller.path,
-    line: lineOf(call.expression),
+    line: lineOf(calleeOf(call)),
     caller_qualname: caller.qualname,
     caller_kind: caller.kind,
     target: resolved.target,

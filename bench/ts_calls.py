@@ -4,7 +4,8 @@
                               [--edge-from DIR [--edge-label TEXT]]
 
 Corpora: rxjs and tanstack-query-core by default (TypeScript); zod (TypeScript, no
-tsconfig shipped: the checker's defaults below) and webpack (plain CommonJS JavaScript,
+tsconfig shipped: the checker's defaults below), blueprintjs-core (React .tsx, JSX
+elements as calls of the components they name) and webpack (plain CommonJS JavaScript,
 read with allowJs) when named; so are lodash-es, luxon (plain-JS ES modules with default
 exports) and ws (plain CommonJS), the search benchmark's corpora (bench/search_corpora.py,
 the same Corpus objects; none ships a tsconfig).
@@ -109,7 +110,16 @@ JS_CORPUS_LIST: tuple[Corpus, ...] = (BY_NAME["webpack"],
 # More TypeScript, measured only when named: zod declares most of its schemas twice, an
 # interface and a `const` of the same name (`interface $ZodString` + `const $ZodString =
 # core.$constructor(…)`).
-NAMED_CORPUS_LIST: tuple[Corpus, ...] = (BY_NAME["zod"],)
+# React: @blueprintjs/core ships its .tsx sources (components rendering each other in
+# JSX, function components, `forwardRef` consts and class components; tests and stories
+# included). Its tsconfig extends a file the package leaves out: the checker's defaults,
+# which read JSX as react-jsx. React's own types are not installed (nor in the corpus).
+NAMED_CORPUS_LIST: tuple[Corpus, ...] = (
+    BY_NAME["zod"],
+    Corpus("blueprintjs-core", "npm", "@blueprintjs/core", "6.20.0",
+           "React/TSX: components used in JSX (function, forwardRef, class), no usable "
+           "tsconfig shipped", source_dirs=("src",)),
+)
 PLAIN_JS = frozenset(c.name for c in JS_CORPUS_LIST)
 CORPORA = {c.name: c for c in CORPUS_LIST + NAMED_CORPUS_LIST + JS_CORPUS_LIST}
 

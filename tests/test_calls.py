@@ -663,6 +663,54 @@ def test_an_es_modules_own_names_exported_under_another_name(tmp_path):
                                     if e.kind is EdgeKind.EXTENDS}
 
 
+def test_jsx_elements_call_the_components_they_name(tmp_path):
+    """`<Button />` calls Button: default and named imports, re-exports, a namespace
+    import, `forwardRef`/`memo` wrapped consts, and class components (their
+    constructor, else the class, as `new X()`); intrinsic tags call nothing."""
+    root = _write(tmp_path, {
+        "src/Button.tsx": """\
+            import { forwardRef } from 'react';
+            const Button = forwardRef((props, ref) => <button ref={ref} {...props} />);
+            export default Button;
+            """,
+        "src/Icon.tsx": "export function Icon() { return <svg />; }\n",
+        "src/Card.tsx": """\
+            import { memo } from 'react';
+            export const Card = memo(function Card({ children }) { return <div>{children}</div>; });
+            export function CardBody() { return <div />; }
+            """,
+        "src/Dialog.tsx": """\
+            import * as React from 'react';
+            export class Dialog extends React.Component { render() { return <div />; } }
+            export class Modal extends React.Component {
+              constructor(props) { super(props); }
+              render() { return <Dialog />; }
+            }
+            """,
+        "src/index.ts": "export { Icon } from './Icon';\nexport * as cards from './Card';\n",
+        "src/Page.jsx": """\
+            import Button from './Button';
+            import { Icon, cards } from './index';
+            import { Dialog, Modal } from './Dialog';
+            export default function Page() {
+              return (
+                <Modal>
+                  <Button><Icon /></Button>
+                  <cards.Card><cards.CardBody /></cards.Card>
+                  <Dialog />
+                </Modal>
+              );
+            }
+            """,
+    })
+    calls = _calls(root)
+    assert _callees(calls, "Page") == {
+        "src/Button.tsx:Button", "src/Icon.tsx:Icon", "src/Card.tsx:Card",
+        "src/Card.tsx:CardBody", "src/Dialog.tsx:Dialog", "src/Dialog.tsx:Modal.constructor"}
+    assert _callees(calls, "Modal.render") == {"src/Dialog.tsx:Dialog"}
+    assert _callees(calls, "Icon") == set() and _callees(calls, "Button") == set()
+
+
 def test_commonjs_re_export_of_a_required_module(tmp_path):
     root = _write(tmp_path, {
         "lib/impl.js": """\

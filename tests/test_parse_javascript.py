@@ -353,6 +353,36 @@ def test_jsx_and_tsx_parse_cleanly():
     assert ("View", "format") in {(c.caller, c.callee) for c in tsx.calls}
 
 
+@pytest.mark.parametrize("language", ["javascript", "tsx"])
+def test_jsx_elements_naming_components_are_calls_of_them(language):
+    parsed = parse("""\
+        export function Page({ items }) {
+          return (
+            <>
+              <Layout title="t">
+                <Menu.Item onClick={() => track()} />
+                <ui.Card.Body>{items.map((i) => <Row key={i} />)}</ui.Card.Body>
+                <div className="x"><span /><my-element /><_Private /></div>
+              </Layout>
+            </>
+          );
+        }
+        class Panel extends Base { render() { return <Section><Page /></Section>; } }
+        """, language, "Page.tsx")
+    assert parsed.error is None
+    assert [(c.caller, c.callee, c.line) for c in parsed.calls] == [
+        ("Page", "Layout", 4), ("Page", "Menu.Item", 5), ("Page", "track", 5),
+        ("Page", "ui.Card.Body", 6), ("Page", "items.map", 6), ("Page", "Row", 6),
+        ("Page", "_Private", 7), ("Panel.render", "Section", 12), ("Panel.render", "Page", 12)]
+
+
+def test_intrinsic_tags_and_fragments_are_no_calls():
+    parsed = parse("""\
+        const View = () => <><div><svg:rect /><span>{a}</span><custom-el /></div></>;
+        """, "tsx", "View.tsx")
+    assert parsed.calls == []
+
+
 def test_syntax_error_keeps_what_parsed():
     parsed = parse("""\
         import { a } from './a';

@@ -52,7 +52,9 @@ What is recorded:
   "*" for `export *`), not local names.
 - calls whose callee reads as an expression (edge/parse/expression.py: `f`,
   `a.b.c`, `this.m`, `new X`, `f(x).g`, `a?.b`; `super(…)` as
-  "super.constructor"); computed callees are left out.
+  "super.constructor"); computed callees are left out. A JSX element naming a
+  component (`<Button />`, `<Foo.Bar>`, not `<div>` or `<>`) is a call of
+  that component, callee "Button" / "Foo.Bar" (edge/parse/jsx.py).
 - facts for typing receivers (edge/parse/javascript_facts.py).
 """
 from __future__ import annotations
@@ -70,6 +72,7 @@ from edge.parse.expression import JAVASCRIPT, expression
 from edge.parse.javascript_facts import (
     PATTERNS as FACT_PATTERNS, Definitions, exported_name, facts)
 from edge.parse.javascript_imports import imports
+from edge.parse.jsx import PATTERNS as JSX_PATTERNS, component_tags
 from edge.parse.model import Call, ParsedFile, Symbol
 from edge.parse.typescript_namespaces import place_in_namespaces
 
@@ -121,7 +124,8 @@ _EXTRA_PATTERNS = {
 (statement_block (export_statement) @namespace.export)
 """,
 }
-_EXTRA_PATTERNS["tsx"] = _EXTRA_PATTERNS["typescript"]
+_EXTRA_PATTERNS["tsx"] = _EXTRA_PATTERNS["typescript"] + JSX_PATTERNS
+_EXTRA_PATTERNS["javascript"] += JSX_PATTERNS
 
 # A variance modifier: after `<` or `,` and any blanks and comments (`/** @ts-ignore */`),
 # before a type parameter name that is followed by `,`, `>`, `=` or `extends`.
@@ -200,7 +204,10 @@ def parse_javascript(path: str, source: bytes, language: str) -> ParsedFile:
     if "namespace" in captures:
         place_in_namespaces(definitions, captures)
     parsed.symbols = _symbols(definitions, jsdocs, source)
-    parsed.calls, requires = _calls(captures.get("callee", ()), definitions)
+    callees = captures.get("callee", [])
+    if "jsx" in captures:  # `<Button />` calls Button
+        callees = callees + component_tags(captures["jsx"])
+    parsed.calls, requires = _calls(callees, definitions)
     parsed.facts = facts(captures, Definitions(definitions))
     parsed.imports = imports(captures, requires, references)
     if root.has_error:
