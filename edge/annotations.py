@@ -48,6 +48,8 @@ class Annotations:
         generic = _GENERIC.fullmatch(text)
         if generic is not None:
             head, square, angle = generic.groups()
+            if square is not None and not square.strip():
+                return NOTHING  # TypeScript `T[]`: an array of T, not a T
             arguments = square if square is not None else angle
             last = head.rpartition(".")[2]
             if last in _UNIONS:

@@ -323,7 +323,11 @@ class Inference(Members, Annotations):
             return NOTHING
         if target.path in self.symbols.exports:  # CommonJS: what module.exports holds
             values = self._module(target.path)
-            for part in target.name.split(".") if target.name else ():
+            parts = target.name.split(".") if target.name else []
+            if parts[:1] == ["default"] and f"{EXPORTS}.default" not in self.symbols.exports[
+                    target.path]:
+                parts = parts[1:]  # an ES default import of it (Node's interop): module.exports
+            for part in parts:
                 values = self._member(values, part)
             return values
         if not target.name or target.name == "*":

@@ -613,6 +613,20 @@ def test_export_star_from_several_modules(tmp_path):
                                 if e.kind is EdgeKind.EXTENDS}
 
 
+def test_a_typescript_array_annotation_types_no_element(tmp_path):
+    """`items: Item[]` holds an array: `items.map()` is Array's, not Item.map."""
+    root = _write(tmp_path, {
+        "src/item.ts": "export class Item { map() {} run() {} }\n",
+        "src/use.ts": """\
+            import { Item } from './item';
+            export function all(items: Item[], one: Item, many: Array<Item>) {
+              items.map(); one.run(); many.map();
+            }
+            """,
+    })
+    assert _callees(_calls(root), "all") == {"src/item.ts:Item.run"}
+
+
 def test_an_es_modules_own_names_exported_under_another_name(tmp_path):
     """`export default a`, `export default function a`, `export default class A` and
     `export { a as b }` name the module's own definitions: an importer's default or
@@ -738,6 +752,74 @@ def test_commonjs_re_export_of_a_required_module(tmp_path):
     names = {n.id: n.qualname for n in graph.nodes}
     assert ("Sub", "Impl") in {(names[e.src], names[e.dst]) for e in graph.edges
                                if e.kind is EdgeKind.EXTENDS}
+
+
+def test_jsdoc_types_type_receivers_in_javascript(tmp_path):
+    root = _write(tmp_path, {
+        "lib/util/Hash.js": """\
+            class Hash { update(data) { return this; } digest() {} }
+            module.exports = Hash;
+            """,
+        "lib/cache.js": """\
+            class Cache { get() {} }
+            class Entry { touch() {} }
+            module.exports = { Cache, Entry };
+            """,
+        "lib/digest.js": """\
+            /** @import Hash from "./util/Hash" */
+            /** @typedef {import("./cache").Cache} Cache */
+
+            /**
+             * @param {Hash} hash the hash
+             * @param {Cache | null} [cache] optional
+             * @param {import("./cache").Entry=} entry inline import type
+             * @returns {Hash} the same
+             */
+            function digest(hash, cache, entry) {
+              hash.update("x");
+              cache.get();
+              entry.touch();
+              return hash;
+            }
+            function chained(h) { digest(h).digest(); }
+            /** @param {Hash[]} hashes a container gives nothing */
+            function many(hashes) { hashes.update(); }
+            class Holder {
+              constructor() {
+                /** @type {Hash | undefined} */
+                this.hash = undefined;
+              }
+              /** @type {?Cache} */
+              cache = null;
+              run() { this.hash.digest(); this.cache.get(); }
+            }
+            module.exports = { digest, chained, many, Holder };
+            """,
+        "lib/other.js": """\
+            /** @typedef {import("./util/Hash")} Hash */
+            /** @param {Hash} hash */
+            function other(hash) { hash.digest(); }
+            module.exports = other;
+            """,
+        "lib/typed.ts": """\
+            /** @param {Hash} hash ignored: TypeScript has its own annotations */
+            export function inTs(hash) { hash.update(); }
+            """,
+    })
+    calls = _calls(root)
+    assert _callees(calls, "digest") == {
+        "lib/util/Hash.js:Hash.update", "lib/cache.js:Cache.get", "lib/cache.js:Entry.touch"}
+    assert _callees(calls, "chained") == {"lib/digest.js:digest", "lib/util/Hash.js:Hash.digest"}
+    assert _callees(calls, "many") == set()
+    assert _callees(calls, "Holder.run") == {
+        "lib/util/Hash.js:Hash.digest", "lib/cache.js:Cache.get"}
+    assert _callees(calls, "inTs") == set()
+    assert _callees(calls, "other") == {"lib/util/Hash.js:Hash.digest"}
+    graph = analyze(root, workers=1).graph
+    paths = {n.id: n.path for n in graph.nodes}
+    # JSDoc import types name modules for typing only: no IMPORTS edge.
+    assert ("lib/digest.js", "lib/util/Hash.js") not in {
+        (paths[e.src], paths[e.dst]) for e in graph.edges if e.kind is EdgeKind.IMPORTS}
 
 
 def test_javascript_static_members_are_inherited(tmp_path):

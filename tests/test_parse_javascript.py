@@ -299,6 +299,83 @@ def test_jsdoc_must_touch_the_declaration():
     assert docs == {"far": None, "lineCommented": None, "close": "Close."}
 
 
+def jsdoc_facts(source: str, language: str = "javascript", path: str = "lib/a.js"):
+    parsed = parse(source, language, path)
+    return {(f.scope, f.target, f.annotation) for f in parsed.facts if f.annotation}, \
+        [i for i in parsed.imports if i.kind == "jsdoc"]
+
+
+def test_jsdoc_types_are_annotations_in_javascript():
+    facts, imports = jsdoc_facts("""\
+        /** @typedef {import("../util/Hash")} Hash */
+        /** @typedef {import('./x').Y.Z} Why */
+        class A {
+          /**
+           * @param {Hash} hash described
+           * @param {?Why=} [w=1] optional, with a default
+           * @param {{a: number}} o an object type
+           * @param {string} o.a a property: no fact
+           * @param {!Array<Hash>} list
+           * @param {...Hash} rest an array
+           * @returns {import("./z").Z | null}
+           */
+          run(hash, w = 1, o, list, ...rest) {
+            /** @type {Foo} */
+            this.f = undefined;
+            /** @type {Bar=} */
+            let b;
+            const c = /** @type {Baz} */ (o.x);
+            return hash;
+          }
+          /** @type {Qux} */
+          q = null;
+          /** @returns {this} */
+          self() { return this; }
+        }
+        /** @param {Hash} h */
+        const g = h => h.digest();
+        """)
+    assert facts == {
+        ("A.run", "hash", "Hash"), ("A.run", "w", "Why"), ("A.run", "o", "{a: number}"),
+        ("A.run", "list", "Array<Hash>"), ("A.run", "<return>", "import$0.Z | null"),
+        ("A.run", "this.f", "Foo"), ("A.run", "b", "Bar"), ("A.run", "c", "Baz"),
+        ("A", "q", "Qux"), ("A.self", "<return>", "Self"), ("g", "h", "Hash")}
+    assert {(i.module, i.bindings, i.type_only) for i in imports} == {
+        ("../util/Hash", (Binding("Hash", None),), True),
+        ("./x", (Binding("Why", "Y.Z"),), True),
+        ("./z", (Binding("import$0", None),), True)}
+
+
+def test_jsdoc_is_read_in_javascript_only_and_only_right_above():
+    source = """\
+        /** @typedef {import("./h")} Hash */
+        /** @param {Hash} hash */
+
+        function far(hash) {}
+        /** @param {Hash} hash */
+        function near(hash) { [1].map((x) => x); }
+        """
+    facts, imports = jsdoc_facts(source)
+    assert facts == {("near", "hash", "Hash")} and len(imports) == 1
+    assert jsdoc_facts(source, "typescript", "lib/a.ts") == (set(), [])
+
+
+def test_jsdoc_import_tags_bind_as_the_import_they_spell():
+    _, imports = jsdoc_facts("""\
+        /** @import Hash from "../Hash" */
+        /**
+         * @import {
+         * 	HashDigest as Encoding, Other
+         * } from "./options"
+         * @import * as ns from './ns'
+         */
+        """)
+    assert {(i.module, i.bindings) for i in imports} == {
+        ("../Hash", (Binding("Hash", "default"),)),
+        ("./options", (Binding("Encoding", "HashDigest"), Binding("Other", "Other"))),
+        ("./ns", (Binding("ns", None),))}
+
+
 def test_long_docstrings_are_cut():
     parsed = parse("/** " + "word " * 200 + "*/\nfunction f() {}\n")
     assert len(parsed.symbols[0].docstring) <= 400

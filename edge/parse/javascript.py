@@ -72,6 +72,7 @@ from edge.parse.expression import JAVASCRIPT, expression
 from edge.parse.javascript_facts import (
     PATTERNS as FACT_PATTERNS, Definitions, exported_name, facts)
 from edge.parse.javascript_imports import imports
+from edge.parse.jsdoc import PATTERNS as JSDOC_PATTERNS, read as read_jsdoc
 from edge.parse.jsx import PATTERNS as JSX_PATTERNS, component_tags
 from edge.parse.model import Call, ParsedFile, Symbol
 from edge.parse.typescript_namespaces import place_in_namespaces
@@ -125,7 +126,7 @@ _EXTRA_PATTERNS = {
 """,
 }
 _EXTRA_PATTERNS["tsx"] = _EXTRA_PATTERNS["typescript"] + JSX_PATTERNS
-_EXTRA_PATTERNS["javascript"] += JSX_PATTERNS
+_EXTRA_PATTERNS["javascript"] += JSX_PATTERNS + JSDOC_PATTERNS  # JSDoc types: JS only
 
 # A variance modifier: after `<` or `,` and any blanks and comments (`/** @ts-ignore */`),
 # before a type parameter name that is followed by `,`, `>`, `=` or `extends`.
@@ -200,16 +201,27 @@ def parse_javascript(path: str, source: bytes, language: str) -> ParsedFile:
     loc = source.count(b"\n") + (1 if source and not source.endswith(b"\n") else 0)
     parsed = ParsedFile(path=path, language=language, loc=loc)
     jsdocs, references = _special_comments(captures.get("comment", ()), source)
+    jsdocs.sort(key=_start_byte)
+    doc_ends = [doc.end_byte for doc in jsdocs]
+
+    def doc_of(start: int) -> Node | None:
+        return _doc_block(start, jsdocs, doc_ends, source)
+
     definitions = _definitions(captures)
     if "namespace" in captures:
         place_in_namespaces(definitions, captures)
-    parsed.symbols = _symbols(definitions, jsdocs, source)
+    parsed.symbols = _symbols(definitions, doc_of, source)
     callees = captures.get("callee", [])
     if "jsx" in captures:  # `<Button />` calls Button
         callees = callees + component_tags(captures["jsx"])
     parsed.calls, requires = _calls(callees, definitions)
-    parsed.facts = facts(captures, Definitions(definitions))
+    scopes = Definitions(definitions)
+    parsed.facts = facts(captures, scopes)
     parsed.imports = imports(captures, requires, references)
+    if language == "javascript" and jsdocs:  # TypeScript's checker reads JSDoc types in JS only
+        typed, named = read_jsdoc(captures, definitions, scopes.scope, jsdocs, doc_of, source)
+        parsed.facts += typed
+        parsed.imports += named
     if root.has_error:
         parsed.error = f"syntax error near line {_first_error_line(root)}"
     return parsed
@@ -396,9 +408,7 @@ def _name_and_declared(node: Node, form: str) -> tuple[str, Node] | None:
     return ("default", node) if form == "default" else None
 
 
-def _symbols(definitions: list[_Definition], jsdocs: list[Node], source: bytes) -> list[Symbol]:
-    jsdocs = sorted(jsdocs, key=_start_byte)
-    doc_ends = [doc.end_byte for doc in jsdocs]
+def _symbols(definitions: list[_Definition], doc_of, source: bytes) -> list[Symbol]:
     symbols = []
     for d in definitions:
         node = d.node
@@ -408,7 +418,7 @@ def _symbols(definitions: list[_Definition], jsdocs: list[Node], source: bytes) 
             qualname=d.qualname,
             start_line=node.start_point.row + 1,
             end_line=node.end_point.row + 1,
-            docstring=_docstring(d.start, jsdocs, doc_ends, source),
+            docstring=_docstring(doc_of(d.start), source),
             bases=_bases(d.declared) if d.kind == "class" else (),
             parent=d.parent,
             constructible=d.declared.type not in _NOT_CONSTRUCTIBLE,
@@ -445,8 +455,8 @@ def _dotted_types(nodes: list[Node]) -> list[str]:
     return names
 
 
-def _docstring(start: int, jsdocs: list[Node], doc_ends: list[int], source: bytes) -> str | None:
-    """The JSDoc block right above a definition: only statement keywords and
+def _doc_block(start: int, jsdocs: list[Node], doc_ends: list[int], source: bytes) -> Node | None:
+    """The JSDoc block right above what starts at `start`: only statement keywords and
     decorators between them, no blank line (a file header is not a docstring)."""
     index = bisect.bisect_right(doc_ends, start) - 1
     if index < 0 or start - doc_ends[index] > _DOC_GAP_LIMIT:
@@ -454,7 +464,12 @@ def _docstring(start: int, jsdocs: list[Node], doc_ends: list[int], source: byte
     gap = source[doc_ends[index]:start]
     if not _DOC_GAP.fullmatch(gap) or _BLANK_LINE.search(gap):
         return None
-    doc = jsdocs[index]
+    return jsdocs[index]
+
+
+def _docstring(doc: Node | None, source: bytes) -> str | None:
+    if doc is None:
+        return None
     text = source[doc.start_byte:doc.end_byte]  # the original bytes, not the masked ones
     return _clean_jsdoc(text[3:-2].decode("utf-8", "replace")) if len(text) > 4 else None
 

@@ -66,7 +66,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, NamedTuple
 
-from edge.parse.model import ParsedFile
+from edge.parse.model import Import, ParsedFile
 from edge.resolve.model import FileImports, ResolvedImport, Target
 
 _SOURCE_EXTENSIONS = (
@@ -310,6 +310,9 @@ class JavaScriptResolver:
         directory = posixpath.dirname(parsed.path)
         for statement in parsed.imports:
             outcome = self._outcome(directory, statement.module)
+            if statement.kind == "jsdoc":
+                _bind_jsdoc_names(result, statement, outcome.target)
+                continue
             if outcome.target is not None:
                 if outcome.target == parsed.path:
                     continue
@@ -667,6 +670,17 @@ class JavaScriptResolver:
             return False
         real = os.path.realpath(full)
         return real == self._real_root or real.startswith(self._real_root + os.sep)
+
+
+def _bind_jsdoc_names(result: FileImports, statement: Import, target: str | None) -> None:
+    """Names a JSDoc type takes from a module (`@typedef {import("./x")} X`,
+    edge/parse/jsdoc.py): bound for typing, never over a name the code imports, and no
+    IMPORTS edge: the import graph stays the statements' (what dependency-cruiser, its
+    reference, reads), and the file's real require of the module, if any, makes one."""
+    if target is None or target == result.path:
+        return
+    for binding in statement.bindings:
+        result.scope.setdefault(binding.local, Target(target, binding.name))
 
 
 def _pnpm_packages(text: str) -> list[str]:
