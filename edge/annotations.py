@@ -4,9 +4,12 @@ Annotations understood: names and dotted names of classes (quoted or not),
 `Optional[X]`, `Union[X, Y]`, `X | Y`, `type[X]`, `Self`, `Annotated`/
 `Final`/`ClassVar` wrappers, a repository generic `Box[T]` as `Box`; in
 TypeScript `Foo<T> | null`, `typeof Foo`, `Promise<Foo>` (what `await` gives).
-Other generics (`list[X]`, `Array<X>`) give nothing: the receiver is the
-container. An annotation is read in type space: a class, or the interface of a
-name that is also a value (edge/symbols.py `_merged`).
+A container of one element type (`list[X]`, `Sequence[X]`, `tuple[X, ...]`,
+`X[]`, `Array<X>`, `Set<X>`, `Iterable<X>`, JSDoc `Array.<X>`) is a CONTAINER
+value of what X names: nothing is found on it, its elements (loops, subscripts)
+are X. Other generics (`dict[K, V]`, `Map<K, V>`) give nothing. An annotation
+is read in type space: a class, or the interface of a name that is also a value
+(edge/symbols.py `_merged`).
 
 The text is taken apart here; the names in it are looked up as the evaluation
 of expressions looks them up. A mixin: `Inference` provides `symbols`,
@@ -17,12 +20,19 @@ from __future__ import annotations
 import re
 
 from edge.symbols import Definition, enclosing_class
-from edge.values import CLASS, FUNCTION, INSTANCE, NOTHING, Value, Values
+from edge.values import CLASS, CONTAINER, FUNCTION, INSTANCE, NOTHING, Value, Values
 from shared.graph.model import NodeKind
 
 _WRAPPERS = frozenset(("Annotated", "Final", "ClassVar", "Required", "NotRequired",
                        "ReadOnly", "InitVar", "Readonly", "Promise", "PromiseLike", "Awaited"))
 _UNIONS = frozenset(("Optional", "Union"))
+# Generics of one element type that hold it (iterating or indexing gives one), when
+# the name is no repository class. Python's and TypeScript's; `tuple` only as `tuple[X, ...]`.
+_CONTAINERS = frozenset((
+    "list", "List", "Sequence", "MutableSequence", "Iterable", "Iterator", "Collection",
+    "set", "Set", "frozenset", "FrozenSet", "AbstractSet", "MutableSet",
+    "Array", "ReadonlyArray", "ReadonlySet", "IterableIterator"))
+_TUPLES = frozenset(("tuple", "Tuple"))
 _GENERIC = re.compile(r"([\w.$]+)\s*(?:\[(.*)\]|<(.*)>)", re.DOTALL)
 _DOTTED = re.compile(r"(?:[^\W\d]|\$)[\w$]*(?:\.(?:[^\W\d]|\$)[\w$]*)*")
 
@@ -40,6 +50,8 @@ class Annotations:
         parts = _split(text, "|")
         if len(parts) > 1:
             return self._union(path, scope, parts)
+        if text.endswith("[]"):  # TypeScript `X[]`, `readonly X[]`, `(A | B)[]`
+            return _container(self.annotation(path, scope, _readonly(text[:-2])))
         if text.startswith("typeof "):  # TypeScript: the class itself
             # (`typeof f` of a function value holds any function of f's type: no edge.)
             inner = self.annotation(path, scope, text[7:])
@@ -48,9 +60,8 @@ class Annotations:
         generic = _GENERIC.fullmatch(text)
         if generic is not None:
             head, square, angle = generic.groups()
-            if square is not None and not square.strip():
-                return NOTHING  # TypeScript `T[]`: an array of T, not a T
             arguments = square if square is not None else angle
+            head = head.rstrip(".")  # JSDoc `Array.<T>`
             last = head.rpartition(".")[2]
             if last in _UNIONS:
                 return self._union(path, scope, _split(arguments, ","))
@@ -59,6 +70,8 @@ class Annotations:
             if last in ("type", "Type"):
                 inner = self.annotation(path, scope, _split(arguments, ",")[0])
                 return frozenset(Value(CLASS, v.target) for v in inner if v.kind == INSTANCE)
+            if last in _CONTAINERS or last in _TUPLES:
+                return self._container(path, scope, head, last, _split(arguments, ","))
             text = head  # a repository generic: Box[T] is a Box
         if not _DOTTED.fullmatch(text):
             return NOTHING
@@ -74,11 +87,34 @@ class Annotations:
         return frozenset(Value(INSTANCE, v.target) for v in values
                          if v.kind in (CLASS, FUNCTION) and v.target.is_type)
 
+    def _container(self, path: str, scope: Definition | None, head: str, last: str,
+                   arguments: list[str]) -> Values:
+        """`list[X]`, `Array<X>`...: a container of X, unless the name is a repository
+        class (then it is that class, as any repository generic)."""
+        own = self.annotation(path, scope, head)
+        if own:
+            return own
+        if last in _TUPLES:  # only `tuple[X, ...]` has one element type
+            if len(arguments) != 2 or arguments[1] != "...":
+                return NOTHING
+        elif len(arguments) != 1:
+            return NOTHING
+        return _container(self.annotation(path, scope, arguments[0]))
+
     def _union(self, path: str, scope: Definition | None, parts: list[str]) -> Values:
         values: set[Value] = set()
         for part in parts:
             values |= self.annotation(path, scope, part)
         return frozenset(values)
+
+
+def _container(elements: Values) -> Values:
+    return frozenset((Value(CONTAINER, elements),)) if elements else NOTHING
+
+
+def _readonly(text: str) -> str:
+    text = text.strip()
+    return text[9:] if text.startswith("readonly ") else text
 
 
 def _split(text: str, separator: str) -> list[str]:

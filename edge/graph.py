@@ -25,7 +25,7 @@ from contextlib import contextmanager
 from typing import Iterable
 
 from edge.infer import Inference
-from edge.parse.model import EXPORTS, OBJECT, PROPERTY, Fact, ParsedFile, Skipped
+from edge.parse.model import ELEMENT, EXPORTS, OBJECT, PROPERTY, Fact, ParsedFile, Skipped
 from edge.resolve.model import FileImports
 from edge.symbols import Symbols
 from shared.graph.model import Edge, EdgeKind, Graph, NodeKind
@@ -137,6 +137,8 @@ def _module_member(fact: Fact, file: ParsedFile) -> bool:
 
 def _head(expression: str) -> str:
     head = expression.partition(".")[0]
+    if head.endswith(ELEMENT):  # `xs[i].m()`, a loop over xs: xs is what is looked up
+        head = head[:-2]
     return head[:-2] if head.endswith("()") else head
 
 

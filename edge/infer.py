@@ -9,7 +9,9 @@ of parameters, attributes and returns, with/except targets, returned values.
 - an instance of a repository class (from `Cls()`, an annotation, `self`);
 - a class (a name bound to one, `cls`, `type[Cls]`);
 - a function or method (a name, `obj.method`, an alias `f = obj.method`);
-- a module (`import pkg.mod`), or `super()` of a class.
+- a module (`import pkg.mod`), or `super()` of a class;
+- a container (`list[Item]`, `Item[]`) whose elements a subscript or a loop
+  variable reads: a segment "xs[]" of the expression (edge/values.py).
 
 A name is looked up as Python does: the function's own facts, then enclosing
 functions', then its function-local imports; then the file (definitions,
@@ -31,12 +33,12 @@ from typing import Iterable, Sequence
 
 from edge.annotations import Annotations
 from edge.members import Members
-from edge.parse.model import EXPORTS, OBJECT, PROPERTY, RETURN, Fact, ParsedFile
+from edge.parse.model import ELEMENT, EXPORTS, OBJECT, PROPERTY, RETURN, Fact, ParsedFile
 from edge.resolve.model import FileImports, Target
 from edge.symbols import REEXPORT_HOPS, Definition, Symbols, enclosing_class
 from edge.values import (
-    CLASS, FUNCTION, INSTANCE, MODULE, NAMESPACE, NOTHING, OBJECT_VALUE, SUPER, Value, Values,
-    values_of)
+    CLASS, FUNCTION, INSTANCE, MODULE, NAMESPACE, NOTHING, OBJECT_VALUE, SUPER, Value,
+    Values, elements, values_of)
 from shared.graph.model import NodeKind
 
 # Evaluations nest (a fact's value names another fact); past this depth: unknown.
@@ -118,8 +120,7 @@ class Inference(Members, Annotations):
         then each line gets its own."""
         # A callee whose first name is the file's (most calls: `f()`, `mod.f()`,
         # `Cls().m()`) has the same answer in every function of the file.
-        head = callee.partition(".")[0]
-        head = head[:-2] if head.endswith(_CALL) else head
+        head = _name(callee.partition(".")[0])
         shared = head not in _SELF_KINDS and head not in self._scope(path, caller)[0]
         if shared:
             known = self._callees.get((path, callee))
@@ -169,10 +170,15 @@ class Inference(Members, Annotations):
             for segment in segments[used:]:
                 if not values:
                     break
+                element = segment.endswith(ELEMENT)
+                if element:
+                    segment = segment[:-2]
                 called = segment.endswith(_CALL)
                 values = self._member(values, segment[:-2] if called else segment)
                 if called:
                     values = self._call(values)
+                if element:
+                    values = self._elements(values, called)
             return values
         finally:
             self._depth -= 1
@@ -180,6 +186,9 @@ class Inference(Members, Annotations):
     def _head(self, path: str, scope: Definition | None, segments: list[str],
               line: int | None) -> tuple[Values, int]:
         first = segments[0]
+        element = first.endswith(ELEMENT)
+        if element:
+            first = first[:-2]
         called = first.endswith(_CALL)
         name = first[:-2] if called else first
         values, used = self._local(path, scope, name, line), 1
@@ -187,9 +196,22 @@ class Inference(Members, Annotations):
             values, used = self._global_dotted(path, segments)
             if scope is None and line is not None:  # module level: defined by then?
                 values = frozenset(v for v in values if not _defined_after(v, path, line))
-        if called and used == 1 and name != "super":
-            values = self._call(values)
+        if used == 1:
+            if called and name != "super":
+                values = self._call(values)
+            if element:
+                values = self._elements(values, called)
         return values, used
+
+    def _elements(self, values: Values, called: bool) -> Values:
+        """What iterating or indexing `values` gives: the elements of containers. A
+        method read as an attribute (a JS getter: `for (const e of info.exports)`) is
+        what it returns, as a property is."""
+        if not called:
+            values = frozenset().union(*(
+                self._returns(v.target) if v.kind == FUNCTION
+                and v.target.node.kind is NodeKind.METHOD else (v,) for v in values))
+        return elements(values)
 
     def _local(self, path: str, scope: Definition | None, name: str,
                line: int | None) -> Values | None:
@@ -275,14 +297,13 @@ class Inference(Members, Annotations):
         if segments[0] in self._dotted_heads.get(path, ()):
             scope = self.imports[path].scope
             plain = 0
-            while plain < len(segments) and not segments[plain].endswith(_CALL):
+            while plain < len(segments) and not segments[plain].endswith((_CALL, ELEMENT)):
                 plain += 1
             for used in range(plain, 1, -1):
                 target = scope.get(".".join(segments[:used]))
                 if target is not None:
                     return self._target(target, REEXPORT_HOPS), used
-        name = segments[0][:-2] if segments[0].endswith(_CALL) else segments[0]
-        return self.name(path, name), 1
+        return self.name(path, _name(segments[0])), 1
 
     def name(self, path: str, name: str, hops: int = REEXPORT_HOPS) -> Values:
         """What a module-level `name` of `path` is: a definition, an assignment, an import."""
@@ -358,6 +379,13 @@ class Inference(Members, Annotations):
                 for fact in self.symbols.exports[path].get(target, ()) if fact.value))
             self._memo[key] = known
         return known
+
+
+def _name(segment: str) -> str:
+    """The name a segment of an expression reads (`f()`, `xs[]`, `f()[]`: f, xs)."""
+    if segment.endswith(ELEMENT):
+        segment = segment[:-2]
+    return segment[:-2] if segment.endswith(_CALL) else segment
 
 
 def _defined_after(value: Value, path: str, line: int) -> bool:

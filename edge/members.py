@@ -15,7 +15,8 @@ of that name, and are inherited; a member of a CommonJS module is only what it
 exports; a TS namespace's members are what it exports, and a class, function
 or enum merged with a namespace of its name has those members too; an object
 literal bound to a name has its properties, then what its spreads hold (last
-first; past a spread of an unknown value, nothing).
+first; past a spread of an unknown value, nothing). A container (edge/values.py)
+has no members.
 
 A mixin: `Inference` holds the indexes it reads (`symbols`, `facts`,
 `attributes`, `statics`, `properties`, `_memo`) and the evaluation of facts
@@ -26,8 +27,8 @@ from __future__ import annotations
 from edge.parse.model import EXPORTS, RETURN, SPREAD, Fact
 from edge.symbols import Definition
 from edge.values import (
-    CLASS, FUNCTION, INSTANCE, MODULE, NAMESPACE, NOTHING, OBJECT_VALUE, SUPER, Value, Values,
-    values_of)
+    CLASS, CONTAINER, FUNCTION, INSTANCE, MODULE, NAMESPACE, NOTHING, OBJECT_VALUE, SUPER, Value,
+    Values, values_of)
 from shared.graph.model import NodeKind
 
 # Values whose members are known by name: a spread of one adds just those.
@@ -72,6 +73,8 @@ class Members:
             return self._assigned(self.statics[target.node.id][name])  # JS `f.x = v`
         if kind == FUNCTION:  # a method used as a value's holder: a property
             return self._member(self._returns(target), name)
+        if kind == CONTAINER:  # `items.map`: the library's, whatever the elements are
+            return NOTHING
         return self._class_member(target, name)
 
     def _namespace_member(self, path: str, namespace: str, name: str) -> Values:

@@ -927,3 +927,102 @@ def test_members_of_an_object_literal_and_its_spreads(tmp_path):
     assert _callees(calls, "run") == {
         "src/schemas.ts:any", "src/checks.ts:regex", "src/checks.ts:string",
         "src/iso.ts:date", "src/use.ts:own"}
+
+
+def test_python_elements_of_typed_containers_through_loops_and_subscripts(tmp_path):
+    calls = _python(tmp_path, """\
+        from typing import Iterator, List, Sequence
+
+        from pkg.models import Adapter, Point, Session
+
+
+        class Pool:
+            sessions: list[Session]
+
+            def __init__(self, adapters: List[Adapter]):
+                self.adapters = adapters
+
+            def all(self) -> Sequence[Point]: ...
+
+            def walk(self) -> Iterator["Session"]: ...
+
+            def run(self):
+                for s in self.sessions:
+                    s.get("/")
+                for a in self.adapters:
+                    a.send()
+                for p in self.all():
+                    p.norm()
+                for w in self.walk():
+                    w.make()
+                self.sessions[0].get("/")
+                self.sessions.append(None)
+
+
+        def loose(points: tuple[Point, ...], pairs: tuple[Point, Session],
+                  names: dict[str, Session], many: set[type[Session]]):
+            for p in points:
+                p.norm()
+            for x in pairs:
+                x.get("/")
+            names["a"].get("/")
+            points[1:].norm()
+            for cls in many:
+                cls.make()
+            for i, q in enumerate(points):
+                q.norm()
+        """)
+    assert _callees(calls, "Pool.run") == {
+        "pkg/models.py:Session.get", "pkg/models.py:Adapter.send", "pkg/models.py:Point.norm",
+        "pkg/client.py:Pool.all", "pkg/client.py:Pool.walk", "pkg/models.py:Session.make"}
+    assert _callees(calls, "loose") == {"pkg/models.py:Point.norm", "pkg/models.py:Session.make"}
+
+
+def test_typescript_and_jsdoc_elements_of_arrays_through_loops_and_subscripts(tmp_path):
+    """`Item[]`, `Array<Item>`, `Set<Item>`, a field, a return type: `for…of` and `xs[i]`
+    give an Item; the array's own methods (`items.map()`) give nothing."""
+    root = _write(tmp_path, {
+        "src/item.ts": "export class Item { map() {} run() {} }\n",
+        "src/use.ts": """\
+            import { Item } from './item';
+            export class Box {
+              private items: readonly Item[] = [];
+              list(): Array<Item> { return []; }
+              get all(): Iterable<Item> { return this.items; }
+              each(set: Set<Item>, keys: Map<string, Item>) {
+                for (const a of this.items) a.run();
+                for (const g of this.all) g.map();
+                for (const b of this.list()) { b.run(); }
+                for (const c of set) c.run();
+                for (const k in keys) k.run();
+                this.items[0].run();
+                this.items.map();
+              }
+            }
+            export function loose(items: Item[] | undefined) {
+              let x;
+              for (x of items!) x.run();
+              items?.map();
+            }
+            """,
+        "lib/holder.js": """\
+            const { Item } = require("../src/item");
+            class Holder {
+              constructor() {
+                /** @type {Item[]} */
+                this._items = [];
+              }
+              /** @param {Array.<Item>} more */
+              run(more) {
+                for (const item of this._items) item.run();
+                more[more.length - 1].run();
+              }
+            }
+            module.exports = Holder;
+            """,
+    })
+    calls = _calls(root)
+    assert _callees(calls, "Box.each") == {
+        "src/item.ts:Item.run", "src/item.ts:Item.map", "src/use.ts:Box.list"}
+    assert _callees(calls, "loose") == {"src/item.ts:Item.run"}
+    assert _callees(calls, "Holder.run") == {"src/item.ts:Item.run"}

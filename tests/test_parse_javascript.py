@@ -662,3 +662,21 @@ def test_object_literal_facts_keep_properties_after_the_last_spread():
     parsed = parse("const z = { early, ...a, ...b.c, late: d.e, f() {} };\n")
     assert [(f.target, f.value) for f in parsed.facts if f.target.startswith("z")] == [
         ("z", "<object>"), ("z.*", "a"), ("z.*", "b.c"), ("z.late", "d.e")]
+
+
+def test_a_for_of_variable_is_an_element_and_a_subscript_callee_takes_one():
+    parsed = parse("""\
+        function f(items: Item[], m: Map<string, Item>) {
+          for (const item of items) item.run();
+          let x;
+          for (x of this.list()) {}
+          for (const key in m) {}
+          for (const [k, v] of m) {}
+          items[items.length - 1].run();
+          this.cache[key]!.get();
+        }
+        """)
+    assert [(f.target, f.value, f.line) for f in parsed.facts if not f.annotation] == [
+        ("item", "items[]", 2), ("x", "this.list()[]", 4)]
+    assert [(c.callee, c.line) for c in parsed.calls] == [
+        ("item.run", 2), ("this.list", 4), ("items[].run", 7), ("this.cache[].get", 8)]

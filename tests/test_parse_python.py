@@ -396,3 +396,23 @@ def test_floor_division_is_not_a_comment_and_a_comment_is_one_without_a_space():
         """)
     assert {(f.target, f.value) for f in parsed.facts} >= {("box", "Box()"), ("other", "Box()")}
     assert ("f", "make().run", 3) in [(c.caller, c.callee, c.line) for c in parsed.calls]
+
+
+def test_a_for_loop_variable_is_an_element_and_a_subscript_callee_takes_one():
+    parsed = parse("""\
+        def f(items, rows):
+            for item in items:
+                item.run()
+            for row in self.rows():
+                row.cells[0].draw()
+            for a, b in pairs:
+                pass
+            for c in items[1:]:
+                pass
+            items[1:].run()
+            other[i].method()
+        """)
+    assert [(f.scope, f.target, f.value, f.line) for f in parsed.facts] == [
+        ("f", "item", "items[]", 2), ("f", "row", "self.rows()[]", 4)]
+    assert [(c.callee, c.line) for c in parsed.calls] == [
+        ("item.run", 3), ("self.rows", 4), ("row.cells[].draw", 5), ("other[].method", 11)]

@@ -6,9 +6,11 @@ Both parsers write them from source text, one rule set for Python and
 JavaScript/TypeScript except for comments, whose syntax is each language's own
 (`//` is Python's floor division, `#x` a JS private name): JS `new X(…)` is a
 call of X, optional chaining `a?.b` and non-null assertions `a!.b` are plain
-member access, type arguments `f<T>()` and `await` are dropped. Anything else
-(subscripts, literals, operators, casts, lambdas) is not an expression: no type
-can be followed through it.
+member access, type arguments `f<T>()` and `await` are dropped. A subscript is
+an element, its index dropped: `xs[i].m` is "xs[].m" (at most one per segment,
+after its call: `f()[0]`; a Python slice `xs[1:]` is no element). Anything else
+(literals, operators, casts, lambdas) is not an expression: no type can be
+followed through it.
 """
 from __future__ import annotations
 
@@ -18,7 +20,7 @@ import re
 MAX_EXPRESSION = 2000
 _NAME = r"(?:[^\W\d]|[$#])[\w$]*"
 _PLAIN = re.compile(rf"(?:{_NAME})(?:\.(?:{_NAME}))*")
-_EXPRESSION = re.compile(rf"(?:{_NAME})(?:\(\))?(?:\.(?:{_NAME})(?:\(\))?)*")
+_EXPRESSION = re.compile(rf"(?:{_NAME})(?:\(\))?(?:\[\])?(?:\.(?:{_NAME})(?:\(\))?(?:\[\])?)*")
 _STRING = re.compile(r"""[rRbBuUfF]{0,2}("""
                      r'''"""(?:\\.|[^\\])*?"""|\'\'\'(?:\\.|[^\\])*?\'\'\''''
                      r'''|"(?:\\.|[^"\\\n])*"|'(?:\\.|[^'\\\n])*'|`(?:\\.|[^`\\])*`)''',
@@ -31,9 +33,12 @@ _LAYOUT = {
     JAVASCRIPT: (re.compile(r"\s+|//[^\n]*|/\*.*?\*/|\\\n", re.DOTALL), ("/", "\\")),
 }
 _INNERMOST_ARGUMENTS = re.compile(r"\([^()]*\)")
-_TYPE_ARGUMENTS = re.compile(r"<[\w$.,\s\[\]|&<>]*>(?=\x00)")
+# An innermost subscript; one holding a colon (a slice, a JS conditional) is left open
+# and the text is no expression.
+_INNERMOST_SUBSCRIPT = re.compile(r"\[[^\[\]:]*\]")
+_TYPE_ARGUMENTS = re.compile(r"<[\w$.,\s\[\]\x01|&<>]*>(?=\x00)")  # \x01: `T[]`
 _PREFIX = re.compile(r"\b(?:new|await)\s+")
-_HOLE = "\0"
+_HOLE, _ELEMENT_HOLE = "\0", "\1"
 
 
 def expression(raw: str, syntax: str) -> str | None:
@@ -48,14 +53,16 @@ def expression(raw: str, syntax: str) -> str | None:
     if "new" in raw or "await" in raw:  # `new X()` builds an X, as calling a Python class does
         raw = _PREFIX.sub("", raw)
     raw = drop_layout(raw, syntax)
-    while "(" in raw:  # innermost argument lists first, so nested calls collapse too
-        collapsed = _INNERMOST_ARGUMENTS.sub(_HOLE, raw)
+    while "(" in raw or "[" in raw:  # innermost brackets first: nested ones collapse too
+        collapsed = _INNERMOST_SUBSCRIPT.sub(_ELEMENT_HOLE, _INNERMOST_ARGUMENTS.sub(_HOLE, raw))
         if collapsed == raw:
             break
         raw = collapsed
     if "<" in raw:
         raw = _TYPE_ARGUMENTS.sub("", raw)
     raw = raw.replace(_HOLE, "()")
+    if _ELEMENT_HOLE in raw:
+        raw = raw.replace(_ELEMENT_HOLE, "[]")
     if "?" in raw or "!" in raw:
         raw = raw.replace("?.", ".").replace("!.", ".").rstrip("!")
     return raw if _EXPRESSION.fullmatch(raw) else None

@@ -5,7 +5,9 @@ x = new X()`, `let x: T`, `this.x = v`, class fields (`client: QueryClient`,
 `#cache = new Cache()`), TypeScript constructor parameter properties
 (`constructor(private client: Client)` declares `this.client`), annotated
 parameters (`this: Subscriber<T>` included), return types of declared
-functions and methods, and the values those return. Patterns join the
+functions and methods, the values those return, and the variable of `for (const
+x of xs)` (value "xs[]": an element of xs; destructuring is left out, and
+`for…in` gives keys). Patterns join the
 parser's single query; no code here walks the tree.
 
 Module-level assignments in the CommonJS style are facts too: what the module
@@ -40,7 +42,7 @@ from bisect import bisect_right
 from tree_sitter import Node
 
 from edge.parse.expression import JAVASCRIPT, expression
-from edge.parse.model import EXPORT_AS, EXPORTS, OBJECT, RETURN, SPREAD, Fact
+from edge.parse.model import ELEMENT, EXPORT_AS, EXPORTS, OBJECT, RETURN, SPREAD, Fact
 
 _VALUE = ("[(new_expression) (call_expression) (identifier) (member_expression)"
           " (await_expression) (this)]")
@@ -54,6 +56,7 @@ PATTERNS = {
 (assignment_expression left: (member_expression object: (this)) right: {_VALUE}) @fact.this
 (field_definition property: (_) value: {_VALUE}) @fact.field
 (return_statement {_VALUE}) @fact.return
+(for_in_statement left: (identifier) operator: "of" right: {_VALUE}) @fact.for
 {_FUNCTIONS} @fact.function
 (assignment_expression left: (member_expression) right: (_)) @fact.member
 (variable_declarator name: (identifier) value: (object)) @fact.object
@@ -137,6 +140,11 @@ def facts(captures: dict[str, list[Node]], definitions: Definitions) -> list[Fac
                            node.child_by_field_name("type")))
     for node in captures.get("fact.parameter", ()):
         found.extend(_parameter(definitions, node))
+    for node in captures.get("fact.for", ()):  # `for (const x of xs)`: an element of xs
+        fact = _fact(definitions, node, _text(node.child_by_field_name("left")),
+                     node.child_by_field_name("right"), None)
+        if fact.value:
+            found.append(fact._replace(value=fact.value + ELEMENT))
     functions = sorted(captures.get("fact.function", ()), key=_start)
     found.extend(_returns(definitions, functions, captures.get("fact.return", ())))
     found = [f for f in found if f.value or f.annotation]

@@ -26,8 +26,9 @@ make no IMPORTS edge (edge/resolve/javascript.py says why).
 
 Type text is cleaned for edge/annotations.py: `?T`, `!T` and `T=` lose their marks,
 `this` becomes `Self`, `...T` (a rest parameter: an array) and `*` give nothing;
-unions, `Promise<T>` and `typeof X` are left as written, and the rest (`Array<T>`,
-`T[]`, `{a: T}`, `function(T): U`) names no class in edge/annotations.py.
+unions, `Promise<T>`, `typeof X`, `T[]` and `Array.<T>` (containers of T) are left
+as written, and the rest (`{a: T}`, `function(T): U`) names no class in
+edge/annotations.py.
 
 The blocks come from the parser's pairing of a JSDoc block with what follows it
 (edge/parse/javascript.py `_doc_block`); the query patterns below only pick out the

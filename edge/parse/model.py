@@ -96,6 +96,9 @@ EXPORT_AS = "<export>"
 # in source order.
 OBJECT = "<object>"
 SPREAD = "*"
+# The suffix of an expression segment that takes an element of what it reads: `xs[i]` is
+# "xs[]", and so is the value of x in `for x in xs` / `for (const x of xs)`.
+ELEMENT = "[]"
 
 
 class Fact(NamedTuple):

@@ -3,8 +3,9 @@
 The graph builder (edge/infer.py) types `obj` in `obj.method()` from these: a
 constructor call assigned to a local, an annotated parameter, `self.x = Cls()`
 in any method, a class-level annotation, a module-level instance, a with or
-except target, a function's return annotation or returned values. Nothing is
-evaluated here.
+except target, a function's return annotation or returned values, the variable
+of a `for` loop over an expression (value "xs[]": an element of xs; a tuple target
+is left out). Nothing is evaluated here.
 
 The tree-sitter patterns below join the parser's single query, so finding the
 facts costs no extra walk over the tree; only assignments whose right side
@@ -17,7 +18,7 @@ import re
 from tree_sitter import Node
 
 from edge.parse.expression import PYTHON, expression
-from edge.parse.model import PROPERTY, RETURN, Fact
+from edge.parse.model import ELEMENT, PROPERTY, RETURN, Fact
 
 _INSTANCE_PARAMETERS = (b"self", b"cls")
 # @property, @functools.cached_property, @name.getter/.setter and the like.
@@ -35,6 +36,7 @@ FACT_PATTERNS = (
     "(with_item value: (as_pattern alias: (as_pattern_target (identifier)))) @fact.with",
     "(except_clause (as_pattern alias: (as_pattern_target (identifier))) @fact.except)",
     f"(return_statement {_VALUE}) @fact.return",
+    f"(for_statement left: (identifier) right: {_VALUE}) @fact.for",
     # `cls = pick(kind)`, `for cls, args in …`: the name no longer means the class.
     '(assignment left: (identifier) @fact.taken (#any-of? @fact.taken "self" "cls"))',
     '(for_statement left: (identifier) @fact.taken (#any-of? @fact.taken "self" "cls"))',
@@ -68,6 +70,11 @@ def facts(text, captures: dict[str, list[Node]], scopes) -> list[Fact]:
                           text.decoded(node.named_child(0)), node.start_point.row + 1))
     for node in captures.get("fact.return", ()):
         found.append(_fact(text, scopes, node, RETURN, node.named_child(0), None))
+    for node in captures.get("fact.for", ()):  # `for x in xs`: x is an element of xs
+        fact = _fact(text, scopes, node, text.decoded(node.child_by_field_name("left")),
+                     node.child_by_field_name("right"), None)
+        if fact.value:
+            found.append(fact._replace(value=fact.value + ELEMENT))
     found = [f for f in found if f.value or f.annotation]
     for node in captures.get("fact.taken", ()):
         found.append(Fact(scopes.enclosing(node.start_byte), text.decoded(node), "", "",
