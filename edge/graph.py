@@ -24,8 +24,8 @@ from collections import Counter
 from contextlib import contextmanager
 from typing import Iterable
 
-from edge.infer import Inference
-from edge.parse.model import ELEMENT, EXPORTS, OBJECT, PROPERTY, Fact, ParsedFile, Skipped
+from edge.infer import Inference, read_segment
+from edge.parse.model import EXPORTS, OBJECT, PROPERTY, Fact, ParsedFile, Skipped
 from edge.resolve.model import FileImports
 from edge.symbols import Symbols
 from shared.graph.model import Edge, EdgeKind, Graph, NodeKind
@@ -136,10 +136,8 @@ def _module_member(fact: Fact, file: ParsedFile) -> bool:
 
 
 def _head(expression: str) -> str:
-    head = expression.partition(".")[0]
-    if head.endswith(ELEMENT):  # `xs[i].m()`, a loop over xs: xs is what is looked up
-        head = head[:-2]
-    return head[:-2] if head.endswith("()") else head
+    """The name an expression starts from (`f().g`, `xs[].m`: f, xs)."""
+    return read_segment(expression.partition(".")[0])[0]
 
 
 def stats(graph: Graph) -> dict:

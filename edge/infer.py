@@ -120,7 +120,7 @@ class Inference(Members, Annotations):
         then each line gets its own."""
         # A callee whose first name is the file's (most calls: `f()`, `mod.f()`,
         # `Cls().m()`) has the same answer in every function of the file.
-        head = _name(callee.partition(".")[0])
+        head = read_segment(callee.partition(".")[0])[0]
         shared = head not in _SELF_KINDS and head not in self._scope(path, caller)[0]
         if shared:
             known = self._callees.get((path, callee))
@@ -170,11 +170,8 @@ class Inference(Members, Annotations):
             for segment in segments[used:]:
                 if not values:
                     break
-                element = segment.endswith(ELEMENT)
-                if element:
-                    segment = segment[:-2]
-                called = segment.endswith(_CALL)
-                values = self._member(values, segment[:-2] if called else segment)
+                name, called, element = read_segment(segment)
+                values = self._member(values, name)
                 if called:
                     values = self._call(values)
                 if element:
@@ -185,12 +182,7 @@ class Inference(Members, Annotations):
 
     def _head(self, path: str, scope: Definition | None, segments: list[str],
               line: int | None) -> tuple[Values, int]:
-        first = segments[0]
-        element = first.endswith(ELEMENT)
-        if element:
-            first = first[:-2]
-        called = first.endswith(_CALL)
-        name = first[:-2] if called else first
+        name, called, element = read_segment(segments[0])
         values, used = self._local(path, scope, name, line), 1
         if values is None:
             values, used = self._global_dotted(path, segments)
@@ -303,7 +295,7 @@ class Inference(Members, Annotations):
                 target = scope.get(".".join(segments[:used]))
                 if target is not None:
                     return self._target(target, REEXPORT_HOPS), used
-        return self.name(path, _name(segments[0])), 1
+        return self.name(path, read_segment(segments[0])[0]), 1
 
     def name(self, path: str, name: str, hops: int = REEXPORT_HOPS) -> Values:
         """What a module-level `name` of `path` is: a definition, an assignment, an import."""
@@ -381,11 +373,14 @@ class Inference(Members, Annotations):
         return known
 
 
-def _name(segment: str) -> str:
-    """The name a segment of an expression reads (`f()`, `xs[]`, `f()[]`: f, xs)."""
-    if segment.endswith(ELEMENT):
+def read_segment(segment: str) -> tuple[str, bool, bool]:
+    """A segment of an expression as (the name it reads, called, element taken):
+    `f()` is (f, True, False), `xs[]` (xs, False, True), `f()[]` (f, True, True)."""
+    element = segment.endswith(ELEMENT)
+    if element:
         segment = segment[:-2]
-    return segment[:-2] if segment.endswith(_CALL) else segment
+    called = segment.endswith(_CALL)
+    return (segment[:-2] if called else segment), called, element
 
 
 def _defined_after(value: Value, path: str, line: int) -> bool:
